@@ -1,0 +1,4 @@
+//! (in progress)
+/// Chunk encoder.
+#[derive(Debug)]
+pub struct ChunkEncoder;
