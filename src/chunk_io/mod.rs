@@ -6,6 +6,7 @@
 //! no earlier header, so one encoding can be shared by every subscriber of a stream.
 
 mod decoder;
+mod header;
 mod encoder;
 mod error;
 
@@ -57,3 +58,6 @@ pub struct MessagePayload {
     /// Message body.
     pub data: Bytes,
 }
+
+#[cfg(test)]
+mod tests;
