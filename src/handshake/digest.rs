@@ -109,7 +109,9 @@ pub(crate) fn embed_digest(
 ) -> Option<Digest> {
     let offset = scheme.digest_offset(packet)?;
     let digest = packet_digest(signer, packet, offset)?;
-    packet.get_mut(offset..offset + DIGEST_LEN)?.copy_from_slice(&digest);
+    packet
+        .get_mut(offset..offset + DIGEST_LEN)?
+        .copy_from_slice(&digest);
     Some(digest)
 }
 
@@ -146,7 +148,11 @@ pub(crate) fn signed_reply(
 }
 
 /// Whether `reply` carries the signature [`signed_reply`] would have produced.
-pub(crate) fn reply_is_signed(signer: Signer, peer_digest: &Digest, reply: &[u8; PACKET_LEN]) -> bool {
+pub(crate) fn reply_is_signed(
+    signer: Signer,
+    peer_digest: &Digest,
+    reply: &[u8; PACKET_LEN],
+) -> bool {
     let (body, tail) = reply.split_at(PACKET_LEN - DIGEST_LEN);
     tail == reply_signature(signer, peer_digest, body).as_slice()
 }

@@ -138,13 +138,22 @@ impl fmt::Display for HandshakeError {
                 "peer asked for RTMP version {v} (encrypted RTMPE), only version 3 is supported"
             ),
             HandshakeError::UnsupportedVersion(v) => {
-                write!(f, "peer asked for RTMP version {v}, only version 3 is supported")
+                write!(
+                    f,
+                    "peer asked for RTMP version {v}, only version 3 is supported"
+                )
             }
             HandshakeError::NotStarted => {
-                write!(f, "client handshake fed peer bytes before start() sent C0+C1")
+                write!(
+                    f,
+                    "client handshake fed peer bytes before start() sent C0+C1"
+                )
             }
             HandshakeError::AlreadyCompleted => {
-                write!(f, "handshake already completed; further bytes belong to the chunk stream")
+                write!(
+                    f,
+                    "handshake already completed; further bytes belong to the chunk stream"
+                )
             }
         }
     }
@@ -221,8 +230,11 @@ impl Handshake {
         };
         if role == HandshakeRole::Client {
             handshake.own_packet = handshake.hello_packet(CLIENT_VERSION);
-            handshake.own_digest =
-                embed_digest(Signer::Client, DigestScheme::Scheme0, &mut handshake.own_packet);
+            handshake.own_digest = embed_digest(
+                Signer::Client,
+                DigestScheme::Scheme0,
+                &mut handshake.own_packet,
+            );
         }
         handshake
     }
@@ -254,7 +266,11 @@ impl Handshake {
         let mut rest = input;
         loop {
             let awaiting_hello = self.state == State::AwaitingHello;
-            let step_len = if awaiting_hello { 1 + PACKET_LEN } else { PACKET_LEN };
+            let step_len = if awaiting_hello {
+                1 + PACKET_LEN
+            } else {
+                PACKET_LEN
+            };
             let take = step_len.saturating_sub(self.buffer.len()).min(rest.len());
             let (taken, after) = rest.split_at(take);
             self.buffer.extend_from_slice(taken);
@@ -269,13 +285,21 @@ impl Handshake {
                 }
             }
             if self.buffer.len() < step_len {
-                return Ok(HandshakeProgress::InProgress { response: response.freeze() });
+                return Ok(HandshakeProgress::InProgress {
+                    response: response.freeze(),
+                });
             }
-            let packet_bytes = if awaiting_hello { self.buffer.get(1..) } else { self.buffer.get(..) };
+            let packet_bytes = if awaiting_hello {
+                self.buffer.get(1..)
+            } else {
+                self.buffer.get(..)
+            };
             let Some(peer_packet) = packet_bytes.and_then(|b| <[u8; PACKET_LEN]>::try_from(b).ok())
             else {
                 // Unreachable: the buffer holds exactly step_len bytes here.
-                return Ok(HandshakeProgress::InProgress { response: response.freeze() });
+                return Ok(HandshakeProgress::InProgress {
+                    response: response.freeze(),
+                });
             };
             self.buffer.clear();
             if awaiting_hello {
@@ -341,7 +365,8 @@ impl Handshake {
                     Some((scheme, digest)) => {
                         self.peer_scheme = Some(scheme);
                         self.own_packet = self.hello_packet(SERVER_VERSION);
-                        self.own_digest = embed_digest(Signer::Server, scheme, &mut self.own_packet);
+                        self.own_digest =
+                            embed_digest(Signer::Server, scheme, &mut self.own_packet);
                         // The body of S2 is never checked by anyone; S1's bytes serve.
                         signed_reply(Signer::Server, &digest, &self.own_packet)
                     }
@@ -385,7 +410,9 @@ impl Handshake {
             HandshakeRole::Client => Signer::Server,
             HandshakeRole::Server => Signer::Client,
         };
-        let signed = self.own_digest.is_some_and(|d| reply_is_signed(signer, &d, reply));
+        let signed = self
+            .own_digest
+            .is_some_and(|d| reply_is_signed(signer, &d, reply));
         if signed {
             log::debug!("{peer} carries a valid digest signature");
         } else if reply == &self.own_packet {

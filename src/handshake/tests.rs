@@ -57,7 +57,10 @@ fn in_progress(result: Result<HandshakeProgress, HandshakeError>) -> Bytes {
 
 fn completed(result: Result<HandshakeProgress, HandshakeError>) -> (Bytes, Bytes) {
     match result {
-        Ok(HandshakeProgress::Completed { response, remaining }) => (response, remaining),
+        Ok(HandshakeProgress::Completed {
+            response,
+            remaining,
+        }) => (response, remaining),
         other => panic!("expected Completed, got {other:?}"),
     }
 }
@@ -96,7 +99,10 @@ fn plain_server_handshake_exact_bytes() {
     c2.extend_from_slice(&[0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x14]);
     let (response, remaining) = completed(server.process(&c2));
     assert!(response.is_empty());
-    assert_eq!(&remaining[..], &[0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x14]);
+    assert_eq!(
+        &remaining[..],
+        &[0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x14]
+    );
     assert!(server.is_completed());
     assert_eq!(server.buffered_len(), 0);
 }
@@ -238,14 +244,23 @@ fn corrupted_digest_falls_back_to_plain_echo() {
 fn rtmpe_versions_are_refused_at_the_first_byte() {
     for version in [6u8, 8, 0, 31, 255] {
         let mut server = test_server();
-        assert_eq!(server.process(&[version]), Err(HandshakeError::UnsupportedVersion(version)));
+        assert_eq!(
+            server.process(&[version]),
+            Err(HandshakeError::UnsupportedVersion(version))
+        );
         // The failure sticks, and nothing is buffered.
-        assert_eq!(server.process(&[3]), Err(HandshakeError::UnsupportedVersion(version)));
+        assert_eq!(
+            server.process(&[3]),
+            Err(HandshakeError::UnsupportedVersion(version))
+        );
         assert_eq!(server.buffered_len(), 0);
     }
     let mut client = test_client();
     client.start();
-    assert_eq!(client.process(&[8, 0, 0]), Err(HandshakeError::UnsupportedVersion(8)));
+    assert_eq!(
+        client.process(&[8, 0, 0]),
+        Err(HandshakeError::UnsupportedVersion(8))
+    );
     assert_eq!(
         HandshakeError::UnsupportedVersion(6).to_string(),
         "peer asked for RTMP version 6 (encrypted RTMPE), only version 3 is supported"
@@ -269,7 +284,10 @@ fn feed_bytewise(handshake: &mut Handshake, bytes: &[u8]) -> (Vec<u8>, Option<By
     for (i, byte) in bytes.iter().enumerate() {
         match handshake.process(std::slice::from_ref(byte)).unwrap() {
             HandshakeProgress::InProgress { response } => sent.extend_from_slice(&response),
-            HandshakeProgress::Completed { response, remaining } => {
+            HandshakeProgress::Completed {
+                response,
+                remaining,
+            } => {
                 sent.extend_from_slice(&response);
                 assert_eq!(i, bytes.len() - 1, "completed before the last byte");
                 return (sent, Some(remaining));
