@@ -1,0 +1,1 @@
+//! Randomised tests: arbitrary and mutated bytes never panic; generated messages round-trip.
