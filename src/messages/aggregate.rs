@@ -47,12 +47,17 @@ pub struct AggregateSubMessages {
 impl AggregateSubMessages {
     fn next_sub_message(&mut self) -> Result<MessagePayload, MessageError> {
         let start = self.position;
-        let error = |problem| MessageError::Aggregate { offset: start, problem };
+        let error = |problem| MessageError::Aggregate {
+            offset: start,
+            problem,
+        };
         let rest = self.data.get(start..).unwrap_or_default();
         let header: [u8; HEADER_LENGTH] = rest
             .get(..HEADER_LENGTH)
             .and_then(|bytes| bytes.try_into().ok())
-            .ok_or(error(AggregateProblem::TruncatedHeader { remaining: rest.len() }))?;
+            .ok_or(error(AggregateProblem::TruncatedHeader {
+                remaining: rest.len(),
+            }))?;
         let [sub_type, s0, s1, s2, t0, t1, t2, t_high, ..] = header;
         if !matches!(
             sub_type,
@@ -66,7 +71,10 @@ impl AggregateSubMessages {
         let remaining = rest.len().saturating_sub(HEADER_LENGTH);
         // size is at most 2^24 - 1, so these sums cannot overflow.
         if size + BACK_POINTER_LENGTH > remaining {
-            return Err(error(AggregateProblem::SubMessagePastEnd { size, remaining }));
+            return Err(error(AggregateProblem::SubMessagePastEnd {
+                size,
+                remaining,
+            }));
         }
         let body = self.data.slice(body_start..body_start + size);
         self.position = body_start + size + BACK_POINTER_LENGTH;

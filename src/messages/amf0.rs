@@ -231,7 +231,10 @@ impl Cursor<'_> {
     fn read_string_bytes(&mut self, length_at: usize, length: usize) -> Result<(), MessageError> {
         let remaining = self.remaining();
         if length > remaining {
-            return Err(amf0_error(length_at, Amf0Problem::StringPastEnd { length, remaining }));
+            return Err(amf0_error(
+                length_at,
+                Amf0Problem::StringPastEnd { length, remaining },
+            ));
         }
         let text_at = self.position;
         let bytes = self.take(length)?;

@@ -25,14 +25,16 @@ impl RtmpMessage {
                 }
                 RtmpMessage::SetChunkSize { size }
             }
-            type_id::ABORT => RtmpMessage::Abort { chunk_stream_id: read_u32(id, body)? },
-            type_id::ACKNOWLEDGEMENT => {
-                RtmpMessage::Acknowledgement { sequence_number: read_u32(id, body)? }
-            }
+            type_id::ABORT => RtmpMessage::Abort {
+                chunk_stream_id: read_u32(id, body)?,
+            },
+            type_id::ACKNOWLEDGEMENT => RtmpMessage::Acknowledgement {
+                sequence_number: read_u32(id, body)?,
+            },
             type_id::USER_CONTROL => RtmpMessage::UserControl(UserControlEvent::decode(body)?),
-            type_id::WINDOW_ACKNOWLEDGEMENT_SIZE => {
-                RtmpMessage::WindowAcknowledgementSize { size: read_u32(id, body)? }
-            }
+            type_id::WINDOW_ACKNOWLEDGEMENT_SIZE => RtmpMessage::WindowAcknowledgementSize {
+                size: read_u32(id, body)?,
+            },
             type_id::SET_PEER_BANDWIDTH => {
                 let size = read_u32(id, body)?;
                 let limit_type = body.get(4).copied().ok_or(MessageError::BodyTooShort {
@@ -40,14 +42,20 @@ impl RtmpMessage {
                     needed: 5,
                     actual: body.len(),
                 })?;
-                RtmpMessage::SetPeerBandwidth { size, limit_type: limit_type.into() }
+                RtmpMessage::SetPeerBandwidth {
+                    size,
+                    limit_type: limit_type.into(),
+                }
             }
             type_id::AUDIO => RtmpMessage::Audio { data: body.clone() },
             type_id::VIDEO => RtmpMessage::Video { data: body.clone() },
-            type_id::AMF3_DATA => RtmpMessage::Amf3Data { data: after_format_byte(id, body)? },
-            type_id::AMF3_SHARED_OBJECT => {
-                RtmpMessage::SharedObject { amf3: true, data: body.clone() }
-            }
+            type_id::AMF3_DATA => RtmpMessage::Amf3Data {
+                data: after_format_byte(id, body)?,
+            },
+            type_id::AMF3_SHARED_OBJECT => RtmpMessage::SharedObject {
+                amf3: true,
+                data: body.clone(),
+            },
             type_id::AMF3_COMMAND => {
                 let command = decode_command(&after_format_byte(id, body)?)?;
                 RtmpMessage::Amf3Command {
@@ -57,10 +65,13 @@ impl RtmpMessage {
                     arguments: command.arguments,
                 }
             }
-            type_id::AMF0_DATA => RtmpMessage::Amf0Data { values: decode_amf0(body)? },
-            type_id::AMF0_SHARED_OBJECT => {
-                RtmpMessage::SharedObject { amf3: false, data: body.clone() }
-            }
+            type_id::AMF0_DATA => RtmpMessage::Amf0Data {
+                values: decode_amf0(body)?,
+            },
+            type_id::AMF0_SHARED_OBJECT => RtmpMessage::SharedObject {
+                amf3: false,
+                data: body.clone(),
+            },
             type_id::AMF0_COMMAND => {
                 let command = decode_command(body)?;
                 RtmpMessage::Amf0Command {
@@ -71,7 +82,10 @@ impl RtmpMessage {
                 }
             }
             type_id::AGGREGATE => RtmpMessage::Aggregate { data: body.clone() },
-            other => RtmpMessage::Unknown { type_id: other, data: body.clone() },
+            other => RtmpMessage::Unknown {
+                type_id: other,
+                data: body.clone(),
+            },
         })
     }
 }
@@ -103,15 +117,26 @@ fn read_u32(id: u8, body: &[u8]) -> Result<u32, MessageError> {
     body.get(..4)
         .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
         .map(u32::from_be_bytes)
-        .ok_or(MessageError::BodyTooShort { type_id: id, needed: 4, actual: body.len() })
+        .ok_or(MessageError::BodyTooShort {
+            type_id: id,
+            needed: 4,
+            actual: body.len(),
+        })
 }
 
 /// The body of a type 15 or 17 message after its 0x00 format byte, sliced without copying.
 fn after_format_byte(id: u8, body: &Bytes) -> Result<Bytes, MessageError> {
     match body.first() {
-        None => Err(MessageError::BodyTooShort { type_id: id, needed: 1, actual: 0 }),
+        None => Err(MessageError::BodyTooShort {
+            type_id: id,
+            needed: 1,
+            actual: 0,
+        }),
         Some(0) => Ok(body.slice(1..)),
-        Some(&format) => Err(MessageError::UnexpectedAmf3Format { type_id: id, format }),
+        Some(&format) => Err(MessageError::UnexpectedAmf3Format {
+            type_id: id,
+            format,
+        }),
     }
 }
 
@@ -132,5 +157,24 @@ fn decode_command(amf0: &[u8]) -> Result<Command, MessageError> {
         return Err(MessageError::MissingTransactionId { name });
     };
     let command_object = values.next().unwrap_or(Amf0Value::Null);
-    Ok(Command { name, transaction_id, command_object, arguments: values.collect() })
+    Ok(Command {
+        name,
+        transaction_id,
+        command_object,
+        arguments: values.collect(),
+    })
+}
+
+/// The AMF0 string `"@setDataFrame"` as it starts a data message body.
+const SET_DATA_FRAME_PREFIX: &[u8] = b"\x02\x00\x0D@setDataFrame";
+
+/// For a type 18 body that starts with `@setDataFrame`, the rest of the body (usually
+/// `"onMetaData", ECMA array`), sliced without copying; `None` otherwise.
+///
+/// Publishers send `@setDataFrame("onMetaData", ...)`; players expect `onMetaData(...)`. Slicing
+/// the original bytes keeps the ECMA array and its property order exactly as the publisher
+/// wrote them, which decoding and re-encoding (through a `HashMap`, as an object) would not.
+pub fn strip_set_data_frame(body: &Bytes) -> Option<Bytes> {
+    body.starts_with(SET_DATA_FRAME_PREFIX)
+        .then(|| body.slice(SET_DATA_FRAME_PREFIX.len()..))
 }

@@ -58,18 +58,36 @@ impl RtmpMessage {
             | RtmpMessage::Aggregate { data }
             | RtmpMessage::Unknown { data, .. } => data.clone(),
             RtmpMessage::Amf0Data { values } => Bytes::from(encode_amf0_vec(values)?),
-            RtmpMessage::Amf0Command { name, transaction_id, command_object, arguments } => {
-                Bytes::from(encode_command(name, *transaction_id, command_object, arguments)?)
-            }
+            RtmpMessage::Amf0Command {
+                name,
+                transaction_id,
+                command_object,
+                arguments,
+            } => Bytes::from(encode_command(
+                name,
+                *transaction_id,
+                command_object,
+                arguments,
+            )?),
             RtmpMessage::Amf3Data { data } => {
                 let mut body = BytesMut::with_capacity(1 + data.len());
                 body.put_u8(0);
                 body.extend_from_slice(data);
                 body.freeze()
             }
-            RtmpMessage::Amf3Command { name, transaction_id, command_object, arguments } => {
+            RtmpMessage::Amf3Command {
+                name,
+                transaction_id,
+                command_object,
+                arguments,
+            } => {
                 let mut body = vec![0u8];
-                body.extend(encode_command(name, *transaction_id, command_object, arguments)?);
+                body.extend(encode_command(
+                    name,
+                    *transaction_id,
+                    command_object,
+                    arguments,
+                )?);
                 Bytes::from(body)
             }
         })
@@ -146,7 +164,10 @@ impl RtmpMessage {
 
     /// User Control Set Buffer Length.
     pub fn set_buffer_length(stream_id: u32, buffer_length_ms: u32) -> RtmpMessage {
-        RtmpMessage::UserControl(UserControlEvent::SetBufferLength { stream_id, buffer_length_ms })
+        RtmpMessage::UserControl(UserControlEvent::SetBufferLength {
+            stream_id,
+            buffer_length_ms,
+        })
     }
 
     /// User Control Ping Request.

@@ -134,7 +134,11 @@ pub enum AggregateProblem {
 impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MessageError::BodyTooShort { type_id, needed, actual } => write!(
+            MessageError::BodyTooShort {
+                type_id,
+                needed,
+                actual,
+            } => write!(
                 f,
                 "message type {type_id}: body has {actual} bytes, needs at least {needed}"
             ),
@@ -142,7 +146,11 @@ impl fmt::Display for MessageError {
                 f,
                 "invalid chunk size {size:#x}: must be 1..=0x7fffffff (top bit reserved)"
             ),
-            MessageError::UserControlTooShort { event_type, needed, actual } => write!(
+            MessageError::UserControlTooShort {
+                event_type,
+                needed,
+                actual,
+            } => write!(
                 f,
                 "user control event {event_type}: {actual} bytes of event data, needs {needed}"
             ),
@@ -187,7 +195,9 @@ impl fmt::Display for Amf0Problem {
             Amf0Problem::UnsupportedMarker(marker) => {
                 write!(f, "unsupported type marker {marker:#04x}")
             }
-            Amf0Problem::UnexpectedObjectEnd => write!(f, "object-end marker where a value must be"),
+            Amf0Problem::UnexpectedObjectEnd => {
+                write!(f, "object-end marker where a value must be")
+            }
             Amf0Problem::EmptyPropertyName => {
                 write!(f, "empty property name not followed by object-end marker")
             }
@@ -200,12 +210,14 @@ impl fmt::Display for Amf0EncodeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Amf0EncodeProblem::StringTooLong { length } => {
-                write!(f, "string of {length} bytes (AMF0 strings hold at most 65535)")
+                write!(
+                    f,
+                    "string of {length} bytes (AMF0 strings hold at most 65535)"
+                )
             }
-            Amf0EncodeProblem::InvalidPropertyName { length } => write!(
-                f,
-                "property name of {length} bytes (must be 1..=65535)"
-            ),
+            Amf0EncodeProblem::InvalidPropertyName { length } => {
+                write!(f, "property name of {length} bytes (must be 1..=65535)")
+            }
             Amf0EncodeProblem::TooDeep => write!(
                 f,
                 "objects/arrays nested deeper than {}",
@@ -219,10 +231,9 @@ impl fmt::Display for Amf0EncodeProblem {
 impl fmt::Display for AggregateProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AggregateProblem::TruncatedHeader { remaining } => write!(
-                f,
-                "{remaining} bytes left, a sub-message header needs 11"
-            ),
+            AggregateProblem::TruncatedHeader { remaining } => {
+                write!(f, "{remaining} bytes left, a sub-message header needs 11")
+            }
             AggregateProblem::SubMessagePastEnd { size, remaining } => write!(
                 f,
                 "sub-message of {size} bytes (+4 back-pointer) but only {remaining} bytes left"

@@ -47,6 +47,7 @@ mod tests;
 
 pub use aggregate::{split_aggregate, AggregateSubMessages};
 pub use amf0::{decode_amf0, encode_amf0, AMF0_MAX_DEPTH, AMF0_MAX_VALUES};
+pub use decode::strip_set_data_frame;
 pub use error::{AggregateProblem, Amf0EncodeProblem, Amf0Problem, MessageError};
 pub use user_control::event_type;
 

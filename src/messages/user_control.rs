@@ -63,19 +63,32 @@ impl UserControlEvent {
                 })
         };
         Ok(match event_type {
-            event_type::STREAM_BEGIN => UserControlEvent::StreamBegin { stream_id: word(0)? },
-            event_type::STREAM_EOF => UserControlEvent::StreamEof { stream_id: word(0)? },
-            event_type::STREAM_DRY => UserControlEvent::StreamDry { stream_id: word(0)? },
+            event_type::STREAM_BEGIN => UserControlEvent::StreamBegin {
+                stream_id: word(0)?,
+            },
+            event_type::STREAM_EOF => UserControlEvent::StreamEof {
+                stream_id: word(0)?,
+            },
+            event_type::STREAM_DRY => UserControlEvent::StreamDry {
+                stream_id: word(0)?,
+            },
             event_type::SET_BUFFER_LENGTH => UserControlEvent::SetBufferLength {
                 stream_id: word(0)?,
                 buffer_length_ms: word(1)?,
             },
-            event_type::STREAM_IS_RECORDED => {
-                UserControlEvent::StreamIsRecorded { stream_id: word(0)? }
-            }
-            event_type::PING_REQUEST => UserControlEvent::PingRequest { timestamp: word(0)? },
-            event_type::PING_RESPONSE => UserControlEvent::PingResponse { timestamp: word(0)? },
-            _ => UserControlEvent::Unknown { event_type, data: body.slice(2..) },
+            event_type::STREAM_IS_RECORDED => UserControlEvent::StreamIsRecorded {
+                stream_id: word(0)?,
+            },
+            event_type::PING_REQUEST => UserControlEvent::PingRequest {
+                timestamp: word(0)?,
+            },
+            event_type::PING_RESPONSE => UserControlEvent::PingResponse {
+                timestamp: word(0)?,
+            },
+            _ => UserControlEvent::Unknown {
+                event_type,
+                data: body.slice(2..),
+            },
         })
     }
 
@@ -88,7 +101,10 @@ impl UserControlEvent {
             | UserControlEvent::StreamEof { stream_id }
             | UserControlEvent::StreamDry { stream_id }
             | UserControlEvent::StreamIsRecorded { stream_id } => body.put_u32(*stream_id),
-            UserControlEvent::SetBufferLength { stream_id, buffer_length_ms } => {
+            UserControlEvent::SetBufferLength {
+                stream_id,
+                buffer_length_ms,
+            } => {
                 body.put_u32(*stream_id);
                 body.put_u32(*buffer_length_ms);
             }

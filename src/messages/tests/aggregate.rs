@@ -111,7 +111,10 @@ fn oversized_sub_message_is_an_error() {
         split_aggregate(&aggregate(0, body)).collect::<Vec<_>>(),
         vec![Err(MessageError::Aggregate {
             offset: 0,
-            problem: AggregateProblem::SubMessagePastEnd { size: 100, remaining: 7 }
+            problem: AggregateProblem::SubMessagePastEnd {
+                size: 100,
+                remaining: 7
+            }
         })]
     );
     // Missing back-pointer.
@@ -121,7 +124,10 @@ fn oversized_sub_message_is_an_error() {
         split_aggregate(&aggregate(0, body)).collect::<Vec<_>>(),
         vec![Err(MessageError::Aggregate {
             offset: 0,
-            problem: AggregateProblem::SubMessagePastEnd { size: 1, remaining: 4 }
+            problem: AggregateProblem::SubMessagePastEnd {
+                size: 1,
+                remaining: 4
+            }
         })]
     );
 }

@@ -18,12 +18,24 @@ fn string_longer_than_the_message_is_an_error() {
     // rml_amf0 alone would return "ab" padded with 14 NULs here.
     assert_eq!(
         decode_amf0(&[0x02, 0x00, 0x10, b'a', b'b']),
-        amf0_error(1, Amf0Problem::StringPastEnd { length: 16, remaining: 2 })
+        amf0_error(
+            1,
+            Amf0Problem::StringPastEnd {
+                length: 16,
+                remaining: 2
+            }
+        )
     );
     // Same for a property name, at depth.
     assert_eq!(
         decode_amf0(&[0x03, 0x00, 0x01, b'a', 0x03, 0xFF, 0xFF, b'b']),
-        amf0_error(5, Amf0Problem::StringPastEnd { length: 0xFFFF, remaining: 1 })
+        amf0_error(
+            5,
+            Amf0Problem::StringPastEnd {
+                length: 0xFFFF,
+                remaining: 1
+            }
+        )
     );
 }
 
@@ -36,7 +48,10 @@ fn string_past_end_in_a_command_is_an_error() {
         decode(20, &body),
         Err(MessageError::Amf0 {
             offset: 18,
-            problem: Amf0Problem::StringPastEnd { length: 256, remaining: 1 }
+            problem: Amf0Problem::StringPastEnd {
+                length: 256,
+                remaining: 1
+            }
         })
     );
 }
@@ -56,7 +71,10 @@ fn ten_thousand_nested_objects_are_an_error_not_a_stack_overflow() {
     let nested_ecma: Vec<u8> = [0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01, b'a'].repeat(10_000);
     assert_eq!(
         decode(18, &nested_ecma),
-        Err(MessageError::Amf0 { offset: 8 * AMF0_MAX_DEPTH, problem: Amf0Problem::TooDeep })
+        Err(MessageError::Amf0 {
+            offset: 8 * AMF0_MAX_DEPTH,
+            problem: Amf0Problem::TooDeep
+        })
     );
 }
 
@@ -85,17 +103,29 @@ fn unsupported_markers_are_errors() {
 
 #[test]
 fn truncated_values_are_errors() {
-    assert_eq!(decode_amf0(&[0x00, 1, 2, 3]), amf0_error(1, Amf0Problem::Truncated));
+    assert_eq!(
+        decode_amf0(&[0x00, 1, 2, 3]),
+        amf0_error(1, Amf0Problem::Truncated)
+    );
     assert_eq!(decode_amf0(&[0x01]), amf0_error(1, Amf0Problem::Truncated));
-    assert_eq!(decode_amf0(&[0x02, 0x00]), amf0_error(1, Amf0Problem::Truncated));
-    assert_eq!(decode_amf0(&[0x08, 0x00, 0x00]), amf0_error(1, Amf0Problem::Truncated));
+    assert_eq!(
+        decode_amf0(&[0x02, 0x00]),
+        amf0_error(1, Amf0Problem::Truncated)
+    );
+    assert_eq!(
+        decode_amf0(&[0x08, 0x00, 0x00]),
+        amf0_error(1, Amf0Problem::Truncated)
+    );
     // Object never closed.
     assert_eq!(
         decode_amf0(&[0x03, 0x00, 0x01, b'a', 0x05]),
         amf0_error(5, Amf0Problem::Truncated)
     );
     // Property name with no value.
-    assert_eq!(decode_amf0(&[0x03, 0x00, 0x01, b'a']), amf0_error(4, Amf0Problem::Truncated));
+    assert_eq!(
+        decode_amf0(&[0x03, 0x00, 0x01, b'a']),
+        amf0_error(4, Amf0Problem::Truncated)
+    );
     // Strict array shorter than its count (rml_amf0 alone would accept it).
     assert_eq!(
         decode_amf0(&[0x0A, 0x00, 0x00, 0x00, 0x02, 0x05]),
@@ -122,7 +152,10 @@ fn object_structure_errors() {
         decode_amf0(&[0x0A, 0x00, 0x00, 0x00, 0x01, 0x09]),
         amf0_error(5, Amf0Problem::UnexpectedObjectEnd)
     );
-    assert_eq!(decode_amf0(&[0x02, 0x00, 0x01, 0xFF]), amf0_error(3, Amf0Problem::InvalidUtf8));
+    assert_eq!(
+        decode_amf0(&[0x02, 0x00, 0x01, 0xFF]),
+        amf0_error(3, Amf0Problem::InvalidUtf8)
+    );
     assert_eq!(
         decode_amf0(&[0x03, 0x00, 0x02, 0xC3, 0x28, 0x05, 0x00, 0x00, 0x09]),
         amf0_error(3, Amf0Problem::InvalidUtf8)
@@ -132,9 +165,15 @@ fn object_structure_errors() {
 #[test]
 fn value_count_is_capped() {
     let at_limit = vec![0x05; AMF0_MAX_VALUES];
-    assert_eq!(decode_amf0(&at_limit).map(|values| values.len()), Ok(AMF0_MAX_VALUES));
+    assert_eq!(
+        decode_amf0(&at_limit).map(|values| values.len()),
+        Ok(AMF0_MAX_VALUES)
+    );
     let over_limit = vec![0x05; AMF0_MAX_VALUES + 1];
-    assert_eq!(decode_amf0(&over_limit), amf0_error(AMF0_MAX_VALUES, Amf0Problem::TooManyValues));
+    assert_eq!(
+        decode_amf0(&over_limit),
+        amf0_error(AMF0_MAX_VALUES, Amf0Problem::TooManyValues)
+    );
     // Properties count too: an ECMA array of 65 536 one-letter properties plus the array itself.
     let mut properties = vec![0x08, 0x00, 0x00, 0x00, 0x00];
     properties.extend([0x00, 0x01, b'p', 0x05].repeat(AMF0_MAX_VALUES));
@@ -162,7 +201,10 @@ fn ecma_array_count_is_ignored() {
 
 #[test]
 fn top_level_object_end_stops_reading_like_rml_amf0() {
-    assert_eq!(decode_amf0(&[0x05, 0x09, 0xFF, 0xFF]), Ok(vec![Amf0Value::Null]));
+    assert_eq!(
+        decode_amf0(&[0x05, 0x09, 0xFF, 0xFF]),
+        Ok(vec![Amf0Value::Null])
+    );
 }
 
 #[test]
@@ -190,16 +232,22 @@ fn encode_refuses_what_would_not_read_back() {
     let long = "x".repeat(70_000);
     assert_eq!(
         encode_amf0(&[Amf0Value::Utf8String(long.clone())]),
-        Err(MessageError::Amf0Encode(Amf0EncodeProblem::StringTooLong { length: 70_000 }))
+        Err(MessageError::Amf0Encode(Amf0EncodeProblem::StringTooLong {
+            length: 70_000
+        }))
     );
     assert_eq!(
         encode_amf0(&[object(&[("", Amf0Value::Null)])]),
-        Err(MessageError::Amf0Encode(Amf0EncodeProblem::InvalidPropertyName { length: 0 }))
+        Err(MessageError::Amf0Encode(
+            Amf0EncodeProblem::InvalidPropertyName { length: 0 }
+        ))
     );
     let long_name = Amf0Value::Object(HashMap::from([(long, Amf0Value::Null)]));
     assert_eq!(
         encode_amf0(&[long_name]),
-        Err(MessageError::Amf0Encode(Amf0EncodeProblem::InvalidPropertyName { length: 70_000 }))
+        Err(MessageError::Amf0Encode(
+            Amf0EncodeProblem::InvalidPropertyName { length: 70_000 }
+        ))
     );
     let mut deep = Amf0Value::Null;
     for _ in 0..=AMF0_MAX_DEPTH {
@@ -215,14 +263,21 @@ fn encode_refuses_what_would_not_read_back() {
 fn errors_display_what_went_wrong() {
     let error = MessageError::Amf0 {
         offset: 7,
-        problem: Amf0Problem::StringPastEnd { length: 16, remaining: 2 },
+        problem: Amf0Problem::StringPastEnd {
+            length: 16,
+            remaining: 2,
+        },
     };
     assert_eq!(
         error.to_string(),
         "bad AMF0 at byte 7: string of 16 bytes but only 2 bytes left"
     );
     assert_eq!(
-        MessageError::Amf0 { offset: 0, problem: Amf0Problem::TooDeep }.to_string(),
+        MessageError::Amf0 {
+            offset: 0,
+            problem: Amf0Problem::TooDeep
+        }
+        .to_string(),
         "bad AMF0 at byte 0: objects/arrays nested deeper than 32"
     );
 }
