@@ -1,12 +1,58 @@
-//! RTMP 1.0 messages: [`RtmpMessage`] <-> [`MessagePayload`].
+//! RTMP 1.0 messages: [`RtmpMessage`] <-> [`MessagePayload`](crate::chunk_io::MessagePayload).
 //!
-//! (Implementation in progress: type definitions fixed first so that sessions can be built
-//! against them.)
+//! [`RtmpMessage::decode`] reads any message the chunk layer delivers, by type id; media and
+//! other opaque bodies stay `Bytes` slices of the payload (no copy). [`RtmpMessage::encode_body`]
+//! and [`RtmpMessage::into_payload`] go the other way. AMF0 goes through `rml_amf0`, behind a
+//! bounded pre-scan ([`decode_amf0`]) that turns hostile data into [`MessageError::Amf0`]
+//! instead of a truncated string or a stack overflow. Aggregates split lazily with
+//! [`split_aggregate`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use rtmp_edge::chunk_io::MessagePayload;
+//! use rtmp_edge::messages::{type_id, RtmpMessage};
+//! use rtmp_edge::time::RtmpTimestamp;
+//! use rtmp_edge::Amf0Value;
+//!
+//! // Decode a Window Acknowledgement Size of 2 500 000 bytes.
+//! let payload = MessagePayload {
+//!     timestamp: RtmpTimestamp::ZERO,
+//!     type_id: type_id::WINDOW_ACKNOWLEDGEMENT_SIZE,
+//!     message_stream_id: 0,
+//!     data: Bytes::from_static(&[0x00, 0x26, 0x25, 0xA0]),
+//! };
+//! assert_eq!(
+//!     RtmpMessage::decode(&payload)?,
+//!     RtmpMessage::WindowAcknowledgementSize { size: 2_500_000 }
+//! );
+//!
+//! // Encode createStream (transaction 2, null command object) and read it back.
+//! let create_stream = RtmpMessage::command("createStream", 2.0, Amf0Value::Null, vec![]);
+//! let payload = create_stream.clone().into_payload(RtmpTimestamp::ZERO, 0)?;
+//! assert_eq!(payload.type_id, type_id::AMF0_COMMAND);
+//! assert_eq!(&payload.data[..3], &[0x02, 0x00, 0x0C]); // string marker, length 12
+//! assert_eq!(RtmpMessage::decode(&payload)?, create_stream);
+//! # Ok::<(), rtmp_edge::messages::MessageError>(())
+//! ```
+
+mod aggregate;
+mod amf0;
+mod decode;
+mod encode;
+mod error;
+mod user_control;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{split_aggregate, AggregateSubMessages};
+pub use amf0::{decode_amf0, encode_amf0, AMF0_MAX_DEPTH, AMF0_MAX_VALUES};
+pub use decode::strip_set_data_frame;
+pub use error::{AggregateProblem, Amf0EncodeProblem, Amf0Problem, MessageError};
+pub use user_control::event_type;
 
 use bytes::Bytes;
 
-use crate::chunk_io::MessagePayload;
-use crate::time::RtmpTimestamp;
 use crate::Amf0Value;
 
 /// Message type ids (RTMP 1.0 section 5.4 and 7.1).
@@ -198,10 +244,4 @@ pub enum RtmpMessage {
         /// Body.
         data: Bytes,
     },
-}
-
-/// Splits an aggregate message body into its sub-messages (placeholder until implemented).
-pub fn split_aggregate(_aggregate: &MessagePayload) -> Vec<MessagePayload> {
-    let _ = RtmpTimestamp::ZERO;
-    Vec::new()
 }
