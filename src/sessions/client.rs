@@ -1,0 +1,486 @@
+//! The client side of an RTMP connection: connect, then play or publish.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::connection::{ChunkConnection, ControlOutcome};
+use super::events::{ClientSessionEvent, MediaKind, PublishMode, RejectedRequestKind, StatusInfo};
+use super::server::media_chunk_stream;
+use super::status::{as_number, codes, read_metadata, read_status};
+use super::SessionError;
+use crate::chunk_io::{csid, ChunkDecoderLimits, MessagePayload};
+use crate::messages::{type_id, RtmpMessage, UserControlEvent};
+use crate::time::RtmpTimestamp;
+use crate::Amf0Value;
+
+/// How a [`ClientSession`] presents itself.
+#[derive(Clone, Debug)]
+pub struct ClientSessionConfig {
+    /// Chunk size for everything the client sends.
+    pub chunk_size: u32,
+    /// Window Acknowledgement Size announced to the server.
+    pub window_ack_size: u32,
+    /// `flashVer` sent in connect.
+    pub flash_ver: String,
+    /// Buffer length (ms) announced for played streams.
+    pub buffer_length_ms: u32,
+    /// Limits on what the server may make the decoder hold.
+    pub limits: ChunkDecoderLimits,
+    /// Extra properties for the connect command object (e.g. `fourCcList` for Enhanced
+    /// RTMP, `swfUrl`, `pageUrl`). They override the defaults of the same name.
+    pub extra_connect_properties: Vec<(String, Amf0Value)>,
+}
+
+impl Default for ClientSessionConfig {
+    fn default() -> Self {
+        ClientSessionConfig {
+            chunk_size: 4096,
+            window_ack_size: 5_000_000,
+            flash_ver: "FMLE/3.0 (compatible; rtmp-edge)".to_string(),
+            buffer_length_ms: 3000,
+            limits: ChunkDecoderLimits::default(),
+            extra_connect_properties: Vec::new(),
+        }
+    }
+}
+
+/// What a transaction we started was for.
+#[derive(Clone, Debug)]
+enum Transaction {
+    Connect,
+    CreateStream(StreamIntent),
+    Ignored,
+}
+
+/// What a stream was created for.
+#[derive(Clone, Debug)]
+enum StreamIntent {
+    Play(String),
+    Publish(String, PublishMode),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum ClientStreamRole {
+    PlayRequested,
+    Playing,
+    PublishRequested,
+    Publishing,
+}
+
+#[derive(Debug)]
+struct ClientStream {
+    id: u32,
+    name: String,
+    role: ClientStreamRole,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ConnectState {
+    NotConnected,
+    Connecting,
+    Connected,
+    Rejected,
+}
+
+/// The client half of an RTMP session (after the handshake).
+///
+/// Call [`connect`](Self::connect), then [`request_playback`](Self::request_playback) or
+/// [`request_publishing`](Self::request_publishing); requests made before the connect is
+/// accepted are queued and sent once it is. Feed the server's bytes to
+/// [`handle_input`](Self::handle_input), then drain [`poll_event`](Self::poll_event) and
+/// [`take_outbound`](Self::take_outbound).
+#[derive(Debug)]
+pub struct ClientSession {
+    config: ClientSessionConfig,
+    connection: ChunkConnection,
+    events: VecDeque<ClientSessionEvent>,
+    state: ConnectState,
+    transactions: Vec<(f64, Transaction)>,
+    next_transaction_id: f64,
+    queued: VecDeque<StreamIntent>,
+    streams: Vec<ClientStream>,
+}
+
+impl ClientSession {
+    /// A session that has not connected yet.
+    pub fn new(config: ClientSessionConfig) -> Self {
+        let connection = ChunkConnection::new(config.limits.clone(), config.window_ack_size);
+        ClientSession {
+            config,
+            connection,
+            events: VecDeque::new(),
+            state: ConnectState::NotConnected,
+            transactions: Vec::new(),
+            next_transaction_id: 1.0,
+            queued: VecDeque::new(),
+            streams: Vec::new(),
+        }
+    }
+
+    /// Sends `connect` for `app` (which may carry a `?query`), naming `tc_url`.
+    pub fn connect(&mut self, app: &str, tc_url: &str) -> Result<(), SessionError> {
+        if self.state != ConnectState::NotConnected {
+            return Err(SessionError::InvalidState("connect was already sent"));
+        }
+        self.connection.set_outgoing_chunk_size(self.config.chunk_size)?;
+        let mut properties = HashMap::new();
+        let text = |value: &str| Amf0Value::Utf8String(value.to_string());
+        properties.insert("app".to_string(), text(app));
+        properties.insert("type".to_string(), text("nonprivate"));
+        properties.insert("flashVer".to_string(), text(&self.config.flash_ver));
+        properties.insert("tcUrl".to_string(), text(tc_url));
+        properties.insert("fpad".to_string(), Amf0Value::Boolean(false));
+        properties.insert("capabilities".to_string(), Amf0Value::Number(15.0));
+        properties.insert("audioCodecs".to_string(), Amf0Value::Number(4071.0));
+        properties.insert("videoCodecs".to_string(), Amf0Value::Number(252.0));
+        properties.insert("videoFunction".to_string(), Amf0Value::Number(1.0));
+        properties.insert("objectEncoding".to_string(), Amf0Value::Number(0.0));
+        for (key, value) in &self.config.extra_connect_properties {
+            properties.insert(key.clone(), value.clone());
+        }
+        let transaction_id = self.begin_transaction(Transaction::Connect);
+        self.state = ConnectState::Connecting;
+        self.connection.send_command(0, "connect", transaction_id, Amf0Value::Object(properties), Vec::new())
+    }
+
+    /// Asks to play `stream_name` (query string included): createStream, then play.
+    pub fn request_playback(&mut self, stream_name: &str) -> Result<(), SessionError> {
+        self.request(StreamIntent::Play(stream_name.to_string()))
+    }
+
+    /// Asks to publish `stream_name` the way OBS does: releaseStream, FCPublish,
+    /// createStream, then publish.
+    pub fn request_publishing(&mut self, stream_name: &str, mode: PublishMode) -> Result<(), SessionError> {
+        self.request(StreamIntent::Publish(stream_name.to_string(), mode))
+    }
+
+    /// Sends stream metadata: `properties` as an `onMetaData` ECMA array, wrapped in
+    /// `@setDataFrame` as encoders do.
+    pub fn publish_metadata(&mut self, properties: HashMap<String, Amf0Value>) -> Result<(), SessionError> {
+        let body = RtmpMessage::data(vec![
+            Amf0Value::Utf8String("@setDataFrame".to_string()),
+            Amf0Value::Utf8String("onMetaData".to_string()),
+            Amf0Value::Object(properties),
+        ])
+        .encode_body()?;
+        self.publish_media(MediaKind::Data, RtmpTimestamp::ZERO, body)
+    }
+
+    /// Sends metadata received elsewhere as raw `onMetaData` AMF bytes
+    /// ([`StreamMetadata::raw`](super::StreamMetadata)), adding the `@setDataFrame` prefix.
+    pub fn publish_metadata_raw(&mut self, timestamp: RtmpTimestamp, raw: &[u8]) -> Result<(), SessionError> {
+        let mut body = BytesMut::with_capacity(16 + raw.len());
+        body.put_slice(b"\x02\x00\x0d@setDataFrame");
+        body.put_slice(raw);
+        self.publish_media(MediaKind::Data, timestamp, body.freeze())
+    }
+
+    /// Sends one audio, video or data message on the publishing stream.
+    pub fn publish_media(&mut self, kind: MediaKind, timestamp: RtmpTimestamp, data: Bytes) -> Result<(), SessionError> {
+        let stream_id = self
+            .streams
+            .iter()
+            .find(|s| s.role == ClientStreamRole::Publishing)
+            .map(|s| s.id)
+            .ok_or(SessionError::InvalidState("not publishing"))?;
+        let (chunk_stream_id, type_id) = media_chunk_stream(kind);
+        let payload = MessagePayload { timestamp, type_id, message_stream_id: stream_id, data };
+        self.connection.send_payload(chunk_stream_id, &payload)
+    }
+
+    /// Stops every stream this session plays or publishes (FCUnpublish/deleteStream).
+    pub fn stop(&mut self) -> Result<(), SessionError> {
+        let streams = std::mem::take(&mut self.streams);
+        for stream in streams {
+            if matches!(stream.role, ClientStreamRole::Publishing | ClientStreamRole::PublishRequested) {
+                let name = Amf0Value::Utf8String(stream.name.clone());
+                let transaction_id = self.begin_transaction(Transaction::Ignored);
+                self.connection.send_command(0, "FCUnpublish", transaction_id, Amf0Value::Null, vec![name])?;
+            }
+            let transaction_id = self.begin_transaction(Transaction::Ignored);
+            let id = Amf0Value::Number(f64::from(stream.id));
+            self.connection.send_command(0, "deleteStream", transaction_id, Amf0Value::Null, vec![id])?;
+        }
+        self.queued.clear();
+        Ok(())
+    }
+
+    /// Sends a ping request (the server should echo it).
+    pub fn send_ping_request(&mut self, timestamp: u32) -> Result<(), SessionError> {
+        self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::ping_request(timestamp), 0)
+    }
+
+    /// Processes bytes from the server. Events and output accumulate until drained.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.connection.push_input(bytes);
+        while let Some(payload) = self.connection.next_payload()? {
+            self.handle_payload(payload)?;
+        }
+        self.connection.acknowledge_if_due()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ClientSessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to send to the server (empty when there are none).
+    pub fn take_outbound(&mut self) -> Bytes {
+        self.connection.take_outbound()
+    }
+
+    /// Whether [`take_outbound`](Self::take_outbound) has bytes to give.
+    pub fn has_outbound(&self) -> bool {
+        self.connection.has_outbound()
+    }
+
+    /// Whether the server accepted `connect`.
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnectState::Connected
+    }
+
+    /// Bytes received from the server so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.connection.bytes_received()
+    }
+
+    fn request(&mut self, intent: StreamIntent) -> Result<(), SessionError> {
+        match self.state {
+            ConnectState::Connected => self.create_stream_for(intent),
+            ConnectState::Connecting => {
+                self.queued.push_back(intent);
+                Ok(())
+            }
+            ConnectState::NotConnected => Err(SessionError::InvalidState("call connect first")),
+            ConnectState::Rejected => Err(SessionError::InvalidState("the server rejected connect")),
+        }
+    }
+
+    fn create_stream_for(&mut self, intent: StreamIntent) -> Result<(), SessionError> {
+        if let StreamIntent::Publish(name, _) = &intent {
+            let name = Amf0Value::Utf8String(name.clone());
+            let release = self.begin_transaction(Transaction::Ignored);
+            self.connection.send_command(0, "releaseStream", release, Amf0Value::Null, vec![name.clone()])?;
+            let fc_publish = self.begin_transaction(Transaction::Ignored);
+            self.connection.send_command(0, "FCPublish", fc_publish, Amf0Value::Null, vec![name])?;
+        }
+        let transaction_id = self.begin_transaction(Transaction::CreateStream(intent));
+        self.connection.send_command(0, "createStream", transaction_id, Amf0Value::Null, Vec::new())
+    }
+
+    fn begin_transaction(&mut self, transaction: Transaction) -> f64 {
+        let transaction_id = self.next_transaction_id;
+        self.next_transaction_id += 1.0;
+        if !matches!(transaction, Transaction::Ignored) {
+            self.transactions.push((transaction_id, transaction));
+        } else {
+            // Remember ignored ones too, briefly, so their answers are not "unhandled".
+            self.transactions.push((transaction_id, Transaction::Ignored));
+        }
+        // A server that never answers must not grow this without bound.
+        if self.transactions.len() > 64 {
+            self.transactions.remove(0);
+        }
+        transaction_id
+    }
+
+    fn take_transaction(&mut self, transaction_id: f64) -> Option<Transaction> {
+        let index = self.transactions.iter().position(|(id, _)| *id == transaction_id)?;
+        Some(self.transactions.remove(index).1)
+    }
+
+    fn handle_payload(&mut self, payload: MessagePayload) -> Result<(), SessionError> {
+        match payload.type_id {
+            type_id::AUDIO => self.media_received(payload, MediaKind::Audio),
+            type_id::VIDEO => self.media_received(payload, MediaKind::Video),
+            type_id::AGGREGATE => {
+                for sub_message in crate::messages::split_aggregate(&payload) {
+                    match sub_message {
+                        Ok(sub_message) => self.handle_payload(sub_message)?,
+                        Err(error) => {
+                            self.ignore(type_id::AGGREGATE, format!("bad aggregate message: {error}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => match RtmpMessage::decode(&payload) {
+                Ok(message) => self.handle_message(&payload, message)?,
+                Err(error) => self.ignore(payload.type_id, error.to_string()),
+            },
+        }
+        Ok(())
+    }
+
+    fn media_received(&mut self, payload: MessagePayload, kind: MediaKind) {
+        self.events.push_back(ClientSessionEvent::MediaReceived {
+            stream_id: payload.message_stream_id,
+            kind,
+            timestamp: payload.timestamp,
+            data: payload.data,
+        });
+    }
+
+    fn handle_message(&mut self, payload: &MessagePayload, message: RtmpMessage) -> Result<(), SessionError> {
+        match self.connection.handle_control(message)? {
+            ControlOutcome::Handled => {}
+            ControlOutcome::Acknowledgement(sequence_number) => {
+                self.events.push_back(ClientSessionEvent::AcknowledgementReceived { sequence_number })
+            }
+            ControlOutcome::PingResponse(_) => {}
+            ControlOutcome::UserControl(UserControlEvent::StreamBegin { stream_id }) => {
+                self.events.push_back(ClientSessionEvent::StreamBegin { stream_id })
+            }
+            ControlOutcome::UserControl(UserControlEvent::StreamEof { stream_id }) => {
+                self.events.push_back(ClientSessionEvent::StreamEof { stream_id })
+            }
+            ControlOutcome::UserControl(_) => {}
+            ControlOutcome::NotControl(message) => match message {
+                RtmpMessage::Amf0Command { name, transaction_id, command_object, arguments }
+                | RtmpMessage::Amf3Command { name, transaction_id, command_object, arguments } => {
+                    self.handle_command(payload.message_stream_id, name, transaction_id, command_object, arguments)?
+                }
+                RtmpMessage::Amf0Data { values } => {
+                    let stream_id = payload.message_stream_id;
+                    if let Some(metadata) = read_metadata(&payload.data, &values) {
+                        self.events.push_back(ClientSessionEvent::MetadataReceived {
+                            stream_id,
+                            timestamp: payload.timestamp,
+                            metadata,
+                        });
+                    } else if !matches!(values.first(), Some(Amf0Value::Utf8String(name)) if name == "|RtmpSampleAccess") {
+                        self.events.push_back(ClientSessionEvent::MediaReceived {
+                            stream_id,
+                            kind: MediaKind::Data,
+                            timestamp: payload.timestamp,
+                            data: payload.data.clone(),
+                        });
+                    }
+                }
+                other => self.ignore(other.type_id(), "message type not handled by the client".to_string()),
+            },
+        }
+        Ok(())
+    }
+
+    fn handle_command(
+        &mut self,
+        stream_id: u32,
+        name: String,
+        transaction_id: f64,
+        command_object: Amf0Value,
+        arguments: Vec<Amf0Value>,
+    ) -> Result<(), SessionError> {
+        match name.as_str() {
+            "_result" => match self.take_transaction(transaction_id) {
+                Some(Transaction::Connect) => {
+                    let status = arguments.first().map(read_status).unwrap_or_else(empty_status);
+                    let properties = match command_object {
+                        Amf0Value::Object(properties) => properties,
+                        _ => HashMap::new(),
+                    };
+                    self.state = ConnectState::Connected;
+                    let window = RtmpMessage::window_acknowledgement_size(self.connection.own_window());
+                    self.connection.send(csid::PROTOCOL_CONTROL, window, 0)?;
+                    self.events.push_back(ClientSessionEvent::ConnectionAccepted { status, properties });
+                    while let Some(intent) = self.queued.pop_front() {
+                        self.create_stream_for(intent)?;
+                    }
+                    Ok(())
+                }
+                Some(Transaction::CreateStream(intent)) => {
+                    let Some(id) = as_number(arguments.first()).filter(|n| n.is_finite() && *n >= 0.0 && *n <= f64::from(u32::MAX)) else {
+                        self.ignore(type_id::AMF0_COMMAND, "createStream result without a stream id".to_string());
+                        return Ok(());
+                    };
+                    self.stream_created(id as u32, intent)
+                }
+                Some(Transaction::Ignored) | None => Ok(()),
+            },
+            "_error" => {
+                let status = arguments.first().map(read_status).unwrap_or_else(empty_status);
+                let kind = match self.take_transaction(transaction_id) {
+                    Some(Transaction::Connect) => {
+                        self.state = ConnectState::Rejected;
+                        self.queued.clear();
+                        RejectedRequestKind::Connect
+                    }
+                    Some(Transaction::CreateStream(StreamIntent::Play(_))) => RejectedRequestKind::CreateStream,
+                    Some(Transaction::CreateStream(StreamIntent::Publish(..))) => RejectedRequestKind::CreateStream,
+                    Some(Transaction::Ignored) | None => return Ok(()),
+                };
+                self.events.push_back(ClientSessionEvent::RequestRejected { kind, status });
+                Ok(())
+            }
+            "onStatus" => {
+                let status = arguments.first().map(read_status).unwrap_or_else(empty_status);
+                self.status_received(stream_id, status);
+                Ok(())
+            }
+            "onBWDone" | "onFCPublish" | "onFCUnpublish" | "_checkbw" => Ok(()),
+            _ => {
+                self.events.push_back(ClientSessionEvent::UnhandledCommand {
+                    stream_id,
+                    name,
+                    transaction_id,
+                    command_object,
+                    arguments,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn stream_created(&mut self, stream_id: u32, intent: StreamIntent) -> Result<(), SessionError> {
+        match intent {
+            StreamIntent::Play(name) => {
+                let buffer = RtmpMessage::set_buffer_length(stream_id, self.config.buffer_length_ms);
+                let arguments = vec![Amf0Value::Utf8String(name.clone()), Amf0Value::Number(-2000.0)];
+                self.connection.send_command(stream_id, "play", 0.0, Amf0Value::Null, arguments)?;
+                self.connection.send(csid::PROTOCOL_CONTROL, buffer, 0)?;
+                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PlayRequested });
+            }
+            StreamIntent::Publish(name, mode) => {
+                let arguments = vec![Amf0Value::Utf8String(name.clone()), Amf0Value::Utf8String(mode.as_str().to_string())];
+                self.connection.send_command(stream_id, "publish", 0.0, Amf0Value::Null, arguments)?;
+                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PublishRequested });
+            }
+        }
+        Ok(())
+    }
+
+    fn status_received(&mut self, stream_id: u32, status: StatusInfo) {
+        let Some(stream) = self.streams.iter_mut().find(|s| s.id == stream_id) else {
+            self.events.push_back(ClientSessionEvent::StatusReceived { stream_id, status });
+            return;
+        };
+        let is_error = status.level.eq_ignore_ascii_case("error");
+        let event = match (&stream.role, status.code.as_str()) {
+            (ClientStreamRole::PlayRequested, codes::PLAY_START) => {
+                stream.role = ClientStreamRole::Playing;
+                ClientSessionEvent::PlaybackStarted { stream_id, stream_name: stream.name.clone() }
+            }
+            (ClientStreamRole::PublishRequested, codes::PUBLISH_START) => {
+                stream.role = ClientStreamRole::Publishing;
+                ClientSessionEvent::PublishStarted { stream_id, stream_name: stream.name.clone() }
+            }
+            (ClientStreamRole::PlayRequested, _) if is_error => {
+                ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Play, status }
+            }
+            (ClientStreamRole::PublishRequested | ClientStreamRole::Publishing, _) if is_error => {
+                ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Publish, status }
+            }
+            _ => ClientSessionEvent::StatusReceived { stream_id, status },
+        };
+        self.events.push_back(event);
+    }
+
+    fn ignore(&mut self, type_id: u8, reason: String) {
+        self.events.push_back(ClientSessionEvent::InvalidMessageIgnored { type_id, reason });
+    }
+}
+
+fn empty_status() -> StatusInfo {
+    StatusInfo { level: String::new(), code: String::new(), description: String::new() }
+}

@@ -1,0 +1,378 @@
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::chunk_io::{ChunkDecoder, ChunkDecoderLimits};
+use crate::messages::RtmpMessage;
+use crate::time::RtmpTimestamp;
+use crate::Amf0Value;
+
+/// How the test's server side answers requests.
+#[derive(Clone, Copy)]
+enum Policy {
+    AcceptAll,
+    RejectConnect,
+    RejectPublish,
+    RejectPlay,
+}
+
+struct Pair {
+    server: ServerSession,
+    client: ClientSession,
+    server_events: Vec<ServerSessionEvent>,
+    client_events: Vec<ClientSessionEvent>,
+    policy: Policy,
+}
+
+impl Pair {
+    fn new(policy: Policy) -> Pair {
+        Pair {
+            server: ServerSession::new(ServerSessionConfig::default()),
+            client: ClientSession::new(ClientSessionConfig::default()),
+            server_events: Vec::new(),
+            client_events: Vec::new(),
+            policy,
+        }
+    }
+
+    /// Moves bytes both ways until neither side has more to say.
+    fn run(&mut self) {
+        for _ in 0..20 {
+            let to_server = self.client.take_outbound();
+            self.server.handle_input(&to_server).unwrap();
+            while let Some(event) = self.server.poll_event() {
+                let request = match &event {
+                    ServerSessionEvent::ConnectionRequested { request_id, .. } => Some((*request_id, 0)),
+                    ServerSessionEvent::PublishRequested { request_id, .. } => Some((*request_id, 1)),
+                    ServerSessionEvent::PlayRequested { request_id, .. } => Some((*request_id, 2)),
+                    _ => None,
+                };
+                if let Some((request_id, kind)) = request {
+                    let reject = matches!(
+                        (self.policy, kind),
+                        (Policy::RejectConnect, 0) | (Policy::RejectPublish, 1) | (Policy::RejectPlay, 2)
+                    );
+                    if reject {
+                        self.server.reject_request(request_id, "not allowed").unwrap();
+                    } else {
+                        self.server.accept_request(request_id).unwrap();
+                    }
+                }
+                self.server_events.push(event);
+            }
+            let to_client = self.server.take_outbound();
+            self.client.handle_input(&to_client).unwrap();
+            while let Some(event) = self.client.poll_event() {
+                self.client_events.push(event);
+            }
+            if to_server.is_empty() && to_client.is_empty() {
+                return;
+            }
+        }
+        panic!("sessions kept talking");
+    }
+}
+
+#[test]
+fn connect_exposes_the_whole_connect_object() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    pair.client = ClientSession::new(ClientSessionConfig {
+        extra_connect_properties: vec![(
+            "fourCcList".to_string(),
+            Amf0Value::StrictArray(vec![Amf0Value::Utf8String("hvc1".into()), Amf0Value::Utf8String("av01".into())]),
+        )],
+        ..Default::default()
+    });
+    pair.client.connect("live?token=secret", "rtmp://127.0.0.1:1935/live?token=secret").unwrap();
+    pair.run();
+    let ServerSessionEvent::ConnectionRequested { request, .. } = &pair.server_events[0] else {
+        panic!("first event was {:?}", pair.server_events[0]);
+    };
+    assert_eq!(request.app, "live");
+    assert_eq!(request.query.as_deref(), Some("token=secret"));
+    assert_eq!(request.tc_url.as_deref(), Some("rtmp://127.0.0.1:1935/live?token=secret"));
+    assert_eq!(request.flash_ver.as_deref(), Some("FMLE/3.0 (compatible; rtmp-edge)"));
+    assert_eq!(request.fourcc_list, vec!["hvc1".to_string(), "av01".to_string()]);
+    assert!(matches!(
+        &pair.client_events[0],
+        ClientSessionEvent::ConnectionAccepted { status, .. } if status.code == codes::CONNECT_SUCCESS
+    ));
+    assert!(pair.client.is_connected());
+    assert_eq!(pair.server.app(), Some("live"));
+}
+
+#[test]
+fn rejected_connect_reaches_the_client() {
+    let mut pair = Pair::new(Policy::RejectConnect);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_playback("stream").unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client_events,
+        vec![ClientSessionEvent::RequestRejected {
+            kind: RejectedRequestKind::Connect,
+            status: StatusInfo {
+                level: "error".into(),
+                code: codes::CONNECT_REJECTED.into(),
+                description: "not allowed".into()
+            },
+        }]
+    );
+    assert!(pair.client.request_playback("again").is_err());
+}
+
+fn published_pair() -> Pair {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_publishing("stream?key=abc", PublishMode::Live).unwrap();
+    pair.run();
+    pair
+}
+
+#[test]
+fn publish_flow_keeps_the_query_and_starts() {
+    let pair = published_pair();
+    let publish = pair
+        .server_events
+        .iter()
+        .find_map(|event| match event {
+            ServerSessionEvent::PublishRequested { app, stream_name, stream_id, mode, .. } => {
+                Some((app.clone(), stream_name.clone(), *stream_id, *mode))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(publish, ("live".to_string(), "stream?key=abc".to_string(), 1, PublishMode::Live));
+    assert!(pair.client_events.contains(&ClientSessionEvent::PublishStarted {
+        stream_id: 1,
+        stream_name: "stream?key=abc".into()
+    }));
+}
+
+#[test]
+fn media_and_metadata_arrive_in_order_with_their_timestamps() {
+    let mut pair = published_pair();
+    pair.server_events.clear();
+    let mut metadata = HashMap::new();
+    metadata.insert("width".to_string(), Amf0Value::Number(320.0));
+    pair.client.publish_metadata(metadata.clone()).unwrap();
+    let video: Vec<Bytes> = (0..5u8).map(|i| { let mut frame = vec![i; 1000]; frame[..5].copy_from_slice(&[0x17, 1, 0, 0, 0]); Bytes::from(frame) }).collect();
+    for (i, frame) in video.iter().enumerate() {
+        pair.client.publish_media(MediaKind::Video, RtmpTimestamp::new(i as u32 * 40), frame.clone()).unwrap();
+        pair.client.publish_media(MediaKind::Audio, RtmpTimestamp::new(i as u32 * 40 + 3), Bytes::from_static(b"\xaf\x01ab")).unwrap();
+    }
+    pair.run();
+    let ServerSessionEvent::MetadataReceived { metadata: received, .. } = &pair.server_events[0] else {
+        panic!("expected metadata first, got {:?}", pair.server_events[0]);
+    };
+    assert_eq!(received.properties, metadata);
+    assert!(received.raw.starts_with(b"\x02\x00\x0aonMetaData"));
+    let media: Vec<(MediaKind, u32, Bytes)> = pair.server_events[1..]
+        .iter()
+        .filter_map(|event| match event {
+            ServerSessionEvent::MediaReceived { kind, timestamp, data, stream_id: 1 } => {
+                Some((*kind, timestamp.value(), data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for (i, frame) in video.iter().enumerate() {
+        expected.push((MediaKind::Video, i as u32 * 40, frame.clone()));
+        expected.push((MediaKind::Audio, i as u32 * 40 + 3, Bytes::from_static(b"\xaf\x01ab")));
+    }
+    assert_eq!(media, expected);
+}
+
+#[test]
+fn stop_finishes_the_publish() {
+    let mut pair = published_pair();
+    pair.client.stop().unwrap();
+    pair.run();
+    assert!(pair.server_events.contains(&ServerSessionEvent::PublishFinished {
+        app: "live".into(),
+        stream_name: "stream?key=abc".into(),
+        stream_id: 1
+    }));
+}
+
+#[test]
+fn rejected_publish_gives_bad_name() {
+    let mut pair = Pair::new(Policy::RejectPublish);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_publishing("taken", PublishMode::Live).unwrap();
+    pair.run();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Publish, status } if status.code == codes::PUBLISH_BAD_NAME
+    )));
+    assert!(pair.client.publish_media(MediaKind::Video, RtmpTimestamp::ZERO, Bytes::new()).is_err());
+}
+
+#[test]
+fn play_flow_then_media_from_the_server() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_playback("stream?token=t").unwrap();
+    pair.run();
+    let play = pair.server_events.iter().find_map(|event| match event {
+        ServerSessionEvent::PlayRequested { stream_name, stream_id, start, .. } => Some((stream_name.clone(), *stream_id, *start)),
+        _ => None,
+    });
+    assert_eq!(play, Some(("stream?token=t".to_string(), 1, -2000.0)));
+    assert!(pair.client_events.contains(&ClientSessionEvent::StreamBegin { stream_id: 1 }));
+    assert!(pair.client_events.contains(&ClientSessionEvent::PlaybackStarted { stream_id: 1, stream_name: "stream?token=t".into() }));
+
+    pair.client_events.clear();
+    let frame = Bytes::from(vec![0x27u8; 9000]);
+    pair.server.send_media(1, MediaKind::Video, RtmpTimestamp::new(0x0100_0000), frame.clone()).unwrap();
+    pair.server.notify_publish_stopped(1, "stream").unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client_events[0],
+        ClientSessionEvent::MediaReceived { stream_id: 1, kind: MediaKind::Video, timestamp: RtmpTimestamp::new(0x0100_0000), data: frame }
+    );
+    assert!(matches!(&pair.client_events[1], ClientSessionEvent::StatusReceived { stream_id: 1, status } if status.code == codes::PLAY_UNPUBLISH_NOTIFY));
+}
+
+#[test]
+fn rejected_play_gives_stream_not_found() {
+    let mut pair = Pair::new(Policy::RejectPlay);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_playback("missing").unwrap();
+    pair.run();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Play, status } if status.code == codes::PLAY_STREAM_NOT_FOUND
+    )));
+}
+
+/// Decodes what a server sent into messages, for exact checks of its replies.
+fn server_messages(bytes: &[u8], decoder: &mut ChunkDecoder) -> Vec<RtmpMessage> {
+    decoder.push(bytes);
+    let mut messages = Vec::new();
+    while let Some(payload) = decoder.next_message().unwrap() {
+        messages.push(RtmpMessage::decode(&payload).unwrap());
+    }
+    messages
+}
+
+fn command(name: &str, transaction_id: f64, arguments: Vec<Amf0Value>) -> Vec<u8> {
+    let payload = RtmpMessage::command(name, transaction_id, Amf0Value::Null, arguments)
+        .into_payload(RtmpTimestamp::ZERO, 0)
+        .unwrap();
+    let mut out = bytes::BytesMut::new();
+    crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut out).unwrap();
+    out.to_vec()
+}
+
+#[test]
+fn server_answers_the_commands_encoders_send() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    let mut connect = HashMap::new();
+    connect.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+    let payload = RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![])
+        .into_payload(RtmpTimestamp::ZERO, 0)
+        .unwrap();
+    let mut bytes = bytes::BytesMut::new();
+    crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut bytes).unwrap();
+    server.handle_input(&bytes).unwrap();
+    let Some(ServerSessionEvent::ConnectionRequested { request_id, .. }) = server.poll_event() else { panic!() };
+    server.accept_request(request_id).unwrap();
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    assert_eq!(replies[0], RtmpMessage::WindowAcknowledgementSize { size: 5_000_000 });
+    assert!(matches!(replies[1], RtmpMessage::SetPeerBandwidth { size: 5_000_000, .. }));
+    assert_eq!(replies[2], RtmpMessage::SetChunkSize { size: 4096 });
+    assert!(matches!(&replies[3], RtmpMessage::Amf0Command { name, transaction_id, .. } if name == "_result" && *transaction_id == 1.0));
+
+    let stream_name = Amf0Value::Utf8String("key".into());
+    for (name, transaction_id, arguments, reply_name) in [
+        ("releaseStream", 2.0, vec![stream_name.clone()], "_result"),
+        ("FCPublish", 3.0, vec![stream_name.clone()], "onFCPublish"),
+        ("createStream", 4.0, vec![], "_result"),
+        ("getStreamLength", 5.0, vec![stream_name.clone()], "_result"),
+        ("_checkbw", 6.0, vec![], "_result"),
+    ] {
+        server.handle_input(&command(name, transaction_id, arguments)).unwrap();
+        let replies = server_messages(&server.take_outbound(), &mut decoder);
+        assert!(
+            matches!(&replies[..], [RtmpMessage::Amf0Command { name, .. }] if name == reply_name),
+            "{name} got {replies:?}"
+        );
+    }
+    assert!(server.poll_event().is_none());
+
+    // Publish type in upper case is still live; a second publish on the stream is refused.
+    let mut publish = RtmpMessage::command("publish", 0.0, Amf0Value::Null, vec![stream_name.clone(), Amf0Value::Utf8String("LIVE".into())])
+        .into_payload(RtmpTimestamp::ZERO, 1)
+        .unwrap();
+    let mut bytes = bytes::BytesMut::new();
+    crate::chunk_io::ChunkEncoder::encode_standalone(8, &publish, 4096, &mut bytes).unwrap();
+    server.handle_input(&bytes).unwrap();
+    let Some(ServerSessionEvent::PublishRequested { mode: PublishMode::Live, request_id, .. }) = server.poll_event() else { panic!() };
+    server.accept_request(request_id).unwrap();
+    publish.timestamp = RtmpTimestamp::new(1);
+    bytes.clear();
+    crate::chunk_io::ChunkEncoder::encode_standalone(8, &publish, 4096, &mut bytes).unwrap();
+    server.handle_input(&bytes).unwrap();
+    assert!(server.poll_event().is_none());
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    let codes_sent: Vec<String> = replies
+        .iter()
+        .filter_map(|reply| match reply {
+            RtmpMessage::Amf0Command { arguments, .. } => arguments.first().map(|status| super::status::read_status(status).code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes_sent, vec![codes::PUBLISH_START.to_string(), codes::PUBLISH_BAD_NAME.to_string()]);
+}
+
+#[test]
+fn malformed_command_is_answered_not_fatal() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    // type 20 body: a string marker claiming 100 bytes with 2 present.
+    server.handle_input(&[0x03, 0, 0, 0, 0, 0, 5, 20, 0, 0, 0, 0, 0x02, 0x00, 0x64, b'a', b'b']).unwrap();
+    assert!(matches!(server.poll_event(), Some(ServerSessionEvent::InvalidMessageIgnored { type_id: 20, .. })));
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    assert!(matches!(&replies[..], [RtmpMessage::Amf0Command { name, .. }] if name == "_error"));
+}
+
+#[test]
+fn acknowledgements_follow_the_peer_window() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    // Window Acknowledgement Size 100 from the client (16 bytes on the wire).
+    server.handle_input(&[0x02, 0, 0, 0, 0, 0, 4, 5, 0, 0, 0, 0, 0, 0, 0, 100]).unwrap();
+    assert!(server.take_outbound().is_empty());
+    // 90 more bytes of a ping response (each message 18 bytes): 16 + 90 = 106 >= 100.
+    let ping_response = [0x02, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0, 0, 7, 0, 0, 0, 9];
+    for _ in 0..5 {
+        server.handle_input(&ping_response).unwrap();
+    }
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    assert_eq!(replies, vec![RtmpMessage::Acknowledgement { sequence_number: 106 }]);
+    assert_eq!(server.poll_event(), Some(ServerSessionEvent::PingResponseReceived { timestamp: 9 }));
+}
+
+#[test]
+fn server_answers_ping_requests() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    server.handle_input(&[0x02, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0, 0, 6, 0, 0, 0x12, 0x34]).unwrap();
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    assert_eq!(
+        server_messages(&server.take_outbound(), &mut decoder),
+        vec![RtmpMessage::UserControl(crate::messages::UserControlEvent::PingResponse { timestamp: 0x1234 })]
+    );
+}
+
+#[test]
+fn commands_before_connect_are_refused() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    server.handle_input(&command("createStream", 2.0, vec![])).unwrap();
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    assert!(matches!(&replies[..], [RtmpMessage::Amf0Command { name, .. }] if name == "_error"));
+}
