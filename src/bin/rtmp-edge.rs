@@ -42,6 +42,20 @@ fn options() -> Options {
         "SECONDS",
     );
     options.optopt("", "idle-timeout", &format!("seconds without traffic before closing (default {})", defaults.idle_timeout.as_secs()), "SECONDS");
+    options.optmulti("", "origin", "edge mode: pull from / forward to this origin (repeatable, tried in order)", "HOST:PORT");
+    options.optopt(
+        "",
+        "pull-linger",
+        &format!("seconds an unwatched pull stays open (default {})", defaults.pull_linger.as_secs()),
+        "SECONDS",
+    );
+    options.optopt(
+        "",
+        "upstream-timeout",
+        &format!("seconds for an upstream to start, or to stay silent (default {})", defaults.upstream_timeout.as_secs()),
+        "SECONDS",
+    );
+    options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp://HOST[:PORT]/APP[/NAME]");
     options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
     options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
     options.optflag("h", "help", "print this help");
@@ -101,6 +115,19 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
     }
     if let Some(seconds) = parse::<u64>(matches, "idle-timeout")? {
         config.idle_timeout = Duration::from_secs(seconds);
+    }
+    for origin in matches.opt_strs("origin") {
+        relay::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;
+        config.origins.push(origin);
+    }
+    if let Some(seconds) = parse::<u64>(matches, "pull-linger")? {
+        config.pull_linger = Duration::from_secs(seconds);
+    }
+    if let Some(seconds) = parse::<u64>(matches, "upstream-timeout")? {
+        config.upstream_timeout = Duration::from_secs(seconds.max(1));
+    }
+    for url in matches.opt_strs("push") {
+        config.push.push(relay::RtmpUrl::parse(&url).map_err(|error| format!("--push: {error}"))?);
     }
     if let Some(dir) = matches.opt_str("dump") {
         let dir = PathBuf::from(dir);

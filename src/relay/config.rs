@@ -33,6 +33,18 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Write each connection's raw inbound bytes to a file in this directory.
     pub dump_dir: Option<PathBuf>,
+    /// Origins (`host:port`, tried in order) that make this relay an edge: plays of streams
+    /// with no local publisher are pulled from them, local publishes are forwarded to them.
+    pub origins: Vec<String>,
+    /// How long an unwatched pull stays open after its last player leaves.
+    pub pull_linger: Duration,
+    /// Time an upstream connection has to start playing or publishing, and the longest
+    /// silence tolerated from a pull before it is retried.
+    pub upstream_timeout: Duration,
+    /// Extra destinations every local publish (or the one named in the URL) is re-published to.
+    pub push: Vec<super::upstream::RtmpUrl>,
+    /// Most upstream connections being set up at once.
+    pub max_upstream_connects: usize,
 }
 
 impl Default for Config {
@@ -51,6 +63,11 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             dump_dir: None,
+            origins: Vec::new(),
+            pull_linger: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(10),
+            push: Vec::new(),
+            max_upstream_connects: 64,
         }
     }
 }

@@ -8,16 +8,40 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::out_queue::OutQueue;
+use super::upstream::LinkPurpose;
 use crate::handshake::Handshake;
-use crate::sessions::ServerSession;
+use crate::sessions::{ClientSession, ServerSession};
 
 /// Where a connection is in the protocol.
 #[derive(Debug)]
 pub enum Phase {
     /// Exchanging C0-C2 / S0-S2.
     Handshake(Handshake),
-    /// Exchanging chunked messages.
-    Session(Box<ServerSession>),
+    /// Serving a publisher or player.
+    Server(Box<ServerSession>),
+    /// An upstream link: playing from or publishing to another server.
+    Client(Box<ClientSession>),
+}
+
+/// What an upstream connection is for.
+#[derive(Clone, Debug)]
+pub struct UpstreamConn {
+    /// Local stream key it serves.
+    pub key: String,
+    /// Pull, forward or push.
+    pub purpose: LinkPurpose,
+    /// Where it goes, for logs (`host:port`).
+    pub target: String,
+    /// Application to connect to.
+    pub app: String,
+    /// Stream name to play or publish, query string included.
+    pub stream_name: String,
+    /// tcUrl naming the target.
+    pub tc_url: String,
+    /// Relay ids this request has passed through, ours last (loop detection).
+    pub via: String,
+    /// TCP connect still in progress.
+    pub connecting: bool,
 }
 
 /// What a connection does on the relay, for logs and cleanup.
@@ -76,6 +100,12 @@ pub struct Conn {
     /// Close once everything queued is written (graceful shutdown).
     pub close_after_flush: bool,
     pub dump: Option<BufWriter<File>>,
+    /// Set for connections the relay opened to another server.
+    pub upstream: Option<UpstreamConn>,
+    /// Relay ids the client's connect said it came through (`rtmpEdgeVia`).
+    pub via: String,
+    /// Stream names as requested (query included), by stream key, to pass upstream.
+    pub requested_names: Vec<(String, String)>,
 }
 
 impl Conn {
@@ -97,6 +127,9 @@ impl Conn {
             close_reason: None,
             close_after_flush: false,
             dump: None,
+            upstream: None,
+            via: String::new(),
+            requested_names: Vec::new(),
         }
     }
 
@@ -110,15 +143,24 @@ impl Conn {
     /// The session, once the handshake is done.
     pub fn session(&mut self) -> Option<&mut ServerSession> {
         match &mut self.phase {
-            Phase::Session(session) => Some(session),
-            Phase::Handshake(_) => None,
+            Phase::Server(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// The client session of an upstream connection, once the handshake is done.
+    pub fn client(&mut self) -> Option<&mut ClientSession> {
+        match &mut self.phase {
+            Phase::Client(session) => Some(session),
+            _ => None,
         }
     }
 
     /// Whether the client finished connecting (handshake done and connect accepted).
     pub fn is_connected(&self) -> bool {
         match &self.phase {
-            Phase::Session(session) => session.app().is_some(),
+            Phase::Server(session) => session.app().is_some(),
+            Phase::Client(session) => session.is_connected(),
             Phase::Handshake(_) => false,
         }
     }

@@ -34,21 +34,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// The relay's whole state, owned by the loop thread.
 pub struct Relay {
-    config: Config,
-    poll: Poll,
-    listener: Option<TcpListener>,
-    conns: Slab<Conn>,
-    streams: HashMap<String, LiveStream>,
-    per_ip: HashMap<IpAddr, usize>,
-    flush_list: Vec<Token>,
-    close_list: Vec<Token>,
-    session_events: Vec<ServerSessionEvent>,
-    read_buffer: Vec<u8>,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-    shutdown_deadline: Option<Instant>,
-    next_tick: Instant,
-    started: Instant,
+    pub(super) config: Config,
+    pub(super) poll: Poll,
+    pub(super) listener: Option<TcpListener>,
+    pub(super) conns: Slab<Conn>,
+    pub(super) streams: HashMap<String, LiveStream>,
+    pub(super) per_ip: HashMap<IpAddr, usize>,
+    pub(super) flush_list: Vec<Token>,
+    pub(super) close_list: Vec<Token>,
+    pub(super) session_events: Vec<ServerSessionEvent>,
+    pub(super) read_buffer: Vec<u8>,
+    pub(super) stats: Arc<Stats>,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) shutdown_deadline: Option<Instant>,
+    pub(super) next_tick: Instant,
+    pub(super) started: Instant,
+    /// This relay's id in `rtmpEdgeVia`, to refuse pulling a stream from itself.
+    pub(super) node_id: String,
 }
 
 impl Relay {
@@ -70,6 +72,7 @@ impl Relay {
             shutdown_deadline: None,
             next_tick: now + TICK,
             started: now,
+            node_id: format!("{:016x}", rand::random::<u64>()),
         }
     }
 
@@ -184,6 +187,9 @@ impl Relay {
     }
 
     fn conn_event(&mut self, token: Token, event: &Event) {
+        if event.is_writable() || event.is_error() {
+            self.check_upstream_connected(token);
+        }
         if event.is_writable() {
             if let Some(conn) = self.conns.get_mut(token.0) {
                 conn.writable = true;
@@ -252,7 +258,16 @@ impl Relay {
                 Ok(HandshakeProgress::Completed { response, remaining }) => {
                     conn.out.push(response);
                     schedule_flush(&mut self.flush_list, token, conn);
-                    conn.phase = Phase::Session(Box::new(ServerSession::new(session_config)));
+                    match &conn.upstream {
+                        None => conn.phase = Phase::Server(Box::new(ServerSession::new(session_config))),
+                        Some(upstream) => match super::edge::start_client_session(upstream, self.config.chunk_size) {
+                            Ok(client) => conn.phase = Phase::Client(Box::new(client)),
+                            Err(error) => {
+                                conn.fail(format!("could not start the upstream session: {error}"));
+                                return;
+                            }
+                        },
+                    }
                     remaining
                 }
                 Err(error) => {
@@ -261,9 +276,13 @@ impl Relay {
                     return;
                 }
             },
-            Phase::Session(_) => bytes::Bytes::copy_from_slice(input),
+            Phase::Server(_) | Phase::Client(_) => bytes::Bytes::copy_from_slice(input),
         };
-        self.session_input(token, &session_input);
+        if matches!(conn.phase, Phase::Client(_)) {
+            self.client_input(token, &session_input);
+        } else {
+            self.session_input(token, &session_input);
+        }
     }
 
     fn session_config(&self) -> ServerSessionConfig {
@@ -300,14 +319,15 @@ impl Relay {
     }
 
     /// Moves whatever the session wrote into the connection's queue.
-    fn sync_session_output(&mut self, token: Token) {
+    pub(super) fn sync_session_output(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
-        let Phase::Session(session) = &mut conn.phase else { return };
-        if session.has_outbound() {
-            let bytes = session.take_outbound();
-            conn.out.push(bytes);
-            schedule_flush(&mut self.flush_list, token, conn);
-        }
+        let bytes = match &mut conn.phase {
+            Phase::Server(session) if session.has_outbound() => session.take_outbound(),
+            Phase::Client(session) if session.has_outbound() => session.take_outbound(),
+            _ => return,
+        };
+        conn.out.push(bytes);
+        schedule_flush(&mut self.flush_list, token, conn);
     }
 
     fn session_event(&mut self, token: Token, event: ServerSessionEvent) {
@@ -325,9 +345,22 @@ impl Relay {
                     request.tc_url.as_deref().unwrap_or("-"),
                     request.flash_ver.as_deref().unwrap_or("-")
                 );
+                let via = match request.properties.get(super::edge::VIA_PROPERTY) {
+                    Some(crate::Amf0Value::Utf8String(via)) => via.clone(),
+                    _ => String::new(),
+                };
+                let looped = via.split(',').any(|id| id == self.node_id);
+                conn.via = via;
+                let peer = conn.peer;
                 if let Some(session) = conn.session() {
-                    if let Err(error) = session.accept_request(request_id) {
-                        conn.fail(format!("connect accept failed: {error}"));
+                    let result = if looped {
+                        log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");
+                        session.reject_request(request_id, "Relay loop detected: the stream would be pulled from itself.")
+                    } else {
+                        session.accept_request(request_id)
+                    };
+                    if let Err(error) = result {
+                        conn.fail(format!("connect answer failed: {error}"));
                     }
                 }
             }
@@ -377,10 +410,23 @@ impl Relay {
             return;
         }
         conn.role = Role::Publisher { key: key.clone(), stream_id };
+        conn.requested_names.push((key.clone(), stream_name.to_string()));
         conn.summary = format!("publisher of {key}");
         log::info!("{peer}: publishing {key}");
         let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
         stream.start_publishing((token, stream_id));
+        if let Some(pull) = stream.pull.take() {
+            // A local publisher takes over from a pull of the same stream.
+            stream.pull_live = false;
+            if let Some(pull_token) = pull.token {
+                if let Some(pull_conn) = self.conns.get_mut(pull_token.0) {
+                    pull_conn.upstream = None;
+                    pull_conn.fail("a local publisher took over the stream");
+                    self.close_list.push(pull_token);
+                }
+            }
+        }
+        let Some(stream) = self.streams.get_mut(&key) else { return };
         let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
         for (player, player_stream_id) in players {
             if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
@@ -388,6 +434,7 @@ impl Relay {
             }
             self.sync_session_output(player);
         }
+        self.start_pushes(&key, app, stream_name);
     }
 
     fn on_play_requested(&mut self, token: Token, request_id: u32, app: &str, stream_name: &str, stream_id: u32) {
@@ -409,6 +456,9 @@ impl Relay {
             role => *role = Role::Player { subscriptions: vec![(key.clone(), stream_id)] },
         }
         conn.summary = conn.role.describe();
+        if !conn.requested_names.iter().any(|(k, _)| *k == key) {
+            conn.requested_names.push((key.clone(), stream_name.to_string()));
+        }
         log::info!("{}: playing {key}", conn.peer);
         self.sync_session_output(token);
 
@@ -426,11 +476,20 @@ impl Relay {
             schedule_flush(&mut self.flush_list, token, conn);
         }
         stream.players.push(super::stream::Player { token, stream_id, state });
+        stream.linger_until = None;
+        if !stream.is_live() && stream.publisher.is_none() && !self.config.origins.is_empty() {
+            let via = self.conns.get(token.0).map(|conn| conn.via.clone()).unwrap_or_default();
+            self.ensure_pull(&key, stream_name, app, via);
+        }
     }
 
     fn on_metadata(&mut self, token: Token, _stream_id: u32, metadata: StreamMetadata) {
         let Some(key) = self.publishing_key(token) else { return };
-        let Some(stream) = self.streams.get_mut(&key) else { return };
+        self.fan_out_metadata(&key, metadata);
+    }
+
+    pub(super) fn fan_out_metadata(&mut self, key: &str, metadata: StreamMetadata) {
+        let Some(stream) = self.streams.get_mut(key) else { return };
         let frame = match stream.ingest_metadata(metadata.raw, self.config.chunk_size) {
             Ok(frame) => frame,
             Err(error) => {
@@ -445,11 +504,18 @@ impl Relay {
                 schedule_flush(&mut self.flush_list, player, conn);
             }
         }
+        self.forward_frame(key, &frame);
     }
 
     fn on_media(&mut self, token: Token, _stream_id: u32, kind: MediaKind, timestamp: RtmpTimestamp, data: bytes::Bytes) {
         let Some(key) = self.publishing_key(token) else { return };
-        let Some(stream) = self.streams.get_mut(&key) else { return };
+        self.fan_out(&key, kind, timestamp, data);
+    }
+
+    /// Encodes a frame once and queues it for every player of `key` (and every upstream
+    /// forward), applying the slow-player policy.
+    pub(super) fn fan_out(&mut self, key: &str, kind: MediaKind, timestamp: RtmpTimestamp, data: bytes::Bytes) {
+        let Some(stream) = self.streams.get_mut(key) else { return };
         let frame = match stream.ingest(
             kind,
             timestamp,
@@ -512,6 +578,7 @@ impl Relay {
             queue_frame(conn, player.stream_id, &frame);
             schedule_flush(&mut self.flush_list, player.token, conn);
         }
+        self.forward_frame(key, &frame);
     }
 
     fn publishing_key(&self, token: Token) -> Option<String> {
@@ -525,6 +592,7 @@ impl Relay {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
         log::info!("{}: stopped publishing {key}", conn.peer);
+        self.stop_pushes(&key);
         let Some(stream) = self.streams.get_mut(&key) else { return };
         stream.stop_publishing();
         let name = key.split_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
@@ -543,6 +611,9 @@ impl Relay {
     fn end_play(&mut self, token: Token, key: &str, stream_id: u32) {
         if let Some(stream) = self.streams.get_mut(key) {
             stream.players.retain(|p| !(p.token == token && p.stream_id == stream_id));
+            if stream.players.is_empty() && stream.pull.is_some() && stream.linger_until.is_none() {
+                stream.linger_until = Some(Instant::now() + self.config.pull_linger);
+            }
             if stream.is_unused() {
                 self.streams.remove(key);
             }
@@ -600,10 +671,13 @@ impl Relay {
 
     /// The one close path: leave streams, deregister, log.
     fn close(&mut self, token: Token, reason: &str) {
-        let role = match self.conns.get(token.0) {
-            Some(conn) => conn.role.clone(),
+        let (role, upstream) = match self.conns.get(token.0) {
+            Some(conn) => (conn.role.clone(), conn.upstream.clone()),
             None => return,
         };
+        if let Some(upstream) = &upstream {
+            self.upstream_closed(token, upstream, reason);
+        }
         match &role {
             Role::Publisher { .. } => self.end_publish(token),
             Role::Player { subscriptions } => {
@@ -645,11 +719,15 @@ impl Relay {
     fn tick(&mut self) {
         let now = Instant::now();
         self.next_tick = now + TICK;
+        self.upstream_tick(now);
         let handshake_timeout = self.config.handshake_timeout;
         let idle_timeout = self.config.idle_timeout;
         let mut ping = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             if conn.close_reason.is_some() {
+                continue;
+            }
+            if conn.upstream.is_some() {
                 continue;
             }
             if !conn.is_connected() && now.duration_since(conn.opened_at) > handshake_timeout {

@@ -15,16 +15,19 @@
 
 mod config;
 mod conn;
+mod edge;
 mod event_loop;
 mod inspect;
 mod out_queue;
 mod stats;
 mod stream;
+mod upstream;
 
 pub use config::Config;
 pub use event_loop::stream_key;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
+pub use upstream::{parse_host_port, RtmpUrl};
 
 use std::io;
 use std::net::SocketAddr;

@@ -2,7 +2,11 @@
 //! (metadata, sequence headers, the GOP since the last keyframe).
 
 use bytes::{Bytes, BytesMut};
+use std::time::Instant;
+
 use mio::Token;
+
+use super::upstream::UpstreamLink;
 
 use crate::chunk_io::{ChunkEncoder, ChunkError, MessagePayload};
 use crate::media::{AudioTagHeader, VideoTagHeader};
@@ -77,6 +81,16 @@ pub struct LiveStream {
     timestamp_offset: u32,
     last_sent_timestamp: Option<RtmpTimestamp>,
     rebase_on_next_frame: bool,
+    /// Edge mode: the pull that feeds this stream from an origin.
+    pub pull: Option<UpstreamLink>,
+    /// Whether the pull is playing (the stream is live through it).
+    pub pull_live: bool,
+    /// When an unwatched pull closes.
+    pub linger_until: Option<Instant>,
+    /// `rtmpEdgeVia` of the player that started the pull, for loop detection upstream.
+    pub via: String,
+    /// Forwards to the origin and `--push` targets of the local publisher.
+    pub pushes: Vec<UpstreamLink>,
 }
 
 impl LiveStream {
@@ -93,23 +107,34 @@ impl LiveStream {
             timestamp_offset: 0,
             last_sent_timestamp: None,
             rebase_on_next_frame: false,
+            pull: None,
+            pull_live: false,
+            linger_until: None,
+            via: String::new(),
+            pushes: Vec::new(),
         }
     }
 
     /// Whether a publisher is live on this stream.
     pub fn is_live(&self) -> bool {
-        self.publisher.is_some()
+        self.publisher.is_some() || self.pull_live
     }
 
     /// Whether nothing references this stream any more.
     pub fn is_unused(&self) -> bool {
-        self.publisher.is_none() && self.players.is_empty()
+        self.publisher.is_none() && self.players.is_empty() && self.pull.is_none() && self.pushes.is_empty()
     }
 
     /// A new publisher starts: caches from the previous one no longer apply, and its
     /// timestamps will be shifted to continue after what players already saw.
     pub fn start_publishing(&mut self, publisher: (Token, u32)) {
         self.publisher = Some(publisher);
+        self.restart_source();
+    }
+
+    /// A source (publisher or pull) starts or restarts: caches are reset, players wait for
+    /// a keyframe, and timestamps will continue after what players already saw.
+    pub fn restart_source(&mut self) {
         self.clear_caches();
         self.has_video = false;
         self.rebase_on_next_frame = self.last_sent_timestamp.is_some();
@@ -121,6 +146,11 @@ impl LiveStream {
     /// The publisher left; players stay and will resume at the next publisher's first keyframe.
     pub fn stop_publishing(&mut self) {
         self.publisher = None;
+        self.source_lost();
+    }
+
+    /// The source went away (publisher left, pull lost): players wait for the next one.
+    pub fn source_lost(&mut self) {
         self.clear_caches();
         for player in &mut self.players {
             player.state = PlayerState::WaitingForStart;
