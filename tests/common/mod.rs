@@ -60,7 +60,10 @@ pub fn start_relay(config: Config) -> RelayHandle {
 
 /// Path of a file in tests/fixtures.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
 }
 
 /// One message as the publisher sent it and as a player should see it.
@@ -90,7 +93,12 @@ impl std::fmt::Debug for Item {
             Item::Metadata { timestamp, raw } => write!(f, "Metadata(ts={timestamp}, {} bytes)", raw.len()),
             Item::Media { kind, timestamp, data } => {
                 let head: Vec<String> = data.iter().take(2).map(|b| format!("{b:02x}")).collect();
-                write!(f, "{kind:?}(ts={timestamp}, {} bytes, head {})", data.len(), head.join(" "))
+                write!(
+                    f,
+                    "{kind:?}(ts={timestamp}, {} bytes, head {})",
+                    data.len(),
+                    head.join(" ")
+                )
             }
         }
     }
@@ -125,12 +133,24 @@ impl Item {
 
     /// Video frame that is not a sequence header.
     pub fn is_video_frame(&self) -> bool {
-        matches!(self, Item::Media { kind: MediaKind::Video, .. }) && !self.is_sequence_header()
+        matches!(
+            self,
+            Item::Media {
+                kind: MediaKind::Video,
+                ..
+            }
+        ) && !self.is_sequence_header()
     }
 
     /// Audio or video frame that is not a sequence header.
     pub fn is_frame(&self) -> bool {
-        matches!(self, Item::Media { kind: MediaKind::Audio | MediaKind::Video, .. }) && !self.is_sequence_header()
+        matches!(
+            self,
+            Item::Media {
+                kind: MediaKind::Audio | MediaKind::Video,
+                ..
+            }
+        ) && !self.is_sequence_header()
     }
 }
 
@@ -153,9 +173,20 @@ pub fn fixture_items(name: &str, offset_ms: u32) -> Vec<Item> {
         let tag = tag.unwrap_or_else(|e| panic!("fixture {name}: {e}"));
         let timestamp = tag.timestamp.value().wrapping_add(offset_ms);
         items.push(match tag.tag_type {
-            FlvTagType::Script => Item::Metadata { timestamp, raw: tag.data },
-            FlvTagType::Audio => Item::Media { kind: MediaKind::Audio, timestamp, data: tag.data },
-            FlvTagType::Video => Item::Media { kind: MediaKind::Video, timestamp, data: tag.data },
+            FlvTagType::Script => Item::Metadata {
+                timestamp,
+                raw: tag.data,
+            },
+            FlvTagType::Audio => Item::Media {
+                kind: MediaKind::Audio,
+                timestamp,
+                data: tag.data,
+            },
+            FlvTagType::Video => Item::Media {
+                kind: MediaKind::Video,
+                timestamp,
+                data: tag.data,
+            },
         });
     }
     assert!(!items.is_empty(), "fixture {name} has no tags");
@@ -197,7 +228,10 @@ impl RtmpTestClient {
             .map_err(|e| format!("ClientSession::connect: {e}"))?;
         client.flush()?;
         match client.wait_for(EXCHANGE_TIMEOUT, |e| {
-            matches!(e, ClientSessionEvent::ConnectionAccepted { .. } | ClientSessionEvent::RequestRejected { .. })
+            matches!(
+                e,
+                ClientSessionEvent::ConnectionAccepted { .. } | ClientSessionEvent::RequestRejected { .. }
+            )
         })? {
             ClientSessionEvent::ConnectionAccepted { .. } => Ok(client),
             other => Err(format!("connect to {addr}/{app} refused: {other:?}")),
@@ -208,7 +242,9 @@ impl RtmpTestClient {
     pub fn handshake_only(addr: SocketAddr) -> Result<Self, String> {
         let mut stream = open_socket(addr)?;
         let mut handshake = Handshake::new(HandshakeRole::Client, 0);
-        stream.write_all(&handshake.start()).map_err(|e| format!("writing C0+C1: {e}"))?;
+        stream
+            .write_all(&handshake.start())
+            .map_err(|e| format!("writing C0+C1: {e}"))?;
         let deadline = Instant::now() + EXCHANGE_TIMEOUT;
         let mut buffer = vec![0u8; 8192];
         let remaining = loop {
@@ -218,10 +254,14 @@ impl RtmpTestClient {
             }
             match handshake.process(&buffer[..n]).map_err(|e| format!("handshake: {e}"))? {
                 HandshakeProgress::InProgress { response } => {
-                    stream.write_all(&response).map_err(|e| format!("handshake write: {e}"))?;
+                    stream
+                        .write_all(&response)
+                        .map_err(|e| format!("handshake write: {e}"))?;
                 }
                 HandshakeProgress::Completed { response, remaining } => {
-                    stream.write_all(&response).map_err(|e| format!("handshake write: {e}"))?;
+                    stream
+                        .write_all(&response)
+                        .map_err(|e| format!("handshake write: {e}"))?;
                     break remaining;
                 }
             }
@@ -248,13 +288,17 @@ impl RtmpTestClient {
     pub fn flush(&mut self) -> Result<(), String> {
         let out = self.session.take_outbound();
         if !out.is_empty() {
-            self.stream.write_all(&out).map_err(|e| format!("write to relay: {e}"))?;
+            self.stream
+                .write_all(&out)
+                .map_err(|e| format!("write to relay: {e}"))?;
         }
         Ok(())
     }
 
     fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.session.handle_input(bytes).map_err(|e| format!("session error on relay's bytes: {e}"))?;
+        self.session
+            .handle_input(bytes)
+            .map_err(|e| format!("session error on relay's bytes: {e}"))?;
         while let Some(event) = self.session.poll_event() {
             self.events.push_back(event);
         }
@@ -276,7 +320,12 @@ impl RtmpTestClient {
                 self.feed(&buffer[..n])?;
                 Ok(ReadOutcome::Data(n))
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 Ok(ReadOutcome::Nothing)
             }
             Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
@@ -347,7 +396,10 @@ impl RtmpTestClient {
             .map_err(|e| format!("request_publishing: {e}"))?;
         self.flush()?;
         match self.wait_for(EXCHANGE_TIMEOUT, |e| {
-            matches!(e, ClientSessionEvent::PublishStarted { .. } | ClientSessionEvent::RequestRejected { .. })
+            matches!(
+                e,
+                ClientSessionEvent::PublishStarted { .. } | ClientSessionEvent::RequestRejected { .. }
+            )
         })? {
             ClientSessionEvent::PublishStarted { stream_id, .. } => {
                 self.stream_id = Some(stream_id);
@@ -360,7 +412,8 @@ impl RtmpTestClient {
 
     /// Asks to publish and fails unless the relay starts it.
     pub fn publish(&mut self, name: &str) -> Result<u32, String> {
-        self.try_publish(name)?.map_err(|status| format!("publish of {name} refused: {status:?}"))
+        self.try_publish(name)?
+            .map_err(|status| format!("publish of {name} refused: {status:?}"))
     }
 
     /// Sends one item on the publishing stream.
@@ -368,7 +421,8 @@ impl RtmpTestClient {
         let result = match item {
             Item::Metadata { timestamp, raw } => self.session.publish_metadata_raw(RtmpTimestamp::new(*timestamp), raw),
             Item::Media { kind, timestamp, data } => {
-                self.session.publish_media(*kind, RtmpTimestamp::new(*timestamp), data.clone())
+                self.session
+                    .publish_media(*kind, RtmpTimestamp::new(*timestamp), data.clone())
             }
         };
         result.map_err(|e| format!("publish {item:?}: {e}"))?;
@@ -405,7 +459,9 @@ impl RtmpTestClient {
 
     /// Sends createStream + play for `name`; does not wait for an answer.
     pub fn request_play(&mut self, name: &str) -> Result<(), String> {
-        self.session.request_playback(name).map_err(|e| format!("request_playback: {e}"))?;
+        self.session
+            .request_playback(name)
+            .map_err(|e| format!("request_playback: {e}"))?;
         self.flush()
     }
 
@@ -428,9 +484,12 @@ impl RtmpTestClient {
 }
 
 fn open_socket(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_read_timeout(Some(READ_STEP)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(stream)
 }
@@ -447,7 +506,14 @@ fn read_step(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant, what:
     match stream.read(buffer) {
         Ok(0) => Err(format!("{what}: connection closed by relay")),
         Ok(n) => Ok(n),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => Ok(0),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(0)
+        }
         Err(e) => Err(format!("{what}: {e}")),
     }
 }
@@ -462,7 +528,11 @@ pub fn socket_closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
         match stream.read(&mut buffer) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(_) => return true,
         }
     }
@@ -521,7 +591,13 @@ impl PlayerThread {
                 .spawn(move || run_player(addr, &app, &name, stop, &ready, &stop_flag, &log))
                 .expect("spawn player thread")
         };
-        PlayerThread { ready, stop: stop_flag, log, thread: Some(thread), label: label.to_string() }
+        PlayerThread {
+            ready,
+            stop: stop_flag,
+            log,
+            thread: Some(thread),
+            label: label.to_string(),
+        }
     }
 
     /// Waits until the relay answered the play (Play.Start/Reset, StreamBegin or any status).
@@ -529,9 +605,17 @@ impl PlayerThread {
         let deadline = Instant::now() + timeout;
         while !self.ready.load(Ordering::SeqCst) {
             if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                panic!("{}: player thread ended before it was ready: {:?}", self.label, self.snapshot());
+                panic!(
+                    "{}: player thread ended before it was ready: {:?}",
+                    self.label,
+                    self.snapshot()
+                );
             }
-            assert!(Instant::now() < deadline, "{}: no answer to play within {timeout:?}", self.label);
+            assert!(
+                Instant::now() < deadline,
+                "{}: no answer to play within {timeout:?}",
+                self.label
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -561,7 +645,11 @@ impl PlayerThread {
         let result = self.thread.take().expect("joined twice").join();
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{}: player failed: {e}; received: {:?}", self.label, summarize(&self.snapshot())),
+            Ok(Err(e)) => panic!(
+                "{}: player failed: {e}; received: {:?}",
+                self.label,
+                summarize(&self.snapshot())
+            ),
             Err(_) => panic!("{}: player thread panicked", self.label),
         }
         self.snapshot()
@@ -611,14 +699,29 @@ fn run_player(
                 ClientSessionEvent::RequestRejected { status, .. } => Some(Received::Status(status.code)),
                 ClientSessionEvent::StreamBegin { .. } => Some(Received::StreamBegin),
                 ClientSessionEvent::StreamEof { .. } => Some(Received::StreamEof),
-                ClientSessionEvent::MetadataReceived { timestamp, metadata, .. } => {
-                    Some(Received::Item(Item::Metadata { timestamp: timestamp.value(), raw: metadata.raw }))
-                }
-                ClientSessionEvent::MediaReceived { kind, timestamp, data, stream_id } => {
+                ClientSessionEvent::MetadataReceived {
+                    timestamp, metadata, ..
+                } => Some(Received::Item(Item::Metadata {
+                    timestamp: timestamp.value(),
+                    raw: metadata.raw,
+                })),
+                ClientSessionEvent::MediaReceived {
+                    kind,
+                    timestamp,
+                    data,
+                    stream_id,
+                } => {
                     if client.stream_id.is_some_and(|id| id != stream_id) {
-                        return Err(format!("media on message stream {stream_id}, we play on {:?}", client.stream_id));
+                        return Err(format!(
+                            "media on message stream {stream_id}, we play on {:?}",
+                            client.stream_id
+                        ));
                     }
-                    Some(Received::Item(Item::Media { kind, timestamp: timestamp.value(), data }))
+                    Some(Received::Item(Item::Media {
+                        kind,
+                        timestamp: timestamp.value(),
+                        data,
+                    }))
                 }
                 _ => None,
             };
@@ -697,7 +800,10 @@ pub fn assert_late_join(published: &[Item], received: &[Item], label: &str) -> u
             (Some(Item::Metadata { raw: a, .. }), Item::Metadata { raw: b, .. }) => a == b,
             _ => false,
         };
-        assert!(same_body, "{label}: metadata differs from the published one: got {got:?}, published {expected:?}");
+        assert!(
+            same_body,
+            "{label}: metadata differs from the published one: got {got:?}, published {expected:?}"
+        );
         rest = &rest[1..];
     }
     let headers: Vec<&Item> = published.iter().filter(|i| i.is_sequence_header()).collect();
@@ -712,17 +818,39 @@ pub fn assert_late_join(published: &[Item], received: &[Item], label: &str) -> u
         seen_headers += 1;
         rest = &rest[1..];
     }
-    assert_eq!(seen_headers, headers.len(), "{label}: expected {} sequence headers before the frames", headers.len());
-    assert!(rest.iter().all(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. })),
-        "{label}: metadata or a sequence header arrived again among the frames");
+    assert_eq!(
+        seen_headers,
+        headers.len(),
+        "{label}: expected {} sequence headers before the frames",
+        headers.len()
+    );
+    assert!(
+        rest.iter()
+            .all(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. })),
+        "{label}: metadata or a sequence header arrived again among the frames"
+    );
     let first = rest.first().unwrap_or_else(|| panic!("{label}: no frames received"));
     let has_video = published.iter().any(Item::is_video_frame);
     if has_video {
-        let first_video = rest.iter().find(|i| i.is_video_frame()).unwrap_or_else(|| panic!("{label}: no video frames"));
-        assert!(first_video.is_video_keyframe(), "{label}: first video frame is not a keyframe: {first_video:?}");
+        let first_video = rest
+            .iter()
+            .find(|i| i.is_video_frame())
+            .unwrap_or_else(|| panic!("{label}: no video frames"));
+        assert!(
+            first_video.is_video_keyframe(),
+            "{label}: first video frame is not a keyframe: {first_video:?}"
+        );
     }
-    let frames: Vec<&Item> = published.iter().filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. })).collect();
-    assert!(rest.len() <= frames.len(), "{label}: received {} frames, only {} were published", rest.len(), frames.len());
+    let frames: Vec<&Item> = published
+        .iter()
+        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
+        .collect();
+    assert!(
+        rest.len() <= frames.len(),
+        "{label}: received {} frames, only {} were published",
+        rest.len(),
+        frames.len()
+    );
     // The run must reach the end of what was published, so where it starts is fixed.
     let start = frames.len() - rest.len();
     assert!(
@@ -746,7 +874,11 @@ pub fn assert_items_equal(expected: &[Item], got: &[Item], label: &str) {
         "{label}: expected {} items, got {} (first missing/extra: {:?})",
         expected.len(),
         got.len(),
-        if got.len() < expected.len() { expected.get(got.len()) } else { got.get(expected.len()) }
+        if got.len() < expected.len() {
+            expected.get(got.len())
+        } else {
+            got.get(expected.len())
+        }
     );
 }
 
@@ -805,8 +937,13 @@ impl ChildGuard {
     /// Spawns `command` with stdin closed; fails the test if it cannot start.
     pub fn spawn(mut command: Command, label: &str) -> ChildGuard {
         command.stdin(Stdio::null());
-        let child = command.spawn().unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}"));
-        ChildGuard { child: Some(child), label: label.to_string() }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}"));
+        ChildGuard {
+            child: Some(child),
+            label: label.to_string(),
+        }
     }
 
     /// Process id.
@@ -851,7 +988,11 @@ impl ChildGuard {
     /// Reads the child's stdout to the end (the child must have been spawned with a piped
     /// stdout); a reader thread keeps it from blocking on a full pipe.
     pub fn take_stdout_reader(&mut self) -> JoinHandle<Vec<u8>> {
-        let mut stdout = self.child.as_mut().and_then(|c| c.stdout.take()).expect("stdout was not piped");
+        let mut stdout = self
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout was not piped");
         std::thread::spawn(move || {
             let mut out = Vec::new();
             let _ = stdout.read_to_end(&mut out);
@@ -927,7 +1068,14 @@ pub struct Packet {
 pub fn probe_packets(path: &Path) -> HashMap<String, Vec<Packet>> {
     let ffprobe = require_program("ffprobe");
     let output = Command::new(&ffprobe)
-        .args(["-v", "error", "-show_packets", "-show_data_hash", "MD5", "-show_entries"])
+        .args([
+            "-v",
+            "error",
+            "-show_packets",
+            "-show_data_hash",
+            "MD5",
+            "-show_entries",
+        ])
         .arg("packet=codec_type,dts,size,flags,data_hash")
         .args(["-of", "compact=p=0"])
         .arg(path)
@@ -943,7 +1091,9 @@ pub fn probe_packets(path: &Path) -> HashMap<String, Vec<Packet>> {
     let mut packets: HashMap<String, Vec<Packet>> = HashMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: HashMap<&str, &str> = line.split('|').filter_map(|kv| kv.split_once('=')).collect();
-        let Some(codec_type) = fields.get("codec_type") else { continue };
+        let Some(codec_type) = fields.get("codec_type") else {
+            continue;
+        };
         let packet = Packet {
             codec_type: codec_type.to_string(),
             dts: fields.get("dts").and_then(|d| d.parse().ok()),
@@ -995,7 +1145,10 @@ pub fn assert_contiguous_run(
             )
         });
     if codec_type == "video" {
-        assert!(source[start].key, "{label}: first video packet (input #{start}) is not a keyframe");
+        assert!(
+            source[start].key,
+            "{label}: first video packet (input #{start}) is not a keyframe"
+        );
     }
     start
 }
