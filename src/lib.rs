@@ -28,6 +28,7 @@ pub mod handshake;
 pub mod media;
 pub mod messages;
 pub mod sessions;
+pub mod relay;
 pub mod time;
 
 /// The AMF0 value type used throughout the library, re-exported from `rml_amf0`.

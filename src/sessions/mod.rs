@@ -56,7 +56,7 @@ pub use events::{
     ClientSessionEvent, ConnectRequest, MediaKind, PublishMode, RejectedRequestKind, ServerSessionEvent, StatusInfo,
     StreamMetadata,
 };
-pub use server::{ServerSession, ServerSessionConfig};
+pub use server::{media_chunk_stream, ServerSession, ServerSessionConfig};
 pub use status::codes;
 
 use std::fmt;

@@ -1,0 +1,173 @@
+//! `rtmp-edge`: the relay's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use getopts::{Matches, Options};
+use rtmp_edge::relay::{self, Config};
+
+fn options() -> Options {
+    let defaults = Config::default();
+    let mut options = Options::new();
+    options.optopt("", "listen", &format!("address to accept RTMP on (default {})", defaults.listen), "ADDR:PORT");
+    options.optopt("", "chunk-size", &format!("outgoing chunk size (default {})", defaults.chunk_size), "BYTES");
+    options.optopt("", "gop-cache", "send late joiners the GOP since the last keyframe (default on)", "on|off");
+    options.optopt("", "max-connections", &format!("most connections at once (default {})", defaults.max_connections), "N");
+    options.optopt(
+        "",
+        "max-connections-per-ip",
+        &format!("most connections from one IP (default {})", defaults.max_connections_per_ip),
+        "N",
+    );
+    options.optopt("", "max-message-size", &format!("largest RTMP message accepted (default {})", defaults.max_message_size), "BYTES");
+    options.optopt(
+        "",
+        "queue-soft-limit",
+        &format!("media queued for a player before frames are dropped to the next keyframe (default {})", defaults.queue_soft_limit_ms),
+        "MS",
+    );
+    options.optopt(
+        "",
+        "queue-hard-limit",
+        &format!("media queued for a player before it is disconnected (default {})", defaults.queue_hard_limit_ms),
+        "MS",
+    );
+    options.optopt(
+        "",
+        "handshake-timeout",
+        &format!("seconds to finish handshake and connect (default {})", defaults.handshake_timeout.as_secs()),
+        "SECONDS",
+    );
+    options.optopt("", "idle-timeout", &format!("seconds without traffic before closing (default {})", defaults.idle_timeout.as_secs()), "SECONDS");
+    options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
+    options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
+    options.optflag("h", "help", "print this help");
+    options.optflag("V", "version", "print the version");
+    options
+}
+
+fn usage(options: &Options) -> String {
+    let brief = "Usage: rtmp-edge [OPTIONS]\n       rtmp-edge inspect FILE   (decode a --dump file)\n\n\
+                 A single-threaded RTMP relay: publish to rtmp://HOST/APP/NAME, play the same URL.";
+    options.usage(brief)
+}
+
+fn parse<T: FromStr>(matches: &Matches, name: &str) -> Result<Option<T>, String> {
+    match matches.opt_str(name) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| format!("--{name}: cannot read {text:?}")),
+    }
+}
+
+fn config_from(matches: &Matches) -> Result<Config, String> {
+    let mut config = Config::default();
+    if let Some(listen) = parse::<SocketAddr>(matches, "listen")? {
+        config.listen = listen;
+    }
+    if let Some(chunk_size) = parse::<u32>(matches, "chunk-size")? {
+        if !(128..=0x7FFF_FFFF).contains(&chunk_size) {
+            return Err("--chunk-size must be between 128 and 2147483647".to_string());
+        }
+        config.chunk_size = chunk_size;
+    }
+    match matches.opt_str("gop-cache").as_deref() {
+        None | Some("on") => {}
+        Some("off") => config.gop_cache = false,
+        Some(other) => return Err(format!("--gop-cache takes on or off, not {other:?}")),
+    }
+    if let Some(n) = parse(matches, "max-connections")? {
+        config.max_connections = n;
+    }
+    if let Some(n) = parse(matches, "max-connections-per-ip")? {
+        config.max_connections_per_ip = n;
+    }
+    if let Some(n) = parse(matches, "max-message-size")? {
+        config.max_message_size = n;
+    }
+    if let Some(ms) = parse(matches, "queue-soft-limit")? {
+        config.queue_soft_limit_ms = ms;
+    }
+    if let Some(ms) = parse(matches, "queue-hard-limit")? {
+        config.queue_hard_limit_ms = ms;
+    }
+    if config.queue_soft_limit_ms > config.queue_hard_limit_ms {
+        return Err("--queue-soft-limit must not exceed --queue-hard-limit".to_string());
+    }
+    if let Some(seconds) = parse::<u64>(matches, "handshake-timeout")? {
+        config.handshake_timeout = Duration::from_secs(seconds);
+    }
+    if let Some(seconds) = parse::<u64>(matches, "idle-timeout")? {
+        config.idle_timeout = Duration::from_secs(seconds);
+    }
+    if let Some(dir) = matches.opt_str("dump") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).map_err(|error| format!("--dump {}: {error}", dir.display()))?;
+        config.dump_dir = Some(dir);
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = options();
+    let matches = match options.parse(&args) {
+        Ok(matches) => matches,
+        Err(error) => {
+            eprintln!("rtmp-edge: {error}\n\n{}", usage(&options));
+            return ExitCode::from(2);
+        }
+    };
+    if matches.opt_present("help") {
+        print!("{}", usage(&options));
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("version") {
+        println!("rtmp-edge {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let level = matches.opt_str("log-level").unwrap_or_else(|| "info".to_string());
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp_millis().init();
+
+    if matches.free.first().map(String::as_str) == Some("inspect") {
+        let Some(path) = matches.free.get(1) else {
+            eprintln!("rtmp-edge inspect: name the dump file to decode");
+            return ExitCode::from(2);
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                eprintln!("rtmp-edge inspect: {path}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let stdout = std::io::stdout();
+        return match relay::inspect(&bytes, &mut stdout.lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("rtmp-edge inspect: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(extra) = matches.free.first() {
+        eprintln!("rtmp-edge: unexpected argument {extra:?}\n\n{}", usage(&options));
+        return ExitCode::from(2);
+    }
+    let config = match config_from(&matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("rtmp-edge: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match relay::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("rtmp-edge: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Everything an operator can set on the relay.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Relay settings. `Config::default()` is a working standalone relay on 0.0.0.0:1935.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to accept RTMP connections on.
+    pub listen: SocketAddr,
+    /// Outgoing chunk size for every connection.
+    pub chunk_size: u32,
+    /// Whether late joiners get the cached GOP (from the last keyframe) at once.
+    pub gop_cache: bool,
+    /// Most connections open at once; more are refused at accept.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Longest RTMP message accepted from a peer, in bytes.
+    pub max_message_size: u32,
+    /// A player whose queue holds more than this much media (ms) skips to the next keyframe.
+    pub queue_soft_limit_ms: u32,
+    /// A player whose queue holds more than this much media (ms) is disconnected.
+    pub queue_hard_limit_ms: u32,
+    /// A player whose queue holds more than this many bytes is disconnected.
+    pub queue_hard_limit_bytes: usize,
+    /// Most bytes of media kept in one stream's GOP cache; a longer GOP is not cached.
+    pub gop_cache_max_bytes: usize,
+    /// Time a connection has to finish the handshake and connect.
+    pub handshake_timeout: Duration,
+    /// A connection with no traffic in either direction for this long is closed.
+    pub idle_timeout: Duration,
+    /// Write each connection's raw inbound bytes to a file in this directory.
+    pub dump_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            chunk_size: 4096,
+            gop_cache: true,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_message_size: 8 * 1024 * 1024,
+            queue_soft_limit_ms: 3_000,
+            queue_hard_limit_ms: 10_000,
+            queue_hard_limit_bytes: 32 * 1024 * 1024,
+            gop_cache_max_bytes: 16 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            dump_dir: None,
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The single-threaded mio loop: accept, read, act on session events, flush, time out.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::conn::{Conn, Phase, Role};
+use super::out_queue::FlushOutcome;
+use super::stats::Stats;
+use super::stream::{LiveStream, PlayerState, SharedFrame, SHARED_STREAM_ID};
+use super::Config;
+use crate::chunk_io::ChunkDecoderLimits;
+use crate::handshake::{Handshake, HandshakeProgress, HandshakeRole};
+use crate::sessions::{MediaKind, ServerSession, ServerSessionConfig, ServerSessionEvent, StreamMetadata};
+use crate::time::RtmpTimestamp;
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+pub const SIGNALS: Token = Token(usize::MAX - 3);
+
+const TICK: Duration = Duration::from_millis(500);
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// How long a graceful shutdown waits for queues to drain.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The relay's whole state, owned by the loop thread.
+pub struct Relay {
+    config: Config,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    streams: HashMap<String, LiveStream>,
+    per_ip: HashMap<IpAddr, usize>,
+    flush_list: Vec<Token>,
+    close_list: Vec<Token>,
+    session_events: Vec<ServerSessionEvent>,
+    read_buffer: Vec<u8>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    shutdown_deadline: Option<Instant>,
+    next_tick: Instant,
+    started: Instant,
+}
+
+impl Relay {
+    pub fn new(config: Config, poll: Poll, listener: TcpListener, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Relay {
+        let now = Instant::now();
+        Relay {
+            config,
+            poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            streams: HashMap::new(),
+            per_ip: HashMap::new(),
+            flush_list: Vec::new(),
+            close_list: Vec::new(),
+            session_events: Vec::new(),
+            read_buffer: vec![0; READ_BUFFER_SIZE],
+            stats,
+            stop,
+            shutdown_deadline: None,
+            next_tick: now + TICK,
+            started: now,
+        }
+    }
+
+    /// Runs until a shutdown completes. `on_signal` is polled when the SIGNALS token fires
+    /// and returns how many signals arrived.
+    pub fn run(&mut self, mut on_signal: impl FnMut() -> usize) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = self.next_tick.saturating_duration_since(now);
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    SIGNALS => {
+                        let count = on_signal();
+                        if count > 0 && self.shutdown_deadline.is_some() {
+                            log::warn!("second signal: exiting now");
+                            return Ok(());
+                        }
+                        if count > 1 {
+                            log::warn!("two signals at once: exiting now");
+                            return Ok(());
+                        }
+                        if count > 0 {
+                            self.stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    token => self.conn_event(token, event),
+                }
+            }
+            if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            self.flush_scheduled();
+            self.close_marked();
+            if Instant::now() >= self.next_tick {
+                self.tick();
+                self.close_marked();
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    let open = self.conns.len();
+                    let tokens: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+                    for key in tokens {
+                        self.close(Token(key), "relay shutting down");
+                    }
+                    log::info!("shutdown complete ({open} connections closed at the deadline)");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            let (socket, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // EMFILE and friends: keep serving the existing connections.
+                    log::error!("accept failed: {error}");
+                    return;
+                }
+            };
+            let from_ip = self.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if self.conns.len() >= self.config.max_connections {
+                self.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                log::warn!("{peer}: refused: {} connections open (--max-connections)", self.conns.len());
+                drop(socket);
+                continue;
+            }
+            if from_ip >= self.config.max_connections_per_ip {
+                self.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                log::warn!("{peer}: refused: {from_ip} connections open from {} (--max-connections-per-ip)", peer.ip());
+                drop(socket);
+                continue;
+            }
+            if let Err(error) = self.register(socket, peer) {
+                log::warn!("{peer}: could not register connection: {error}");
+            }
+        }
+    }
+
+    fn register(&mut self, mut socket: TcpStream, peer: std::net::SocketAddr) -> io::Result<()> {
+        socket.set_nodelay(true)?;
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        self.poll.registry().register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)?;
+        let epoch = self.started.elapsed().as_millis() as u32;
+        let mut conn = Conn::new(socket, peer, Handshake::new(HandshakeRole::Server, epoch), Instant::now());
+        if let Some(dir) = &self.config.dump_dir {
+            let path = dir.join(format!("{}-{}.rtmp", token.0, peer).replace(':', "_"));
+            match File::create(&path) {
+                Ok(file) => conn.dump = Some(BufWriter::new(file)),
+                Err(error) => log::warn!("{peer}: cannot create dump file {}: {error}", path.display()),
+            }
+        }
+        entry.insert(conn);
+        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        self.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        log::debug!("{peer}: connection opened");
+        Ok(())
+    }
+
+    fn conn_event(&mut self, token: Token, event: &Event) {
+        if event.is_writable() {
+            if let Some(conn) = self.conns.get_mut(token.0) {
+                conn.writable = true;
+                if !conn.out.is_empty() {
+                    schedule_flush(&mut self.flush_list, token, conn);
+                }
+            }
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read_from(token);
+        }
+    }
+
+    /// Reads until WouldBlock (the socket is edge-triggered), handing each read to the
+    /// connection's protocol phase.
+    fn read_from(&mut self, token: Token) {
+        let mut buffer = std::mem::take(&mut self.read_buffer);
+        loop {
+            let Some(conn) = self.conns.get_mut(token.0) else { break };
+            if conn.close_reason.is_some() {
+                break;
+            }
+            match conn.socket.read(&mut buffer) {
+                Ok(0) => {
+                    conn.fail("peer closed the connection");
+                    break;
+                }
+                Ok(read) => {
+                    conn.bytes_in += read as u64;
+                    conn.last_activity = Instant::now();
+                    conn.ping_outstanding = false;
+                    if let Some(dump) = &mut conn.dump {
+                        if let Err(error) = dump.write_all(&buffer[..read]) {
+                            log::warn!("{}: dump write failed, dump stopped: {error}", conn.peer);
+                            conn.dump = None;
+                        }
+                    }
+                    self.process_input(token, &buffer[..read]);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    conn.fail(format!("read error: {error}"));
+                    break;
+                }
+            }
+        }
+        self.read_buffer = buffer;
+        if let Some(conn) = self.conns.get(token.0) {
+            if conn.close_reason.is_some() {
+                self.close_list.push(token);
+            }
+        }
+    }
+
+    fn process_input(&mut self, token: Token, input: &[u8]) {
+        let session_config = self.session_config();
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let session_input = match &mut conn.phase {
+            Phase::Handshake(handshake) => match handshake.process(input) {
+                Ok(HandshakeProgress::InProgress { response }) => {
+                    conn.out.push(response);
+                    schedule_flush(&mut self.flush_list, token, conn);
+                    return;
+                }
+                Ok(HandshakeProgress::Completed { response, remaining }) => {
+                    conn.out.push(response);
+                    schedule_flush(&mut self.flush_list, token, conn);
+                    conn.phase = Phase::Session(Box::new(ServerSession::new(session_config)));
+                    remaining
+                }
+                Err(error) => {
+                    self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    conn.fail(format!("handshake failed: {error}"));
+                    return;
+                }
+            },
+            Phase::Session(_) => bytes::Bytes::copy_from_slice(input),
+        };
+        self.session_input(token, &session_input);
+    }
+
+    fn session_config(&self) -> ServerSessionConfig {
+        ServerSessionConfig {
+            chunk_size: self.config.chunk_size,
+            limits: ChunkDecoderLimits {
+                max_message_length: self.config.max_message_size,
+                max_partial_bytes: (self.config.max_message_size as usize).saturating_mul(2),
+                ..ChunkDecoderLimits::default()
+            },
+            ..ServerSessionConfig::default()
+        }
+    }
+
+    fn session_input(&mut self, token: Token, input: &[u8]) {
+        let mut events = std::mem::take(&mut self.session_events);
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            if let Some(session) = conn.session() {
+                let result = session.handle_input(input);
+                while let Some(event) = session.poll_event() {
+                    events.push(event);
+                }
+                if let Err(error) = result {
+                    self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    conn.fail(format!("protocol error: {error}"));
+                }
+            }
+        }
+        for event in events.drain(..) {
+            self.session_event(token, event);
+        }
+        self.session_events = events;
+        self.sync_session_output(token);
+    }
+
+    /// Moves whatever the session wrote into the connection's queue.
+    fn sync_session_output(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let Phase::Session(session) = &mut conn.phase else { return };
+        if session.has_outbound() {
+            let bytes = session.take_outbound();
+            conn.out.push(bytes);
+            schedule_flush(&mut self.flush_list, token, conn);
+        }
+    }
+
+    fn session_event(&mut self, token: Token, event: ServerSessionEvent) {
+        match event {
+            ServerSessionEvent::MediaReceived { stream_id, kind, timestamp, data } => {
+                self.on_media(token, stream_id, kind, timestamp, data)
+            }
+            ServerSessionEvent::MetadataReceived { stream_id, metadata, .. } => self.on_metadata(token, stream_id, metadata),
+            ServerSessionEvent::ConnectionRequested { request_id, request } => {
+                let Some(conn) = self.conns.get_mut(token.0) else { return };
+                log::info!(
+                    "{}: connect app={} tcUrl={} flashVer={}",
+                    conn.peer,
+                    request.app,
+                    request.tc_url.as_deref().unwrap_or("-"),
+                    request.flash_ver.as_deref().unwrap_or("-")
+                );
+                if let Some(session) = conn.session() {
+                    if let Err(error) = session.accept_request(request_id) {
+                        conn.fail(format!("connect accept failed: {error}"));
+                    }
+                }
+            }
+            ServerSessionEvent::PublishRequested { request_id, app, stream_name, stream_id, .. } => {
+                self.on_publish_requested(token, request_id, &app, &stream_name, stream_id)
+            }
+            ServerSessionEvent::PlayRequested { request_id, app, stream_name, stream_id, .. } => {
+                self.on_play_requested(token, request_id, &app, &stream_name, stream_id)
+            }
+            ServerSessionEvent::PublishFinished { .. } => self.end_publish(token),
+            ServerSessionEvent::PlayFinished { app, stream_name, stream_id } => {
+                self.end_play(token, &stream_key(&app, &stream_name), stream_id)
+            }
+            ServerSessionEvent::InvalidMessageIgnored { type_id, reason } => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    log::debug!("{}: ignored message type {type_id}: {reason}", conn.peer);
+                }
+            }
+            ServerSessionEvent::UnhandledCommand { name, .. } => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    log::debug!("{}: unhandled command {name}", conn.peer);
+                }
+            }
+            ServerSessionEvent::PauseChanged { .. }
+            | ServerSessionEvent::ReceiveChanged { .. }
+            | ServerSessionEvent::AcknowledgementReceived { .. }
+            | ServerSessionEvent::PingResponseReceived { .. } => {}
+        }
+    }
+
+    fn on_publish_requested(&mut self, token: Token, request_id: u32, app: &str, stream_name: &str, stream_id: u32) {
+        let key = stream_key(app, stream_name);
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let peer = conn.peer;
+        let busy = self.streams.get(&key).is_some_and(LiveStream::is_live);
+        let already_publishing = matches!(conn.role, Role::Publisher { .. });
+        let Some(session) = conn.session() else { return };
+        if busy || already_publishing {
+            log::warn!("{peer}: publish {key} refused: already being published");
+            if let Err(error) = session.reject_request(request_id, "Stream is already being published.") {
+                conn.fail(format!("reject failed: {error}"));
+            }
+            return;
+        }
+        if let Err(error) = session.accept_request(request_id) {
+            conn.fail(format!("publish accept failed: {error}"));
+            return;
+        }
+        conn.role = Role::Publisher { key: key.clone(), stream_id };
+        conn.summary = format!("publisher of {key}");
+        log::info!("{peer}: publishing {key}");
+        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
+        stream.start_publishing((token, stream_id));
+        let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
+        for (player, player_stream_id) in players {
+            if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
+                let _ = session.notify_publish_started(player_stream_id, stream_name);
+            }
+            self.sync_session_output(player);
+        }
+    }
+
+    fn on_play_requested(&mut self, token: Token, request_id: u32, app: &str, stream_name: &str, stream_id: u32) {
+        let key = stream_key(app, stream_name);
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        if matches!(conn.role, Role::Publisher { .. }) {
+            if let Some(session) = conn.session() {
+                let _ = session.reject_request(request_id, "A publishing connection cannot play.");
+            }
+            return;
+        }
+        let Some(session) = conn.session() else { return };
+        if let Err(error) = session.accept_request(request_id) {
+            conn.fail(format!("play accept failed: {error}"));
+            return;
+        }
+        match &mut conn.role {
+            Role::Player { subscriptions } => subscriptions.push((key.clone(), stream_id)),
+            role => *role = Role::Player { subscriptions: vec![(key.clone(), stream_id)] },
+        }
+        conn.summary = conn.role.describe();
+        log::info!("{}: playing {key}", conn.peer);
+        self.sync_session_output(token);
+
+        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
+        let mut state = PlayerState::WaitingForStart;
+        if stream.is_live() {
+            let Some(conn) = self.conns.get_mut(token.0) else { return };
+            let starts_now = stream.has_gop() || !stream.has_video;
+            for frame in stream.join_frames() {
+                queue_frame(conn, stream_id, frame);
+            }
+            if starts_now {
+                state = PlayerState::Live;
+            }
+            schedule_flush(&mut self.flush_list, token, conn);
+        }
+        stream.players.push(super::stream::Player { token, stream_id, state });
+    }
+
+    fn on_metadata(&mut self, token: Token, _stream_id: u32, metadata: StreamMetadata) {
+        let Some(key) = self.publishing_key(token) else { return };
+        let Some(stream) = self.streams.get_mut(&key) else { return };
+        let frame = match stream.ingest_metadata(metadata.raw, self.config.chunk_size) {
+            Ok(frame) => frame,
+            Err(error) => {
+                log::warn!("{key}: metadata not relayed: {error}");
+                return;
+            }
+        };
+        let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
+        for (player, stream_id) in players {
+            if let Some(conn) = self.conns.get_mut(player.0) {
+                queue_frame(conn, stream_id, &frame);
+                schedule_flush(&mut self.flush_list, player, conn);
+            }
+        }
+    }
+
+    fn on_media(&mut self, token: Token, _stream_id: u32, kind: MediaKind, timestamp: RtmpTimestamp, data: bytes::Bytes) {
+        let Some(key) = self.publishing_key(token) else { return };
+        let Some(stream) = self.streams.get_mut(&key) else { return };
+        let frame = match stream.ingest(
+            kind,
+            timestamp,
+            data,
+            self.config.chunk_size,
+            self.config.gop_cache,
+            self.config.gop_cache_max_bytes,
+        ) {
+            Ok(frame) => frame,
+            Err(error) => {
+                log::warn!("{key}: frame not relayed: {error}");
+                return;
+            }
+        };
+        let has_video = stream.has_video;
+        for player in &mut stream.players {
+            let Some(conn) = self.conns.get_mut(player.token.0) else { continue };
+            if conn.close_reason.is_some() {
+                continue;
+            }
+            let starts_here = frame.is_keyframe || (!has_video && kind != MediaKind::Video) || !frame.droppable;
+            match player.state {
+                PlayerState::WaitingForStart => {
+                    if frame.is_keyframe || (!has_video && kind == MediaKind::Audio) {
+                        player.state = PlayerState::Live;
+                    } else if frame.droppable {
+                        continue;
+                    }
+                }
+                PlayerState::Skipping => {
+                    let caught_up = conn.out.media_span_ms() <= self.config.queue_soft_limit_ms / 2;
+                    if frame.droppable && !(starts_here && caught_up) {
+                        self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if frame.droppable {
+                        player.state = PlayerState::Live;
+                    }
+                }
+                PlayerState::Live => {}
+            }
+            let span = conn.out.media_span_ms();
+            if span > self.config.queue_hard_limit_ms || conn.out.len_bytes() > self.config.queue_hard_limit_bytes {
+                self.stats.slow_players_disconnected.fetch_add(1, Ordering::Relaxed);
+                conn.fail(format!(
+                    "too slow: {span} ms / {} bytes queued (hard limit {} ms / {} bytes)",
+                    conn.out.len_bytes(),
+                    self.config.queue_hard_limit_ms,
+                    self.config.queue_hard_limit_bytes
+                ));
+                self.close_list.push(player.token);
+                continue;
+            }
+            if frame.droppable && player.state == PlayerState::Live && span > self.config.queue_soft_limit_ms {
+                log::info!("{}: {span} ms queued on {key}: dropping frames until the next keyframe", conn.peer);
+                player.state = PlayerState::Skipping;
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            queue_frame(conn, player.stream_id, &frame);
+            schedule_flush(&mut self.flush_list, player.token, conn);
+        }
+    }
+
+    fn publishing_key(&self, token: Token) -> Option<String> {
+        match &self.conns.get(token.0)?.role {
+            Role::Publisher { key, .. } => Some(key.clone()),
+            _ => None,
+        }
+    }
+
+    fn end_publish(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
+        log::info!("{}: stopped publishing {key}", conn.peer);
+        let Some(stream) = self.streams.get_mut(&key) else { return };
+        stream.stop_publishing();
+        let name = key.split_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
+        let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
+        if stream.is_unused() {
+            self.streams.remove(&key);
+        }
+        for (player, stream_id) in players {
+            if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
+                let _ = session.notify_publish_stopped(stream_id, &name);
+            }
+            self.sync_session_output(player);
+        }
+    }
+
+    fn end_play(&mut self, token: Token, key: &str, stream_id: u32) {
+        if let Some(stream) = self.streams.get_mut(key) {
+            stream.players.retain(|p| !(p.token == token && p.stream_id == stream_id));
+            if stream.is_unused() {
+                self.streams.remove(key);
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(token.0) {
+            if let Role::Player { subscriptions } = &mut conn.role {
+                subscriptions.retain(|(k, id)| !(k == key && *id == stream_id));
+            }
+        }
+    }
+
+    fn flush_scheduled(&mut self) {
+        let list = std::mem::take(&mut self.flush_list);
+        for token in &list {
+            let Some(conn) = self.conns.get_mut(token.0) else { continue };
+            conn.flush_scheduled = false;
+            if !conn.writable || conn.close_reason.is_some() {
+                continue;
+            }
+            match conn.out.flush(&mut conn.socket) {
+                Ok((outcome, written)) => {
+                    conn.bytes_out += written as u64;
+                    if written > 0 {
+                        conn.last_activity = Instant::now();
+                    }
+                    if outcome == FlushOutcome::WouldBlock {
+                        conn.writable = false;
+                    } else if conn.close_after_flush {
+                        conn.fail("relay shutting down");
+                        self.close_list.push(*token);
+                    }
+                }
+                Err(error) => {
+                    conn.fail(format!("write error: {error}"));
+                    self.close_list.push(*token);
+                }
+            }
+        }
+        let mut list = list;
+        list.clear();
+        if self.flush_list.is_empty() {
+            self.flush_list = list;
+        }
+    }
+
+    fn close_marked(&mut self) {
+        while let Some(token) = self.close_list.pop() {
+            let reason = match self.conns.get(token.0) {
+                Some(conn) => conn.close_reason.clone().unwrap_or_else(|| "closed".to_string()),
+                None => continue,
+            };
+            self.close(token, &reason);
+        }
+    }
+
+    /// The one close path: leave streams, deregister, log.
+    fn close(&mut self, token: Token, reason: &str) {
+        let role = match self.conns.get(token.0) {
+            Some(conn) => conn.role.clone(),
+            None => return,
+        };
+        match &role {
+            Role::Publisher { .. } => self.end_publish(token),
+            Role::Player { subscriptions } => {
+                for (key, stream_id) in subscriptions {
+                    self.end_play(token, key, *stream_id);
+                }
+            }
+            Role::Undecided => {}
+        }
+        let Some(mut conn) = self.conns.try_remove(token.0) else { return };
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_ip.remove(&conn.peer.ip());
+            }
+        }
+        if let Some(mut dump) = conn.dump.take() {
+            let _ = dump.flush();
+        }
+        self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        let duration = conn.opened_at.elapsed();
+        let quiet = matches!(role, Role::Undecided) && conn.bytes_in == 0;
+        let line = format!(
+            "{}: closed: {} after {:.1}s, {} bytes in, {} bytes out: {reason}",
+            conn.peer,
+            conn.summary,
+            duration.as_secs_f64(),
+            conn.bytes_in,
+            conn.bytes_out
+        );
+        if quiet {
+            log::debug!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.next_tick = now + TICK;
+        let handshake_timeout = self.config.handshake_timeout;
+        let idle_timeout = self.config.idle_timeout;
+        let mut ping = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.close_reason.is_some() {
+                continue;
+            }
+            if !conn.is_connected() && now.duration_since(conn.opened_at) > handshake_timeout {
+                self.stats.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                conn.fail(format!("did not finish handshake and connect within {} s", handshake_timeout.as_secs_f64()));
+                self.close_list.push(Token(key));
+                continue;
+            }
+            let idle = now.duration_since(conn.last_activity);
+            if idle > idle_timeout {
+                conn.fail(format!("idle for {} s", idle.as_secs()));
+                self.close_list.push(Token(key));
+            } else if idle > idle_timeout / 2 && !conn.ping_outstanding && conn.is_connected() {
+                // Players waiting for a stream send nothing; a ping keeps the honest ones alive.
+                conn.ping_outstanding = true;
+                ping.push(Token(key));
+            }
+        }
+        let timestamp = self.started.elapsed().as_millis() as u32;
+        for token in ping {
+            if let Some(session) = self.conns.get_mut(token.0).and_then(Conn::session) {
+                let _ = session.send_ping_request(timestamp);
+            }
+            self.sync_session_output(token);
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        log::info!("shutting down: no new connections, telling players the streams ended");
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_deadline = Some(Instant::now() + SHUTDOWN_GRACE);
+        let tokens: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in tokens {
+            let token = Token(key);
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            if let Role::Player { subscriptions } = conn.role.clone() {
+                if let Some(session) = conn.session() {
+                    for (stream_key, stream_id) in subscriptions {
+                        let name = stream_key.split_once('/').map_or(stream_key.as_str(), |(_, n)| n).to_string();
+                        let _ = session.send_stream_end(stream_id, &name);
+                    }
+                }
+            }
+            self.sync_session_output(token);
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.close_after_flush = true;
+                if conn.out.is_empty() {
+                    conn.fail("relay shutting down");
+                    self.close_list.push(token);
+                } else {
+                    schedule_flush(&mut self.flush_list, token, conn);
+                }
+            }
+        }
+    }
+}
+
+/// The stream key: app and stream name, without the query string (kept for auth, not identity).
+pub fn stream_key(app: &str, stream_name: &str) -> String {
+    let name = stream_name.split_once('?').map_or(stream_name, |(name, _)| name);
+    format!("{app}/{name}")
+}
+
+fn schedule_flush(flush_list: &mut Vec<Token>, token: Token, conn: &mut Conn) {
+    if !conn.flush_scheduled {
+        conn.flush_scheduled = true;
+        flush_list.push(token);
+    }
+}
+
+/// Queues a shared frame for a player: by reference when the player uses the shared
+/// encoding (stream id 1, the relay's chunk size), otherwise through its own session.
+fn queue_frame(conn: &mut Conn, stream_id: u32, frame: &SharedFrame) {
+    if stream_id == SHARED_STREAM_ID {
+        if frame.droppable || frame.kind != MediaKind::Data {
+            conn.out.push_media(frame.bytes.clone(), frame.timestamp);
+        } else {
+            conn.out.push(frame.bytes.clone());
+        }
+        return;
+    }
+    let Some(session) = conn.session() else { return };
+    if let Err(error) = session.send_media(stream_id, frame.kind, frame.timestamp, frame.body.clone()) {
+        conn.fail(format!("could not encode media: {error}"));
+        return;
+    }
+    let bytes = session.take_outbound();
+    conn.out.push_media(bytes, frame.timestamp);
+}

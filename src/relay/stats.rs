@@ -1,0 +1,50 @@
+//! Counters the relay keeps, readable from other threads (tests, a future stats endpoint).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, updated by the relay thread.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub(super) connections_accepted: AtomicU64,
+    pub(super) connections_refused: AtomicU64,
+    pub(super) connections_open: AtomicU64,
+    pub(super) protocol_errors: AtomicU64,
+    pub(super) frames_dropped: AtomicU64,
+    pub(super) slow_players_disconnected: AtomicU64,
+    pub(super) handshake_timeouts: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Connections refused by --max-connections or --max-connections-per-ip.
+    pub connections_refused: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Connections closed for breaking the protocol (bad handshake, bad chunks, limits).
+    pub protocol_errors: u64,
+    /// Frames not sent to slow players (soft queue limit).
+    pub frames_dropped: u64,
+    /// Players disconnected at the hard queue limit.
+    pub slow_players_disconnected: u64,
+    /// Connections closed for not finishing handshake and connect in time.
+    pub handshake_timeouts: u64,
+}
+
+impl Stats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        StatsSnapshot {
+            connections_accepted: read(&self.connections_accepted),
+            connections_refused: read(&self.connections_refused),
+            connections_open: read(&self.connections_open),
+            protocol_errors: read(&self.protocol_errors),
+            frames_dropped: read(&self.frames_dropped),
+            slow_players_disconnected: read(&self.slow_players_disconnected),
+            handshake_timeouts: read(&self.handshake_timeouts),
+        }
+    }
+}
