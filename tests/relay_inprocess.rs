@@ -1,0 +1,625 @@
+//! The relay in-process on an ephemeral port, driven by the library's own ClientSession:
+//! fan-out, late join, publisher restart, slow players, hostile clients and limits.
+//! Every check compares what players received with what was published, message by message
+//! (kind, timestamp, body bytes).
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use rtmp_edge::relay::Config;
+use rtmp_edge::sessions::{codes, MediaKind};
+
+const APP: &str = "live";
+
+fn until_unpublish(count: usize) -> PlayerStop {
+    PlayerStop {
+        after_unpublish: count,
+        deadline: Duration::from_secs(40),
+    }
+}
+
+fn spawn_ready_players(addr: std::net::SocketAddr, name: &str, count: usize, label: &str) -> Vec<PlayerThread> {
+    let players: Vec<PlayerThread> = (0..count)
+        .map(|i| PlayerThread::spawn(addr, APP, name, until_unpublish(1), &format!("{label}-{i}")))
+        .collect();
+    for player in &players {
+        player.wait_ready(EXCHANGE_TIMEOUT);
+    }
+    players
+}
+
+/// Index (among frames: no metadata, no sequence headers) of the first video keyframe, or 0
+/// for streams without video.
+fn first_keyframe_frame_index(published: &[Item]) -> usize {
+    published
+        .iter()
+        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
+        .position(Item::is_video_keyframe)
+        .unwrap_or(0)
+}
+
+/// Players waiting before the publisher starts get everything from the first keyframe on,
+/// exactly, after a PublishNotify.
+fn check_waiting_player(published: &[Item], log: &[Received], label: &str) {
+    let statuses = statuses_of(log);
+    let notify = statuses.iter().position(|s| s == codes::PLAY_PUBLISH_NOTIFY);
+    let unnotify = statuses.iter().position(|s| s == codes::PLAY_UNPUBLISH_NOTIFY);
+    assert!(
+        matches!((notify, unnotify), (Some(a), Some(b)) if a < b),
+        "{label}: expected PublishNotify then UnpublishNotify, got statuses {statuses:?}"
+    );
+    let first_item = log.iter().position(|r| matches!(r, Received::Item(_)));
+    let notify_at = log
+        .iter()
+        .position(|r| *r == Received::Status(codes::PLAY_PUBLISH_NOTIFY.to_string()));
+    assert!(
+        first_item > notify_at,
+        "{label}: media before PublishNotify: {}",
+        summarize(log)
+    );
+    let start = assert_late_join(published, &items_of(log), label);
+    let keyframe = first_keyframe_frame_index(published);
+    assert!(
+        start <= keyframe,
+        "{label}: a player waiting from the start should get everything from the first keyframe (frame #{keyframe}), started at frame #{start}"
+    );
+}
+
+/// Publishes `items` on `name` (full speed) to `players` players that wait before it starts.
+fn fan_out(fixture_name: &str, offset_ms: u32, player_count: usize) {
+    let relay = start_relay(test_config());
+    let addr = relay.local_addr();
+    let published = fixture_items(fixture_name, offset_ms);
+    let players = spawn_ready_players(addr, "s", player_count, fixture_name);
+
+    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
+    publisher.publish("s?token=secret").unwrap();
+    publisher.send_items(&published, None).unwrap();
+    publisher.stop().unwrap();
+
+    for player in players {
+        let label = player.label.clone();
+        let log = player.join();
+        check_waiting_player(&published, &log, &label);
+    }
+    let stats = relay.stats();
+    assert_eq!(
+        stats.frames_dropped, 0,
+        "no frame should be dropped with generous queues: {stats:?}"
+    );
+    assert_eq!(stats.protocol_errors, 0, "{stats:?}");
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn five_players_receive_exactly_what_was_published() {
+    fan_out("h264_aac.flv", 0, 5);
+}
+
+#[test]
+fn audio_only_stream_reaches_players() {
+    fan_out("audio_only.flv", 0, 2);
+}
+
+#[test]
+fn video_only_stream_reaches_players() {
+    fan_out("video_only.flv", 0, 2);
+}
+
+#[test]
+fn timestamps_past_24_bits_arrive_unchanged() {
+    // 16,775,000 + [23, 4023] ms crosses 0xFFFFFF = 16,777,215 about 2.2 s into the file,
+    // so both the 24-bit and the extended timestamp encodings are exercised.
+    let offset = 16_775_000;
+    let published = fixture_items("h264_aac.flv", offset);
+    assert!(published
+        .iter()
+        .any(|i| i.timestamp() < 0xFF_FFFF && i.timestamp() > 16_770_000));
+    assert!(published.iter().any(|i| i.timestamp() > 0xFF_FFFF));
+    fan_out("h264_aac.flv", offset, 2);
+}
+
+#[test]
+fn late_joiner_gets_metadata_headers_then_gop_from_last_keyframe() {
+    let relay = start_relay(test_config());
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    // Join after the keyframe at 1023 ms and some frames past it.
+    let split = published.iter().position(|i| i.timestamp() >= 1500).unwrap();
+    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
+    publisher.publish("s").unwrap();
+    publisher.send_items(&published[..split], None).unwrap();
+
+    let late = PlayerThread::spawn(addr, APP, "s", until_unpublish(1), "late");
+    late.wait_ready(EXCHANGE_TIMEOUT);
+    // Let the relay send the cache before more live media arrives (either order must
+    // give the same result, but this is the case under test).
+    assert!(late.wait_until(Duration::from_secs(5), |log| items_of(log)
+        .iter()
+        .any(Item::is_video_frame)));
+    publisher.send_items(&published[split..], None).unwrap();
+    publisher.stop().unwrap();
+
+    let log = late.join();
+    let items = items_of(&log);
+    assert!(
+        matches!(items.first(), Some(Item::Metadata { .. })),
+        "late joiner: metadata first, got {:?}",
+        items.first()
+    );
+    let start = assert_late_join(&published, &items, "late joiner");
+    let frames: Vec<&Item> = published
+        .iter()
+        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
+        .collect();
+    let first_video = items.iter().find(|i| i.is_video_frame()).unwrap();
+    assert_eq!(
+        first_video.timestamp(),
+        1023,
+        "late joiner should start at the cached GOP's keyframe (1023 ms)"
+    );
+    assert!(
+        start > 0 && frames[start].timestamp() <= 1023,
+        "GOP run starts at frame #{start}"
+    );
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn publisher_restart_players_stay_and_resume_at_a_keyframe() {
+    let relay = start_relay(test_config());
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    let players: Vec<PlayerThread> = (0..2)
+        .map(|i| PlayerThread::spawn(addr, APP, "s", until_unpublish(2), &format!("restart-{i}")))
+        .collect();
+    for player in &players {
+        player.wait_ready(EXCHANGE_TIMEOUT);
+    }
+
+    // First publisher leaves politely (FCUnpublish + deleteStream)...
+    let mut first = RtmpTestClient::connect(addr, APP).unwrap();
+    first.publish("s").unwrap();
+    first.send_items(&published, None).unwrap();
+    first.stop().unwrap();
+    for player in &players {
+        let saw_unpublish = player.wait_until(Duration::from_secs(10), |log| {
+            statuses_of(log).iter().any(|s| s == codes::PLAY_UNPUBLISH_NOTIFY)
+        });
+        assert!(
+            saw_unpublish,
+            "{}: no UnpublishNotify: {}",
+            player.label,
+            summarize(&player.snapshot())
+        );
+    }
+    drop(first);
+
+    // ...the second one (same timestamps again, from 0) just drops the connection.
+    let mut second = RtmpTestClient::connect(addr, APP).unwrap();
+    second.publish("s").unwrap();
+    second.send_items(&published, None).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(second);
+
+    for player in players {
+        let label = player.label.clone();
+        let log = player.join();
+        assert!(
+            !log.contains(&Received::Closed),
+            "{label}: the relay closed the player: {}",
+            summarize(&log)
+        );
+        let statuses: Vec<String> = statuses_of(&log)
+            .into_iter()
+            .filter(|s| s == codes::PLAY_PUBLISH_NOTIFY || s == codes::PLAY_UNPUBLISH_NOTIFY)
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                codes::PLAY_PUBLISH_NOTIFY,
+                codes::PLAY_UNPUBLISH_NOTIFY,
+                codes::PLAY_PUBLISH_NOTIFY,
+                codes::PLAY_UNPUBLISH_NOTIFY
+            ],
+            "{label}: notifications"
+        );
+        let second_notify = log
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Received::Status(codes::PLAY_PUBLISH_NOTIFY.to_string()))
+            .nth(1)
+            .map(|(i, _)| i)
+            .unwrap();
+        let (before, after) = log.split_at(second_notify);
+        check_waiting_player(&published, before, &format!("{label} (first publisher)"));
+
+        // Timestamps never go backwards across the restart: everything from the second
+        // publisher comes after everything from the first. (Within one publisher's run the
+        // timestamps are the publisher's own; the fixture ends with an AVC end-of-sequence
+        // tag stamped before the last audio frame.)
+        let last_before = items_of(before)
+            .iter()
+            .filter(|i| i.is_frame())
+            .map(Item::timestamp)
+            .max()
+            .unwrap();
+        let first_after = items_of(after)
+            .iter()
+            .filter(|i| i.is_frame())
+            .map(Item::timestamp)
+            .min()
+            .unwrap();
+        assert!(
+            first_after > last_before,
+            "{label}: after the restart timestamps went back: last before {last_before}, first after {first_after}"
+        );
+        // After the restart: metadata/headers again, then the second run from a keyframe, with
+        // the relay's constant shift.
+        let second_items = items_of(after);
+        let first_video = second_items
+            .iter()
+            .find(|i| i.is_video_frame())
+            .expect("video after restart");
+        assert!(
+            first_video.is_video_keyframe(),
+            "{label}: after restart, first video frame {first_video:?} is not a keyframe"
+        );
+        let first_frame = second_items
+            .iter()
+            .find(|i| i.is_frame())
+            .expect("frames after restart");
+        let source = published.iter().find(|p| match (p, first_frame) {
+            (Item::Media { data: a, kind: k1, .. }, Item::Media { data: b, kind: k2, .. }) => a == b && k1 == k2,
+            _ => false,
+        });
+        let shift = first_frame
+            .timestamp()
+            .wrapping_sub(source.expect("first frame after restart was published").timestamp());
+        let shifted: Vec<Item> = published
+            .iter()
+            .map(|i| i.with_timestamp(i.timestamp().wrapping_add(shift)))
+            .collect();
+        assert_late_join(&shifted, &second_items, &format!("{label} (second publisher)"));
+    }
+    relay.shutdown().unwrap();
+}
+
+/// A synthetic H.264 stream with big frames, so that a player that does not read fills
+/// the kernel buffers and the relay's queue quickly. The sequence header is the fixture's.
+fn big_frame_stream(frames: u32, frame_bytes: usize) -> Vec<Item> {
+    let fixture = fixture_items("video_only.flv", 0);
+    let header = fixture
+        .iter()
+        .find(|i| i.is_sequence_header())
+        .unwrap()
+        .clone()
+        .with_timestamp(0);
+    let mut items = vec![header];
+    for n in 0..frames {
+        let key = n % 25 == 0;
+        let mut data = vec![if key { 0x17 } else { 0x27 }, 0x01, 0, 0, 0];
+        let nalu_len = (frame_bytes - 9) as u32;
+        data.extend_from_slice(&nalu_len.to_be_bytes());
+        data.extend((0..frame_bytes - 9).map(|i| (i as u32).wrapping_mul(31).wrapping_add(n) as u8));
+        items.push(Item::Media {
+            kind: MediaKind::Video,
+            timestamp: n * 40,
+            data: Bytes::from(data),
+        });
+    }
+    items
+}
+
+#[test]
+fn slow_player_does_not_hold_back_the_others() {
+    let config = Config {
+        queue_soft_limit_ms: 300,
+        queue_hard_limit_ms: 1_000,
+        queue_hard_limit_bytes: 2 * 1024 * 1024,
+        ..test_config()
+    };
+    let relay = start_relay(config);
+    let addr = relay.local_addr();
+    // 6 s of media, 64 KB a frame: 9.6 MB, far more than loopback buffers hold.
+    let published = big_frame_stream(150, 64 * 1024);
+
+    let mut slow = RtmpTestClient::connect(addr, APP).unwrap();
+    slow.request_play("s").unwrap();
+    slow.wait_for(EXCHANGE_TIMEOUT, |_| true).unwrap();
+    // From here on the slow player never reads.
+    let fast = spawn_ready_players(addr, "s", 2, "fast");
+
+    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
+    publisher.publish("s").unwrap();
+    publisher.send_items(&published, Some(3.0)).unwrap();
+    publisher.stop().unwrap();
+
+    for player in fast {
+        let label = player.label.clone();
+        let log = player.join();
+        check_waiting_player(&published, &log, &label);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = relay.stats();
+        if stats.frames_dropped > 0 || stats.slow_players_disconnected > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a player that never reads 9.6 MB should make the relay drop frames or disconnect it: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(slow);
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn second_publisher_gets_bad_name_while_the_first_keeps_going() {
+    let relay = start_relay(test_config());
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    let players = spawn_ready_players(addr, "s", 1, "badname");
+
+    let mut first = RtmpTestClient::connect(addr, APP).unwrap();
+    first.publish("s").unwrap();
+    let half = published.len() / 2;
+    first.send_items(&published[..half], None).unwrap();
+
+    let mut second = RtmpTestClient::connect(addr, APP).unwrap();
+    // The query string is not part of the stream key.
+    let refusal = second
+        .try_publish("s?other=1")
+        .unwrap()
+        .expect_err("second publisher must be refused");
+    assert_eq!(refusal.code, codes::PUBLISH_BAD_NAME, "{refusal:?}");
+
+    first.send_items(&published[half..], None).unwrap();
+    first.stop().unwrap();
+    for player in players {
+        let label = player.label.clone();
+        check_waiting_player(&published, &player.join(), &label);
+    }
+    relay.shutdown().unwrap();
+}
+
+/// A publisher on its own thread, paced at `speed` times real time, that stops politely.
+fn paced_publisher(
+    addr: std::net::SocketAddr,
+    items: Vec<Item>,
+    speed: f64,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let mut publisher = RtmpTestClient::connect(addr, APP)?;
+        publisher.publish("s")?;
+        publisher.send_items(&items, Some(speed))?;
+        publisher.stop()
+    })
+}
+
+#[test]
+fn hostile_clients_are_closed_and_a_good_player_keeps_receiving() {
+    let config = Config {
+        handshake_timeout: Duration::from_millis(500),
+        max_message_size: 1024 * 1024,
+        ..test_config()
+    };
+    let relay = start_relay(config);
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    let good = spawn_ready_players(addr, "s", 1, "good");
+    let publisher = paced_publisher(addr, published.clone(), 1.5);
+
+    // Garbage instead of a handshake (not even version 3).
+    let mut garbage = raw_socket(addr);
+    let noise: Vec<u8> = (0..4000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x40)
+        .collect();
+    let _ = std::io::Write::write_all(&mut garbage, &noise);
+
+    // A handshake that stops halfway through C1.
+    let mut half = raw_socket(addr);
+    let mut c0c1_part = vec![3u8];
+    c0c1_part.extend(std::iter::repeat_n(0x5a, 700));
+    std::io::Write::write_all(&mut half, &c0c1_part).unwrap();
+
+    // A good handshake, then a chunk header announcing a 16 MB message (limit is 1 MB).
+    let mut huge = RtmpTestClient::handshake_only(addr).unwrap();
+    let header = [0x03, 0, 0, 0, 0xff, 0xff, 0xff, 0x14, 0, 0, 0, 0];
+    std::io::Write::write_all(huge.socket(), &header).unwrap();
+    let _ = std::io::Write::write_all(huge.socket(), &[0u8; 128]);
+
+    // A good handshake, then chunk-stream garbage.
+    let mut chunk_garbage = RtmpTestClient::handshake_only(addr).unwrap();
+    let _ = std::io::Write::write_all(chunk_garbage.socket(), &noise);
+
+    assert!(
+        socket_closed_within(&mut garbage, Duration::from_secs(5)),
+        "garbage connection was not closed"
+    );
+    let started = Instant::now();
+    assert!(
+        socket_closed_within(&mut half, Duration::from_secs(5)),
+        "half handshake was not closed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "half handshake closed late: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        huge.wait_closed(Duration::from_secs(5)).unwrap(),
+        "connection announcing a 16 MB message was not closed"
+    );
+    assert!(
+        chunk_garbage.wait_closed(Duration::from_secs(5)).unwrap(),
+        "chunk garbage connection was not closed"
+    );
+
+    publisher.join().unwrap().unwrap();
+    for player in good {
+        let label = player.label.clone();
+        check_waiting_player(&published, &player.join(), &label);
+    }
+    let stats = relay.stats();
+    assert!(
+        stats.handshake_timeouts >= 1,
+        "half handshake should count as a handshake timeout: {stats:?}"
+    );
+    assert!(
+        stats.protocol_errors >= 2,
+        "garbage, huge message and chunk garbage are protocol errors: {stats:?}"
+    );
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn a_thousand_silent_connections_do_not_disturb_a_good_player() {
+    let config = Config {
+        max_connections: 2_000,
+        max_connections_per_ip: 2_000,
+        ..test_config()
+    };
+    let relay = start_relay(config);
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    let good = spawn_ready_players(addr, "s", 1, "good");
+    let before = relay.stats().connections_open;
+
+    let silent: Vec<TcpStream> = (0..1000).map(|_| raw_socket(addr)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.stats().connections_open < before + 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "relay did not accept 1000 connections: {:?}",
+            relay.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let publisher = paced_publisher(addr, published.clone(), 2.0);
+    publisher.join().unwrap().unwrap();
+    for player in good {
+        let label = player.label.clone();
+        check_waiting_player(&published, &player.join(), &label);
+    }
+    assert_eq!(relay.stats().connections_refused, 0);
+    drop(silent);
+    relay.shutdown().unwrap();
+}
+
+/// Opens connections until the relay has accepted `count` of them.
+fn accepted_clients(addr: std::net::SocketAddr, count: usize) -> Vec<RtmpTestClient> {
+    (0..count)
+        .map(|_| RtmpTestClient::connect(addr, APP).unwrap())
+        .collect()
+}
+
+#[test]
+fn max_connections_refuses_extra_connections() {
+    let config = Config {
+        max_connections: 3,
+        ..test_config()
+    };
+    let relay = start_relay(config);
+    let addr = relay.local_addr();
+    let mut clients = accepted_clients(addr, 3);
+    let mut extra = raw_socket(addr);
+    let _ = std::io::Write::write_all(&mut extra, &[3u8; 1537]);
+    assert!(
+        socket_closed_within(&mut extra, Duration::from_secs(5)),
+        "4th connection was not closed"
+    );
+    assert!(relay.stats().connections_refused >= 1, "{:?}", relay.stats());
+    // The accepted ones still work.
+    for (index, client) in clients.iter_mut().enumerate() {
+        client.publish(&format!("s{index}")).unwrap();
+    }
+    // A freed slot can be used again.
+    drop(clients.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay.stats().connections_open > 2 {
+        assert!(
+            Instant::now() < deadline,
+            "closed connection not noticed: {:?}",
+            relay.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    RtmpTestClient::connect(addr, APP).unwrap();
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn max_connections_per_ip_refuses_extra_connections() {
+    let config = Config {
+        max_connections: 100,
+        max_connections_per_ip: 2,
+        ..test_config()
+    };
+    let relay = start_relay(config);
+    let addr = relay.local_addr();
+    let _clients = accepted_clients(addr, 2);
+    let mut extra = raw_socket(addr);
+    let _ = std::io::Write::write_all(&mut extra, &[3u8; 1537]);
+    assert!(
+        socket_closed_within(&mut extra, Duration::from_secs(5)),
+        "3rd connection from 127.0.0.1 was not closed"
+    );
+    let stats = relay.stats();
+    assert!(stats.connections_refused >= 1, "{stats:?}");
+    assert_eq!(stats.connections_open, 2, "{stats:?}");
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_tells_players_and_closes_them() {
+    let relay = start_relay(test_config());
+    let addr = relay.local_addr();
+    let published = fixture_items("h264_aac.flv", 0);
+    let player = PlayerThread::spawn(
+        addr,
+        APP,
+        "s",
+        PlayerStop {
+            after_unpublish: 0,
+            deadline: Duration::from_secs(20),
+        },
+        "shutdown",
+    );
+    player.wait_ready(EXCHANGE_TIMEOUT);
+    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
+    publisher.publish("s").unwrap();
+    publisher.send_items(&published[..published.len() / 2], None).unwrap();
+    assert!(player.wait_until(Duration::from_secs(5), |log| items_of(log)
+        .iter()
+        .any(Item::is_video_keyframe)));
+    let statuses_before = statuses_of(&player.snapshot()).len();
+    let started = Instant::now();
+    relay.shutdown().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        player.wait_until(Duration::from_secs(5), |log| log.last() == Some(&Received::Closed)),
+        "player not closed after shutdown: {}",
+        summarize(&player.snapshot())
+    );
+    let log = player.join();
+    assert!(
+        statuses_of(&log).len() > statuses_before,
+        "no onStatus before close: {}",
+        summarize(&log)
+    );
+    assert!(
+        publisher.wait_closed(Duration::from_secs(5)).unwrap(),
+        "publisher not closed after shutdown"
+    );
+}
