@@ -51,8 +51,8 @@ pub enum Role {
     Undecided,
     /// Publishing `key` on message stream `stream_id`.
     Publisher {
-        /// Stream key.
-        key: String,
+        /// Stream key (shared, so the per-message lookup does not allocate).
+        key: std::sync::Arc<str>,
         /// Message stream id.
         stream_id: u32,
     },

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::IpAddr;
+use std::sync::Arc as SharedKey;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -248,40 +249,43 @@ impl Relay {
     fn process_input(&mut self, token: Token, input: &[u8]) {
         let session_config = self.session_config();
         let Some(conn) = self.conns.get_mut(token.0) else { return };
-        let session_input = match &mut conn.phase {
-            Phase::Handshake(handshake) => match handshake.process(input) {
-                Ok(HandshakeProgress::InProgress { response }) => {
-                    conn.out.push(response);
-                    schedule_flush(&mut self.flush_list, token, conn);
-                    return;
-                }
-                Ok(HandshakeProgress::Completed { response, remaining }) => {
-                    conn.out.push(response);
-                    schedule_flush(&mut self.flush_list, token, conn);
-                    match &conn.upstream {
-                        None => conn.phase = Phase::Server(Box::new(ServerSession::new(session_config))),
-                        Some(upstream) => match super::edge::start_client_session(upstream, self.config.chunk_size) {
-                            Ok(client) => conn.phase = Phase::Client(Box::new(client)),
-                            Err(error) => {
-                                conn.fail(format!("could not start the upstream session: {error}"));
-                                return;
-                            }
-                        },
-                    }
-                    remaining
-                }
-                Err(error) => {
-                    self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    conn.fail(format!("handshake failed: {error}"));
-                    return;
-                }
-            },
-            Phase::Server(_) | Phase::Client(_) => bytes::Bytes::copy_from_slice(input),
+        let Phase::Handshake(handshake) = &mut conn.phase else {
+            self.route_session_input(token, input);
+            return;
         };
-        if matches!(conn.phase, Phase::Client(_)) {
-            self.client_input(token, &session_input);
+        match handshake.process(input) {
+            Ok(HandshakeProgress::InProgress { response }) => {
+                conn.out.push(response);
+                schedule_flush(&mut self.flush_list, token, conn);
+            }
+            Ok(HandshakeProgress::Completed { response, remaining }) => {
+                conn.out.push(response);
+                schedule_flush(&mut self.flush_list, token, conn);
+                match &conn.upstream {
+                    None => conn.phase = Phase::Server(Box::new(ServerSession::new(session_config))),
+                    Some(upstream) => match super::edge::start_client_session(upstream, self.config.chunk_size) {
+                        Ok(client) => conn.phase = Phase::Client(Box::new(client)),
+                        Err(error) => {
+                            conn.fail(format!("could not start the upstream session: {error}"));
+                            return;
+                        }
+                    },
+                }
+                self.route_session_input(token, &remaining);
+            }
+            Err(error) => {
+                self.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                conn.fail(format!("handshake failed: {error}"));
+            }
+        }
+    }
+
+    fn route_session_input(&mut self, token: Token, input: &[u8]) {
+        let is_client = self.conns.get(token.0).is_some_and(|conn| matches!(conn.phase, Phase::Client(_)));
+        if is_client {
+            self.client_input(token, input);
         } else {
-            self.session_input(token, &session_input);
+            self.session_input(token, input);
         }
     }
 
@@ -409,7 +413,7 @@ impl Relay {
             conn.fail(format!("publish accept failed: {error}"));
             return;
         }
-        conn.role = Role::Publisher { key: key.clone(), stream_id };
+        conn.role = Role::Publisher { key: SharedKey::from(key.as_str()), stream_id };
         conn.requested_names.push((key.clone(), stream_name.to_string()));
         conn.summary = format!("publisher of {key}");
         log::info!("{peer}: publishing {key}");
@@ -581,7 +585,7 @@ impl Relay {
         self.forward_frame(key, &frame);
     }
 
-    fn publishing_key(&self, token: Token) -> Option<String> {
+    fn publishing_key(&self, token: Token) -> Option<SharedKey<str>> {
         match &self.conns.get(token.0)?.role {
             Role::Publisher { key, .. } => Some(key.clone()),
             _ => None,
@@ -591,14 +595,15 @@ impl Relay {
     fn end_publish(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
+        let key: &str = &key;
         log::info!("{}: stopped publishing {key}", conn.peer);
         self.stop_pushes(&key);
-        let Some(stream) = self.streams.get_mut(&key) else { return };
+        let Some(stream) = self.streams.get_mut(key) else { return };
         stream.stop_publishing();
-        let name = key.split_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
+        let name = key.split_once('/').map_or(key, |(_, name)| name).to_string();
         let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
         if stream.is_unused() {
-            self.streams.remove(&key);
+            self.streams.remove(key);
         }
         for (player, stream_id) in players {
             if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
