@@ -374,8 +374,11 @@ fn server_session_accepts_the_ffmpeg_publish_and_reports_the_flv_media() {
     );
 }
 
-/// A recorded player's commands: (name, stream id, arguments) in order.
-fn player_commands(name: &str) -> (Vec<(String, u32, Vec<Amf0Value>)>, Amf0Value, Decoded) {
+/// A player's command as (name, message stream id, arguments).
+type PlayerCommand = (String, u32, Vec<Amf0Value>);
+
+/// A recorded player's commands in order, its connect command object, and the decoding.
+fn player_commands(name: &str) -> (Vec<PlayerCommand>, Amf0Value, Decoded) {
     let stream = chunk_stream_after_handshake(HandshakeRole::Server, &fixture(name));
     let decoded = decode_every_way(&stream);
     for message in &decoded.messages {
