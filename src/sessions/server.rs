@@ -80,7 +80,13 @@ pub struct ServerSession {
     next_request_id: u32,
     streams: Vec<MessageStream>,
     next_stream_id: u32,
+    /// Messages that arrived while `connect` awaited the application's answer: clients may
+    /// send createStream/publish without waiting, and those must run after the accept.
+    deferred: VecDeque<MessagePayload>,
 }
+
+/// Most messages held while a connect request is undecided.
+const MAX_DEFERRED_MESSAGES: usize = 64;
 
 impl ServerSession {
     /// A session that has not yet seen `connect`.
@@ -96,6 +102,7 @@ impl ServerSession {
             next_request_id: 1,
             streams: Vec::new(),
             next_stream_id: 1,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -162,7 +169,11 @@ impl ServerSession {
                 if let Amf0Value::Object(fields) = &mut status {
                     fields.insert("objectEncoding".to_string(), Amf0Value::Number(object_encoding));
                 }
-                self.connection.send_command(0, "_result", transaction_id, Amf0Value::Object(properties), vec![status])
+                self.connection.send_command(0, "_result", transaction_id, Amf0Value::Object(properties), vec![status])?;
+                while let Some(payload) = self.deferred.pop_front() {
+                    self.handle_payload(payload)?;
+                }
+                Ok(())
             }
             PendingRequest::Publish { stream_id, stream_name } => {
                 let description = format!("{stream_name} is now published.");
@@ -205,6 +216,7 @@ impl ServerSession {
         match self.take_pending(request_id)? {
             PendingRequest::Connect { transaction_id, .. } => {
                 self.connect_requested = false;
+                self.deferred.clear();
                 let status = status_object("error", code, description);
                 self.connection.send_command(0, "_error", transaction_id, Amf0Value::Null, vec![status])
             }
@@ -275,6 +287,13 @@ impl ServerSession {
     }
 
     fn handle_payload(&mut self, payload: MessagePayload) -> Result<(), SessionError> {
+        if self.connect_requested && self.app.is_none() && payload.type_id >= type_id::AUDIO {
+            if self.deferred.len() >= MAX_DEFERRED_MESSAGES {
+                return Err(SessionError::InvalidState("too many messages sent before connect was answered"));
+            }
+            self.deferred.push_back(payload);
+            return Ok(());
+        }
         match payload.type_id {
             // Media skips RtmpMessage entirely: it is the hot path and needs no parsing here.
             type_id::AUDIO => self.media_received(payload, MediaKind::Audio),

@@ -376,3 +376,30 @@ fn commands_before_connect_are_refused() {
     let replies = server_messages(&server.take_outbound(), &mut decoder);
     assert!(matches!(&replies[..], [RtmpMessage::Amf0Command { name, .. }] if name == "_error"));
 }
+
+#[test]
+fn commands_sent_before_the_connect_answer_run_after_it() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut connect = HashMap::new();
+    connect.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+    let payload = RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![])
+        .into_payload(RtmpTimestamp::ZERO, 0)
+        .unwrap();
+    let mut bytes = bytes::BytesMut::new();
+    crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut bytes).unwrap();
+    bytes.extend_from_slice(&command("createStream", 2.0, vec![]));
+    server.handle_input(&bytes).unwrap();
+    let Some(ServerSessionEvent::ConnectionRequested { request_id, .. }) = server.poll_event() else { panic!() };
+    assert!(server.take_outbound().is_empty(), "nothing may be answered before the connect decision");
+    server.accept_request(request_id).unwrap();
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    let replies = server_messages(&server.take_outbound(), &mut decoder);
+    let results: Vec<(String, f64)> = replies
+        .iter()
+        .filter_map(|reply| match reply {
+            RtmpMessage::Amf0Command { name, transaction_id, .. } => Some((name.clone(), *transaction_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results, vec![("_result".to_string(), 1.0), ("_result".to_string(), 2.0)]);
+}
