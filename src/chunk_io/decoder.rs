@@ -218,7 +218,6 @@ impl ChunkDecoder {
                 }
             };
             self.input.advance(header.header_length);
-            let body = self.input.split_to(chunk_body);
 
             let Some(state) = self.streams.get_mut(index) else {
                 return Ok(None);
@@ -232,24 +231,33 @@ impl ChunkDecoder {
                 state.message_stream_id = header.message_stream_id;
             }
 
-            let data = match state.partial.take() {
-                None if body.len() == state.length as usize => body.freeze(),
+            // Only a whole message in one chunk is split off the input (zero copy); chunks of
+            // a longer message are copied straight into its reassembly buffer.
+            let Some(body) = self.input.get(..chunk_body) else {
+                return Ok(None);
+            };
+            let data = match &mut state.partial {
+                None if chunk_body == state.length as usize => self.input.split_to(chunk_body).freeze(),
                 None => {
                     let initial = (state.length as usize).min(PARTIAL_INITIAL_CAPACITY);
-                    let mut partial = BytesMut::with_capacity(initial.max(body.len()));
-                    partial.extend_from_slice(&body);
+                    let mut partial = BytesMut::with_capacity(initial.max(chunk_body));
+                    partial.extend_from_slice(body);
                     state.partial = Some(partial);
+                    self.input.advance(chunk_body);
                     self.partial_bytes = self.partial_bytes.saturating_add(state.length as usize);
                     continue;
                 }
-                Some(mut partial) => {
-                    partial.extend_from_slice(&body);
+                Some(partial) => {
+                    partial.extend_from_slice(body);
+                    self.input.advance(chunk_body);
                     if partial.len() < state.length as usize {
-                        state.partial = Some(partial);
                         continue;
                     }
                     self.partial_bytes = self.partial_bytes.saturating_sub(state.length as usize);
-                    partial.freeze()
+                    match state.partial.take() {
+                        Some(partial) => partial.freeze(),
+                        None => return Ok(None),
+                    }
                 }
             };
 
