@@ -1,0 +1,315 @@
+//! Enhanced RTMP end to end through the relay, with the current ffmpeg that the PyPI
+//! package imageio-ffmpeg ships (Debian's ffmpeg 5.1 knows no E-RTMP).
+//!
+//! For each stream in tests/fixtures/ertmp/: that ffmpeg publishes the file in real time
+//! (`-re -c copy -f flv`) to an in-process relay; once a bit more than a second has gone
+//! out, a second ffmpeg plays the stream and writes `framemd5` (codec, extradata hash and
+//! one MD5 per packet). The test then checks, per media type, against the `framemd5` of
+//! the file as that ffmpeg remuxes it to FLV (what the publisher actually sends):
+//! - the player decoded the same codec with the same extradata (so it got the sequence
+//!   header although it joined late);
+//! - its packets are a contiguous run of the file's packets, up to the end of the file;
+//! - its video starts at a keyframe that is not the first one (it joined mid-stream).
+//!
+//! The keyframe flags come from the file's own FLV tags read with `rtmp_edge::flv` and
+//! `rtmp_edge::media`, since `framemd5` does not print packet flags.
+
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtmp_edge::flv::{FlvReader, FlvTagType};
+use rtmp_edge::media::VideoTagHeader;
+use rtmp_edge::relay::{spawn, Config};
+
+/// How much of the stream the publisher sends before the player joins (µs of media).
+const JOIN_AFTER_US: u64 = 1_400_000;
+/// Longest any one ffmpeg may run.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Kills and reaps the child when the test ends, however it ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl ChildGuard {
+    /// Waits for the child to exit on its own; fails the test past the deadline.
+    fn wait_success(&mut self, what: &str) {
+        let start = Instant::now();
+        loop {
+            match self.0.try_wait().expect("try_wait") {
+                Some(status) => {
+                    assert!(status.success(), "{what} exited with {status}");
+                    return;
+                }
+                None if start.elapsed() > DEADLINE => panic!("{what} still running after {DEADLINE:?}"),
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// The imageio-ffmpeg binary: `RTMP_EDGE_NEW_FFMPEG` (scripts/test.sh sets it) or asked
+/// of python. A missing binary fails the test: CI installs it, and a silent pass would
+/// hide the gap.
+fn new_ffmpeg() -> String {
+    if let Ok(path) = std::env::var("RTMP_EDGE_NEW_FFMPEG") {
+        if !path.is_empty() {
+            return path;
+        }
+    }
+    let output = Command::new("python3")
+        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .output()
+        .expect("python3 is needed to find the imageio-ffmpeg binary");
+    assert!(
+        output.status.success(),
+        "imageio-ffmpeg is not installed (scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 path").trim().to_string()
+}
+
+fn spawn_ffmpeg(ffmpeg: &str, args: &[&str], stdout: Stdio) -> ChildGuard {
+    match Command::new(ffmpeg)
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(child) => ChildGuard(child),
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!("`{ffmpeg}` not found"),
+        Err(e) => panic!("cannot start `{ffmpeg}`: {e}"),
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ertmp").join(name)
+}
+
+/// One stream of a `framemd5` listing.
+#[derive(Debug, Default, Clone)]
+struct HashedStream {
+    media_type: String,
+    codec: String,
+    /// `size, md5` of the codec extradata, when there is any.
+    extradata: Option<String>,
+    /// `size, md5` of each packet, in order.
+    packets: Vec<String>,
+}
+
+/// Parses `framemd5` (version 2) output into streams, by index.
+fn parse_framemd5(text: &str) -> Vec<HashedStream> {
+    let mut streams: Vec<HashedStream> = Vec::new();
+    fn slot<'a>(streams: &'a mut Vec<HashedStream>, index: &str) -> &'a mut HashedStream {
+        let index: usize = index.trim().parse().unwrap_or_else(|_| panic!("bad stream index {index:?}"));
+        if streams.len() <= index {
+            streams.resize(index + 1, HashedStream::default());
+        }
+        &mut streams[index]
+    }
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("#extradata ") {
+            let (index, value) = rest.split_once(',').expect("extradata line");
+            let value: Vec<&str> = value.split(',').map(str::trim).collect();
+            slot(&mut streams, index).extradata = Some(value.join(", "));
+        } else if let Some(rest) = line.strip_prefix("#media_type ") {
+            let (index, value) = rest.split_once(':').expect("media_type line");
+            slot(&mut streams, index).media_type = value.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("#codec_id ") {
+            let (index, value) = rest.split_once(':').expect("codec_id line");
+            slot(&mut streams, index).codec = value.trim().to_string();
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            assert_eq!(fields.len(), 6, "packet line {line:?}");
+            slot(&mut streams, fields[0]).packets.push(format!("{}, {}", fields[4], fields[5]));
+        }
+    }
+    streams
+}
+
+fn stream_of<'a>(streams: &'a [HashedStream], media_type: &str) -> &'a HashedStream {
+    let found: Vec<_> = streams.iter().filter(|s| s.media_type == media_type).collect();
+    assert_eq!(found.len(), 1, "expected one {media_type} stream in {streams:?}");
+    found[0]
+}
+
+/// Whether each coded video frame of an FLV file (sequence headers, metadata and command
+/// frames left out, as ffmpeg leaves them out of its packets) is a keyframe.
+fn video_keyframes(path: &Path) -> Vec<bool> {
+    let file = Bytes::from(std::fs::read(path).expect("read fixture"));
+    let mut keyframes = Vec::new();
+    for tag in FlvReader::new(file).expect("FLV header") {
+        let tag = tag.expect("FLV tag");
+        if tag.tag_type != FlvTagType::Video {
+            continue;
+        }
+        let header = VideoTagHeader::parse(&tag.data).expect("video tag header");
+        if header.is_sequence_header() || header.is_metadata() || header.is_command() || header.is_sequence_end() {
+            continue;
+        }
+        keyframes.push(header.is_keyframe());
+    }
+    keyframes
+}
+
+/// Whether the file's first video tag uses the Enhanced RTMP header (IsExHeader bit).
+fn first_video_tag_is_enhanced(path: &Path) -> bool {
+    let file = Bytes::from(std::fs::read(path).expect("read fixture"));
+    for tag in FlvReader::new(file).expect("FLV header") {
+        let tag = tag.expect("FLV tag");
+        if tag.tag_type == FlvTagType::Video {
+            return VideoTagHeader::parse(&tag.data).expect("video tag header").enhanced;
+        }
+    }
+    panic!("no video tag in {}", path.display());
+}
+
+/// Where `run` sits inside `all` as a contiguous slice, if it does.
+fn find_run(all: &[String], run: &[String]) -> Option<usize> {
+    if run.is_empty() || run.len() > all.len() {
+        return None;
+    }
+    (0..=all.len() - run.len()).find(|&start| all[start..start + run.len()] == *run)
+}
+
+/// Starts the publisher with `-progress` on stdout and returns once it has sent
+/// `JOIN_AFTER_US` of media.
+fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str) -> ChildGuard {
+    let input = input.to_str().expect("utf-8 path");
+    let mut publisher = spawn_ffmpeg(
+        ffmpeg,
+        &["-re", "-i", input, "-map", "0", "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.1", "-f", "flv", url],
+        Stdio::piped(),
+    );
+    let stdout = publisher.0.stdout.take().expect("publisher stdout");
+    let (sender, receiver) = mpsc::channel();
+    // A thread reads progress so the deadline below holds even if ffmpeg goes quiet; it
+    // keeps draining stdout afterwards so ffmpeg never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(value) = line.strip_prefix("out_time_us=") {
+                if value.trim().parse::<u64>().is_ok_and(|us| us >= JOIN_AFTER_US) {
+                    let _ = sender.send(());
+                }
+            }
+        }
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the publisher did not get past the first keyframe within 15 s");
+    publisher
+}
+
+/// Publishes `name` through a fresh relay, plays it from mid-stream, and checks codec,
+/// extradata and packets against the file. Returns the index of the first video packet
+/// the player got.
+fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: bool) -> usize {
+    let ffmpeg = new_ffmpeg();
+    let input = fixture(name);
+    assert_eq!(first_video_tag_is_enhanced(&input), enhanced, "{name}: header kind in the fixture");
+
+    // The reference is the file as the publisher sends it: ffmpeg's FLV muxer rewrites
+    // some configuration records on remux (VP9's vpcC colour fields), so the same remux
+    // (`-c copy -f flv`) to a file is what the relay must reproduce.
+    let temp = |suffix: &str| std::env::temp_dir().join(format!("rtmp-edge-ertmp-{}-{name}.{suffix}", std::process::id()));
+    let remuxed = temp("remux.flv");
+    let status = Command::new(&ffmpeg)
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+        .arg(&input)
+        .args(["-map", "0", "-c", "copy", "-f", "flv", "-y"])
+        .arg(&remuxed)
+        .status()
+        .expect("remux the fixture");
+    assert!(status.success(), "remux of {name} failed");
+    let reference = Command::new(&ffmpeg)
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
+        .arg(&remuxed)
+        .args(["-map", "0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("framemd5 of the fixture");
+    assert!(reference.status.success(), "framemd5 of {name} failed");
+    let reference = parse_framemd5(&String::from_utf8_lossy(&reference.stdout));
+    let keyframes = video_keyframes(&remuxed);
+    let _ = std::fs::remove_file(&remuxed);
+    assert_eq!(keyframes.len(), stream_of(&reference, "video").packets.len(), "{name}: FLV video frames vs ffmpeg packets");
+
+    let relay = spawn(Config { listen: "127.0.0.1:0".parse().expect("address"), ..Config::default() }).expect("relay");
+    let url = format!("rtmp://{}/live/x", relay.local_addr());
+    let mut publisher = publish_and_wait(&ffmpeg, &input, &url);
+
+    let output_path = temp("framemd5");
+    let output_arg = output_path.to_str().expect("utf-8 path").to_string();
+    let mut player = spawn_ffmpeg(
+        &ffmpeg,
+        &["-rw_timeout", "10000000", "-i", &url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg],
+        Stdio::null(),
+    );
+    publisher.wait_success("publisher");
+    player.wait_success("player");
+    let played = std::fs::read_to_string(&output_path).expect("player output");
+    let _ = std::fs::remove_file(&output_path);
+    let played = parse_framemd5(&played);
+    assert_eq!(relay.stats().protocol_errors, 0, "{name}: relay protocol errors");
+
+    let mut first_video = 0;
+    for (media_type, codec) in [("video", video_codec), ("audio", audio_codec)] {
+        let want = stream_of(&reference, media_type);
+        let got = stream_of(&played, media_type);
+        assert_eq!(want.codec, codec, "{name}: fixture {media_type} codec");
+        assert_eq!(got.codec, want.codec, "{name}: {media_type} codec through the relay");
+        assert!(want.extradata.is_some(), "{name}: fixture {media_type} has no extradata");
+        assert_eq!(got.extradata, want.extradata, "{name}: {media_type} extradata through the relay");
+        let start = find_run(&want.packets, &got.packets).unwrap_or_else(|| {
+            panic!(
+                "{name}: the player's {} {media_type} packets are not a contiguous run of the file's {} (first {:?})",
+                got.packets.len(),
+                want.packets.len(),
+                got.packets.first()
+            )
+        });
+        assert_eq!(start + got.packets.len(), want.packets.len(), "{name}: {media_type} run stops before the end");
+        if media_type == "video" {
+            assert!(keyframes[start], "{name}: video starts at packet {start}, which is not a keyframe");
+            first_video = start;
+        }
+    }
+    assert!(first_video > 0, "{name}: the player did not join mid-stream (got the whole stream)");
+    relay.shutdown().expect("relay shutdown");
+    first_video
+}
+
+#[test]
+fn hevc_aac_through_relay() {
+    relay_round_trip("hevc_aac.flv", "hevc", "aac", true);
+}
+
+#[test]
+fn hevc_opus_through_relay() {
+    relay_round_trip("hevc_opus.flv", "hevc", "opus", true);
+}
+
+#[test]
+fn av1_opus_through_relay() {
+    relay_round_trip("av1_opus.flv", "av1", "opus", true);
+}
+
+#[test]
+fn vp9_opus_through_relay() {
+    relay_round_trip("vp9_opus.flv", "vp9", "opus", true);
+}
+
+#[test]
+fn legacy_h264_aac_through_relay() {
+    relay_round_trip("h264_aac_legacy.flv", "h264", "aac", false);
+}
