@@ -109,6 +109,18 @@ make_ertmp_fixtures() {
     ertmp_encode av1_opus.flv "${av1[@]}" "${opus[@]}"
     ertmp_encode vp9_opus.flv "${vp9[@]}" "${opus[@]}"
     ertmp_encode h264_aac_legacy.flv "${x264[@]}" "${aac[@]}"
+    # Multitrack (E-RTMP v2): two HEVC tracks (160x120 and 96x72) and two Opus tracks
+    # (440 and 660 Hz), 3 s. ffmpeg sends track 0 with plain ex headers and track 1 as
+    # Multitrack/OneTrack messages.
+    log "writing $out/hevc_opus_multitrack.flv"
+    timeout 60 "$new_ffmpeg" -nostdin -hide_banner -loglevel error -y \
+        -f lavfi -i "testsrc2=size=160x120:rate=25:duration=3" \
+        -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000:duration=3" \
+        -f lavfi -i "sine=frequency=660:sample_rate=48000:duration=3" \
+        -filter_complex "[0:v]split[big][in];[in]scale=96:72[small]" \
+        -map "[big]" -map "[small]" -map 1:a -map 2:a -pix_fmt yuv420p \
+        "${x265[@]}" -b:v:0 48k -b:v:1 24k -c:a libopus -b:a 24k -ac 1 \
+        "${common_out[@]}" -f flv "$out/hevc_opus_multitrack.flv"
     local f size
     for f in "$out"/*.flv; do
         size=$(stat -c %s "$f")

@@ -138,17 +138,17 @@ fn parse_framemd5(text: &str) -> Vec<HashedStream> {
     streams
 }
 
-fn stream_of<'a>(streams: &'a [HashedStream], media_type: &str) -> &'a HashedStream {
-    let found: Vec<_> = streams.iter().filter(|s| s.media_type == media_type).collect();
-    assert_eq!(found.len(), 1, "expected one {media_type} stream in {streams:?}");
-    found[0]
+/// The streams of one media type, in stream-index order (one per track).
+fn streams_of<'a>(streams: &'a [HashedStream], media_type: &str) -> Vec<&'a HashedStream> {
+    streams.iter().filter(|s| s.media_type == media_type).collect()
 }
 
-/// Whether each coded video frame of an FLV file (sequence headers, metadata and command
-/// frames left out, as ffmpeg leaves them out of its packets) is a keyframe.
-fn video_keyframes(path: &Path) -> Vec<bool> {
+/// Per video track (by track id), whether each coded frame of an FLV file is a keyframe.
+/// Sequence headers, metadata and command frames are left out, as ffmpeg leaves them out
+/// of its packets. Single-track messages are track 0.
+fn video_keyframes(path: &Path) -> Vec<Vec<bool>> {
     let file = Bytes::from(std::fs::read(path).expect("read fixture"));
-    let mut keyframes = Vec::new();
+    let mut tracks: Vec<Vec<bool>> = Vec::new();
     for tag in FlvReader::new(file).expect("FLV header") {
         let tag = tag.expect("FLV tag");
         if tag.tag_type != FlvTagType::Video {
@@ -158,9 +158,20 @@ fn video_keyframes(path: &Path) -> Vec<bool> {
         if header.is_sequence_header() || header.is_metadata() || header.is_command() || header.is_sequence_end() {
             continue;
         }
-        keyframes.push(header.is_keyframe());
+        let ids: Vec<u8> = if header.multitrack.is_some() {
+            header.tracks(&tag.data).map(|track| track.expect("track").track_id).collect()
+        } else {
+            vec![0]
+        };
+        for id in ids {
+            let id = usize::from(id);
+            if tracks.len() <= id {
+                tracks.resize(id + 1, Vec::new());
+            }
+            tracks[id].push(header.is_keyframe());
+        }
     }
-    keyframes
+    tracks
 }
 
 /// Whether the file's first video tag uses the Enhanced RTMP header (IsExHeader bit).
@@ -214,7 +225,7 @@ fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str) -> ChildGuard {
 /// Publishes `name` through a fresh relay, plays it from mid-stream, and checks codec,
 /// extradata and packets against the file. Returns the index of the first video packet
 /// the player got.
-fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: bool) -> usize {
+fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: bool, tracks: usize) -> usize {
     let ffmpeg = new_ffmpeg();
     let input = fixture(name);
     assert_eq!(first_video_tag_is_enhanced(&input), enhanced, "{name}: header kind in the fixture");
@@ -242,7 +253,11 @@ fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: 
     let reference = parse_framemd5(&String::from_utf8_lossy(&reference.stdout));
     let keyframes = video_keyframes(&remuxed);
     let _ = std::fs::remove_file(&remuxed);
-    assert_eq!(keyframes.len(), stream_of(&reference, "video").packets.len(), "{name}: FLV video frames vs ffmpeg packets");
+    let reference_video = streams_of(&reference, "video");
+    assert_eq!(reference_video.len(), keyframes.len(), "{name}: video tracks in FLV vs ffmpeg streams");
+    for (stream, track_keyframes) in reference_video.iter().zip(&keyframes) {
+        assert_eq!(track_keyframes.len(), stream.packets.len(), "{name}: FLV video frames vs ffmpeg packets");
+    }
 
     let relay = spawn(Config { listen: "127.0.0.1:0".parse().expect("address"), ..Config::default() }).expect("relay");
     let url = format!("rtmp://{}/live/x", relay.local_addr());
@@ -263,53 +278,66 @@ fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: 
     assert_eq!(relay.stats().protocol_errors, 0, "{name}: relay protocol errors");
 
     let mut first_video = 0;
-    for (media_type, codec) in [("video", video_codec), ("audio", audio_codec)] {
-        let want = stream_of(&reference, media_type);
-        let got = stream_of(&played, media_type);
-        assert_eq!(want.codec, codec, "{name}: fixture {media_type} codec");
-        assert_eq!(got.codec, want.codec, "{name}: {media_type} codec through the relay");
-        assert!(want.extradata.is_some(), "{name}: fixture {media_type} has no extradata");
-        assert_eq!(got.extradata, want.extradata, "{name}: {media_type} extradata through the relay");
-        let start = find_run(&want.packets, &got.packets).unwrap_or_else(|| {
-            panic!(
-                "{name}: the player's {} {media_type} packets are not a contiguous run of the file's {} (first {:?})",
-                got.packets.len(),
-                want.packets.len(),
-                got.packets.first()
-            )
-        });
-        assert_eq!(start + got.packets.len(), want.packets.len(), "{name}: {media_type} run stops before the end");
-        if media_type == "video" {
-            assert!(keyframes[start], "{name}: video starts at packet {start}, which is not a keyframe");
-            first_video = start;
+    for (media_type, codec, tracks) in [("video", video_codec, tracks), ("audio", audio_codec, tracks)] {
+        let want = streams_of(&reference, media_type);
+        let got = streams_of(&played, media_type);
+        assert_eq!(want.len(), tracks, "{name}: {media_type} tracks in the fixture");
+        assert_eq!(got.len(), tracks, "{name}: {media_type} tracks through the relay");
+        for (track, (want, got)) in want.iter().zip(&got).enumerate() {
+            let what = format!("{name}: {media_type} track {track}");
+            assert_eq!(want.codec, codec, "{what}: fixture codec");
+            assert_eq!(got.codec, want.codec, "{what}: codec through the relay");
+            assert!(want.extradata.is_some(), "{what}: fixture has no extradata");
+            assert_eq!(got.extradata, want.extradata, "{what}: extradata through the relay");
+            let start = find_run(&want.packets, &got.packets).unwrap_or_else(|| {
+                panic!(
+                    "{what}: the player's {} packets are not a contiguous run of the file's {} (first {:?})",
+                    got.packets.len(),
+                    want.packets.len(),
+                    got.packets.first()
+                )
+            });
+            assert_eq!(start + got.packets.len(), want.packets.len(), "{what}: run stops before the end");
+            if media_type == "video" {
+                assert!(keyframes[track][start], "{what}: starts at packet {start}, which is not a keyframe");
+                assert!(start > 0, "{what}: the player did not join mid-stream (got the whole stream)");
+                first_video = first_video.max(start);
+            }
         }
     }
-    assert!(first_video > 0, "{name}: the player did not join mid-stream (got the whole stream)");
     relay.shutdown().expect("relay shutdown");
     first_video
 }
 
 #[test]
 fn hevc_aac_through_relay() {
-    relay_round_trip("hevc_aac.flv", "hevc", "aac", true);
+    relay_round_trip("hevc_aac.flv", "hevc", "aac", true, 1);
 }
 
 #[test]
 fn hevc_opus_through_relay() {
-    relay_round_trip("hevc_opus.flv", "hevc", "opus", true);
+    relay_round_trip("hevc_opus.flv", "hevc", "opus", true, 1);
 }
 
 #[test]
 fn av1_opus_through_relay() {
-    relay_round_trip("av1_opus.flv", "av1", "opus", true);
+    relay_round_trip("av1_opus.flv", "av1", "opus", true, 1);
 }
 
 #[test]
 fn vp9_opus_through_relay() {
-    relay_round_trip("vp9_opus.flv", "vp9", "opus", true);
+    relay_round_trip("vp9_opus.flv", "vp9", "opus", true, 1);
 }
 
 #[test]
 fn legacy_h264_aac_through_relay() {
-    relay_round_trip("h264_aac_legacy.flv", "h264", "aac", false);
+    relay_round_trip("h264_aac_legacy.flv", "h264", "aac", false, 1);
+}
+
+/// ffmpeg 9 writes several video and audio streams as E-RTMP multitrack: track 0 with
+/// plain ex headers, track 1 as Multitrack/OneTrack messages. A late joiner must get both
+/// tracks' sequence headers (and Opus channel configs) before the GOP.
+#[test]
+fn hevc_opus_multitrack_through_relay() {
+    relay_round_trip("hevc_opus_multitrack.flv", "hevc", "opus", true, 2);
 }
