@@ -196,13 +196,12 @@ fn find_run(all: &[String], run: &[String]) -> Option<usize> {
 
 /// Starts the publisher with `-progress` on stdout and returns once it has sent
 /// `JOIN_AFTER_US` of media.
-fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str) -> ChildGuard {
+fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str, rtmp_options: &[&str]) -> ChildGuard {
     let input = input.to_str().expect("utf-8 path");
-    let mut publisher = spawn_ffmpeg(
-        ffmpeg,
-        &["-re", "-i", input, "-map", "0", "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.1", "-f", "flv", url],
-        Stdio::piped(),
-    );
+    let mut args = vec!["-re", "-i", input, "-map", "0", "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.1"];
+    args.extend_from_slice(rtmp_options);
+    args.extend_from_slice(&["-f", "flv", url]);
+    let mut publisher = spawn_ffmpeg(ffmpeg, &args, Stdio::piped());
     let stdout = publisher.0.stdout.take().expect("publisher stdout");
     let (sender, receiver) = mpsc::channel();
     // A thread reads progress so the deadline below holds even if ffmpeg goes quiet; it
@@ -226,6 +225,19 @@ fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str) -> ChildGuard {
 /// extradata and packets against the file. Returns the index of the first video packet
 /// the player got.
 fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: bool, tracks: usize) -> usize {
+    relay_round_trip_with(name, video_codec, audio_codec, enhanced, tracks, &[])
+}
+
+/// [`relay_round_trip`] with extra input options for both ffmpegs (e.g. to announce
+/// E-RTMP codecs in connect).
+fn relay_round_trip_with(
+    name: &str,
+    video_codec: &str,
+    audio_codec: &str,
+    enhanced: bool,
+    tracks: usize,
+    rtmp_options: &[&str],
+) -> usize {
     let ffmpeg = new_ffmpeg();
     let input = fixture(name);
     assert_eq!(first_video_tag_is_enhanced(&input), enhanced, "{name}: header kind in the fixture");
@@ -261,15 +273,14 @@ fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: 
 
     let relay = spawn(Config { listen: "127.0.0.1:0".parse().expect("address"), ..Config::default() }).expect("relay");
     let url = format!("rtmp://{}/live/x", relay.local_addr());
-    let mut publisher = publish_and_wait(&ffmpeg, &input, &url);
+    let mut publisher = publish_and_wait(&ffmpeg, &input, &url, rtmp_options);
 
     let output_path = temp("framemd5");
     let output_arg = output_path.to_str().expect("utf-8 path").to_string();
-    let mut player = spawn_ffmpeg(
-        &ffmpeg,
-        &["-rw_timeout", "10000000", "-i", &url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg],
-        Stdio::null(),
-    );
+    let mut player_args = vec!["-rw_timeout", "10000000"];
+    player_args.extend_from_slice(rtmp_options);
+    player_args.extend_from_slice(&["-i", &url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg]);
+    let mut player = spawn_ffmpeg(&ffmpeg, &player_args, Stdio::null());
     publisher.wait_success("publisher");
     player.wait_success("player");
     let played = std::fs::read_to_string(&output_path).expect("player output");
@@ -340,4 +351,12 @@ fn legacy_h264_aac_through_relay() {
 #[test]
 fn hevc_opus_multitrack_through_relay() {
     relay_round_trip("hevc_opus_multitrack.flv", "hevc", "opus", true, 2);
+}
+
+/// Publisher and player announce their codecs (`fourCcList` in connect), so the relay
+/// answers with its own E-RTMP capabilities in the connect result; ffmpeg must take that
+/// result and the stream must come through the same.
+#[test]
+fn hevc_opus_with_enhanced_connect() {
+    relay_round_trip_with("hevc_opus.flv", "hevc", "opus", true, 1, &["-rtmp_enhanced_codecs", "hvc1,Opus"]);
 }
