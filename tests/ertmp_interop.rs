@@ -17,6 +17,7 @@
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -245,7 +246,10 @@ fn relay_round_trip_with(
     // The reference is the file as the publisher sends it: ffmpeg's FLV muxer rewrites
     // some configuration records on remux (VP9's vpcC colour fields), so the same remux
     // (`-c copy -f flv`) to a file is what the relay must reproduce.
-    let temp = |suffix: &str| std::env::temp_dir().join(format!("rtmp-edge-ertmp-{}-{name}.{suffix}", std::process::id()));
+    // Tests run in parallel and may share a fixture: a per-run number keeps their files apart.
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::SeqCst);
+    let temp = |suffix: &str| std::env::temp_dir().join(format!("rtmp-edge-ertmp-{}-{run}-{name}.{suffix}", std::process::id()));
     let remuxed = temp("remux.flv");
     let status = Command::new(&ffmpeg)
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
