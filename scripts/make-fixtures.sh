@@ -3,6 +3,9 @@
 # synthetic lavfi sources, and real RTMP wire bytes recorded between ffmpeg,
 # rtmpdump and nginx-rtmp through scripts/record_proxy.py.
 #
+# `scripts/make-fixtures.sh ertmp` regenerates only tests/fixtures/ertmp/ (needs only
+# python3 with imageio-ffmpeg).
+#
 # Needs: ffmpeg (with libx264), rtmpdump, nginx + libnginx-mod-rtmp, python3,
 # coreutils timeout. Everything runs on 127.0.0.1 with ephemeral ports.
 # The FLV files are reproducible with the same ffmpeg build; the wire
@@ -67,9 +70,69 @@ encode() {
     log "writing $out"
     timeout 60 ffmpeg -nostdin -hide_banner -loglevel error -y "$@" "${common_out[@]}" -f flv "$out"
 }
-encode "$fixtures/h264_aac.flv" "${video_in[@]}" "${audio_in[@]}" -map 0:v -map 1:a "${x264[@]}" "${aac[@]}"
-encode "$fixtures/audio_only.flv" "${audio_in[@]}" -map 0:a "${aac[@]}"
-encode "$fixtures/video_only.flv" "${video_in[@]}" -map 0:v "${x264[@]}"
+if [ "${1:-}" != ertmp ]; then
+    encode "$fixtures/h264_aac.flv" "${video_in[@]}" "${audio_in[@]}" -map 0:v -map 1:a "${x264[@]}" "${aac[@]}"
+    encode "$fixtures/audio_only.flv" "${audio_in[@]}" -map 0:a "${aac[@]}"
+    encode "$fixtures/video_only.flv" "${video_in[@]}" -map 0:v "${x264[@]}"
+fi
+
+# ------------------------------------------------------------------ E-RTMP streams
+# Enhanced RTMP fixtures for tests/ertmp_interop.rs, made with the current ffmpeg
+# that imageio-ffmpeg ships (Debian's 5.1 cannot write HEVC/AV1/VP9/Opus into FLV).
+# 160x120, 25 fps, a keyframe every 25 frames (1 s) and no scene-cut keyframes, 4 s:
+# long enough for a player to join mid-stream at a later keyframe, small enough to
+# commit (about 50 KB each).
+make_ertmp_fixtures() {
+    local new_ffmpeg out=$fixtures/ertmp
+    new_ffmpeg=${RTMP_EDGE_NEW_FFMPEG:-$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())' 2>/dev/null || true)}
+    [ -n "$new_ffmpeg" ] && [ -x "$new_ffmpeg" ] \
+        || die "the imageio-ffmpeg binary is missing (python3 -m pip install imageio-ffmpeg)"
+    mkdir -p "$out"
+    local src=(-f lavfi -i "testsrc2=size=160x120:rate=25:duration=4"
+               -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000:duration=4"
+               -map 0:v -map 1:a -pix_fmt yuv420p -b:v 64k)
+    local x265=(-c:v libx265 -preset ultrafast
+                -x265-params "keyint=25:min-keyint=25:scenecut=0:bframes=0:pools=1:frame-threads=1:info=0:log-level=error")
+    local x264=(-c:v libx264 -preset veryfast -tune zerolatency -profile:v main -g 25 -keyint_min 25
+                -sc_threshold 0 -bf 0 -x264-params threads=1:lookahead-threads=1)
+    local av1=(-c:v libsvtav1 -preset 10 -g 25 -svtav1-params "keyint=25:scd=0:lp=1")
+    local vp9=(-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -g 25 -keyint_min 25 -row-mt 0)
+    local aac=(-c:a aac -b:a 32k -ac 2) opus=(-c:a libopus -b:a 32k -ac 2)
+    ertmp_encode() {
+        local file=$1; shift
+        log "writing $out/$file"
+        timeout 60 "$new_ffmpeg" -nostdin -hide_banner -loglevel error -y "${src[@]}" "$@" \
+            "${common_out[@]}" -f flv "$out/$file" 2> >(grep -v '^Svt\[' >&2)
+    }
+    ertmp_encode hevc_aac.flv "${x265[@]}" "${aac[@]}"
+    ertmp_encode hevc_opus.flv "${x265[@]}" "${opus[@]}"
+    ertmp_encode av1_opus.flv "${av1[@]}" "${opus[@]}"
+    ertmp_encode vp9_opus.flv "${vp9[@]}" "${opus[@]}"
+    ertmp_encode h264_aac_legacy.flv "${x264[@]}" "${aac[@]}"
+    # Multitrack (E-RTMP v2): two HEVC tracks (160x120 and 96x72) and two Opus tracks
+    # (440 and 660 Hz), 3 s. ffmpeg sends track 0 with plain ex headers and track 1 as
+    # Multitrack/OneTrack messages.
+    log "writing $out/hevc_opus_multitrack.flv"
+    timeout 60 "$new_ffmpeg" -nostdin -hide_banner -loglevel error -y \
+        -f lavfi -i "testsrc2=size=160x120:rate=25:duration=3" \
+        -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000:duration=3" \
+        -f lavfi -i "sine=frequency=660:sample_rate=48000:duration=3" \
+        -filter_complex "[0:v]split[big][in];[in]scale=96:72[small]" \
+        -map "[big]" -map "[small]" -map 1:a -map 2:a -pix_fmt yuv420p \
+        "${x265[@]}" -b:v:0 48k -b:v:1 24k -c:a libopus -b:a 24k -ac 1 \
+        "${common_out[@]}" -f flv "$out/hevc_opus_multitrack.flv"
+    local f size
+    for f in "$out"/*.flv; do
+        size=$(stat -c %s "$f")
+        [ "$size" -lt 102400 ] || die "$f is $size bytes, over 100 KB"
+    done
+}
+make_ertmp_fixtures
+if [ "${1:-}" = ertmp ]; then
+    # `make-fixtures.sh ertmp`: only the E-RTMP streams (no nginx, no wire recordings).
+    ls -l "$fixtures"/ertmp
+    exit 0
+fi
 
 # ------------------------------------------------------------------ nginx-rtmp
 free_port() {

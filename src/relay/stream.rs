@@ -35,12 +35,27 @@ pub struct SharedFrame {
     pub droppable: bool,
 }
 
-/// Which sequence header a cached frame is (per kind, codec and track).
+/// Which sequence header a cached frame is (per kind, codec, track and what it configures).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct HeaderSlot {
     kind: MediaKind,
     codec_key: [u8; 4],
     track: u8,
+    config: ConfigKind,
+}
+
+/// The kinds of configuration message a late joiner needs, each cached on its own: a
+/// codec may send several (ffmpeg sends Opus as SequenceStart, then MultichannelConfig;
+/// E-RTMP video sends SequenceStart, then a Metadata colorInfo packet), and one must not
+/// replace another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConfigKind {
+    /// The decoder configuration record (AVCDecoderConfigurationRecord, OpusHead...).
+    SequenceHeader,
+    /// E-RTMP audio MultichannelConfig.
+    ChannelConfig,
+    /// E-RTMP video Metadata (colorInfo).
+    VideoMetadata,
 }
 
 /// Where a player stands in the stream.
@@ -267,8 +282,9 @@ fn classify(kind: MediaKind, body: &[u8]) -> Classification {
                 is_header: true,
                 header_slot: Some(HeaderSlot {
                     kind,
-                    codec_key: video_codec_key(&header, header.is_metadata()),
+                    codec_key: video_codec_key(&header),
                     track: header.tracks(body).next().and_then(Result::ok).map_or(0, |track| track.track_id),
+                    config: if header.is_metadata() { ConfigKind::VideoMetadata } else { ConfigKind::SequenceHeader },
                 }),
             },
             Ok(header) => Classification { is_keyframe: header.is_keyframe(), ..plain },
@@ -282,6 +298,7 @@ fn classify(kind: MediaKind, body: &[u8]) -> Classification {
                     kind,
                     codec_key: audio_codec_key(&header),
                     track: header.tracks(body).next().and_then(Result::ok).map_or(0, |track| track.track_id),
+                    config: if header.is_sequence_header() { ConfigKind::SequenceHeader } else { ConfigKind::ChannelConfig },
                 }),
             },
             _ => plain,
@@ -290,9 +307,9 @@ fn classify(kind: MediaKind, body: &[u8]) -> Classification {
     }
 }
 
-fn video_codec_key(header: &VideoTagHeader, metadata: bool) -> [u8; 4] {
+fn video_codec_key(header: &VideoTagHeader) -> [u8; 4] {
     use crate::media::{VideoCodec, VideoFourCc};
-    let mut key = match header.codec {
+    match header.codec {
         Some(VideoCodec::Legacy(id)) => [b'l', id, 0, 0],
         Some(VideoCodec::FourCc(VideoFourCc::Avc1)) => *b"avc1",
         Some(VideoCodec::FourCc(VideoFourCc::Hvc1)) => *b"hvc1",
@@ -301,12 +318,7 @@ fn video_codec_key(header: &VideoTagHeader, metadata: bool) -> [u8; 4] {
         Some(VideoCodec::FourCc(VideoFourCc::Vp08)) => *b"vp08",
         Some(VideoCodec::FourCc(VideoFourCc::Other(code))) => code,
         None => [0; 4],
-    };
-    if metadata {
-        // The colour metadata packet is cached beside, not instead of, the sequence header.
-        key[3] ^= 0x80;
     }
-    key
 }
 
 fn audio_codec_key(header: &AudioTagHeader) -> [u8; 4] {
@@ -344,4 +356,112 @@ fn encode_frame(
         is_keyframe: classification.is_keyframe,
         droppable: !classification.is_header,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingest(stream: &mut LiveStream, kind: MediaKind, timestamp: u32, body: &[u8]) -> SharedFrame {
+        stream
+            .ingest(kind, RtmpTimestamp::from(timestamp), Bytes::copy_from_slice(body), 4096, true, 1 << 20)
+            .expect("encode")
+    }
+
+    fn joined(stream: &LiveStream) -> Vec<Vec<u8>> {
+        stream.join_frames().map(|frame| frame.body.to_vec()).collect()
+    }
+
+    // ffmpeg 9 sends Opus as SequenceStart (OpusHead) then MultichannelConfig; the second
+    // used to replace the first in the cache, so late joiners never got OpusHead and ffmpeg
+    // aborted ("Assertion par->extradata_size failed").
+    #[test]
+    fn opus_sequence_start_and_multichannel_config_are_both_kept() {
+        let mut stream = LiveStream::new();
+        let sequence_start = [0x90, b'O', b'p', b'u', b's', b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd'];
+        let channel_config = [0x94, b'O', b'p', b'u', b's', 0x01, 0x02, 0x00, 0x00, 0x00, 0x03];
+        let frame = [0x91, b'O', b'p', b'u', b's', 0xFC, 0x01];
+        ingest(&mut stream, MediaKind::Audio, 0, &sequence_start);
+        ingest(&mut stream, MediaKind::Audio, 0, &channel_config);
+        ingest(&mut stream, MediaKind::Audio, 20, &frame);
+        // (Audio frames are not keyframes, so no GOP is cached for audio alone.)
+        assert_eq!(joined(&stream), vec![sequence_start.to_vec(), channel_config.to_vec()]);
+
+        // A new sequence header replaces only the old sequence header, in place.
+        let sequence_start_2 = [0x90, b'O', b'p', b'u', b's', 0x02];
+        ingest(&mut stream, MediaKind::Audio, 40, &sequence_start_2);
+        assert_eq!(joined(&stream)[..2], [sequence_start_2.to_vec(), channel_config.to_vec()]);
+    }
+
+    #[test]
+    fn video_metadata_is_kept_beside_the_sequence_header() {
+        let mut stream = LiveStream::new();
+        let sequence_start = [0x90, b'v', b'p', b'0', b'9', 0x01, 0x00, 0x00, 0x00];
+        // Frame type 5 (info) | Metadata, "vp09", then an AMF0 string "colorInfo" and null.
+        let metadata = [0xD4, b'v', b'p', b'0', b'9', 0x02, 0x00, 0x09, b'c', b'o', b'l', b'o', b'r', b'I', b'n', b'f', b'o', 0x05];
+        let keyframe = [0x91, b'v', b'p', b'0', b'9', 0xAA];
+        ingest(&mut stream, MediaKind::Video, 0, &sequence_start);
+        ingest(&mut stream, MediaKind::Video, 0, &metadata);
+        let frame = ingest(&mut stream, MediaKind::Video, 7, &keyframe);
+        assert!(frame.is_keyframe);
+        assert!(stream.has_gop());
+        assert_eq!(joined(&stream), vec![sequence_start.to_vec(), metadata.to_vec(), keyframe.to_vec()]);
+    }
+
+    // OBS sends multitrack video as one OneTrack message per track; each track's
+    // sequence header is cached on its own, so a late joiner gets all of them.
+    #[test]
+    fn multitrack_sequence_headers_are_cached_per_track() {
+        let mut stream = LiveStream::new();
+        // IsExHeader | key | Multitrack, then OneTrack | SequenceStart, "hvc1", track id, record.
+        let track0 = [0x96, 0x00, b'h', b'v', b'c', b'1', 0x00, 0x01, 0xA0];
+        let track1 = [0x96, 0x00, b'h', b'v', b'c', b'1', 0x01, 0x01, 0xB0];
+        // ManyTracksManyCodecs | SequenceStart: "av01" track 2 (2 bytes), "vp09" track 3 (1 byte).
+        let many_codecs = [
+            0x96, 0x20, b'a', b'v', b'0', b'1', 0x02, 0x00, 0x00, 0x02, 0xC0, 0xC1, b'v', b'p', b'0', b'9', 0x03, 0x00, 0x00,
+            0x01, 0xD0,
+        ];
+        // Audio: Multitrack (9 << 4 | 5), OneTrack | SequenceStart, "Opus", track 1, OpusHead.
+        let audio_track1 = [0x95, 0x00, b'O', b'p', b'u', b's', 0x01, 0x4F];
+        let audio_track0 = [0x95, 0x00, b'O', b'p', b'u', b's', 0x00, 0x4E];
+        // OneTrack | CodedFrames, "hvc1", track 0, composition time 0, NALU bytes.
+        let keyframe0 = [0x96, 0x01, b'h', b'v', b'c', b'1', 0x00, 0x00, 0x00, 0x00, 0xEE];
+        for body in [&track0[..], &track1[..], &many_codecs[..]] {
+            let frame = ingest(&mut stream, MediaKind::Video, 0, body);
+            assert!(!frame.droppable && !frame.is_keyframe);
+        }
+        ingest(&mut stream, MediaKind::Audio, 0, &audio_track1);
+        ingest(&mut stream, MediaKind::Audio, 0, &audio_track0);
+        let frame = ingest(&mut stream, MediaKind::Video, 33, &keyframe0);
+        assert!(frame.is_keyframe && frame.droppable);
+        assert_eq!(
+            joined(&stream),
+            vec![
+                track0.to_vec(),
+                track1.to_vec(),
+                many_codecs.to_vec(),
+                audio_track1.to_vec(),
+                audio_track0.to_vec(),
+                keyframe0.to_vec()
+            ]
+        );
+
+        // Track 1's header changes: it is replaced in place, the others stay.
+        let track1_new = [0x96, 0x00, b'h', b'v', b'c', b'1', 0x01, 0x01, 0xB1];
+        ingest(&mut stream, MediaKind::Video, 66, &track1_new);
+        assert_eq!(joined(&stream)[1], track1_new.to_vec());
+        assert_eq!(joined(&stream)[0], track0.to_vec());
+        assert_eq!(joined(&stream).len(), 6);
+    }
+
+    #[test]
+    fn a_new_publisher_clears_every_cached_header() {
+        let mut stream = LiveStream::new();
+        stream.start_publishing((Token(1), 1));
+        ingest(&mut stream, MediaKind::Video, 0, &[0x96, 0x00, b'h', b'v', b'c', b'1', 0x00, 0x01]);
+        ingest(&mut stream, MediaKind::Audio, 0, &[0x94, b'O', b'p', b'u', b's', 0x01, 0x02, 0, 0, 0, 3]);
+        assert_eq!(joined(&stream).len(), 2);
+        stream.stop_publishing();
+        assert!(joined(&stream).is_empty());
+    }
 }

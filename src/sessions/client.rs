@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::capabilities::EnhancedCapabilities;
 use super::connection::{ChunkConnection, ControlOutcome};
 use super::events::{ClientSessionEvent, MediaKind, PublishMode, RejectedRequestKind, StatusInfo};
 use super::server::media_chunk_stream;
@@ -27,6 +28,11 @@ pub struct ClientSessionConfig {
     pub buffer_length_ms: u32,
     /// Limits on what the server may make the decoder hold.
     pub limits: ChunkDecoderLimits,
+    /// Enhanced RTMP support announced in connect (`fourCcList`, `videoFourCcInfoMap`,
+    /// `audioFourCcInfoMap`, `capsEx`), so that origins serve HEVC/AV1/VP9/Opus and
+    /// multitrack streams. The default announces a forwarder of every codec; `None`
+    /// connects as a legacy client.
+    pub enhanced_rtmp: Option<EnhancedCapabilities>,
     /// Extra properties for the connect command object (e.g. `fourCcList` for Enhanced
     /// RTMP, `swfUrl`, `pageUrl`). They override the defaults of the same name.
     pub extra_connect_properties: Vec<(String, Amf0Value)>,
@@ -40,6 +46,7 @@ impl Default for ClientSessionConfig {
             flash_ver: "FMLE/3.0 (compatible; rtmp-edge)".to_string(),
             buffer_length_ms: 3000,
             limits: ChunkDecoderLimits::default(),
+            enhanced_rtmp: Some(EnhancedCapabilities::forwarder()),
             extra_connect_properties: Vec::new(),
         }
     }
@@ -100,6 +107,7 @@ pub struct ClientSession {
     next_transaction_id: f64,
     queued: VecDeque<StreamIntent>,
     streams: Vec<ClientStream>,
+    server_capabilities: Option<EnhancedCapabilities>,
 }
 
 impl ClientSession {
@@ -115,6 +123,7 @@ impl ClientSession {
             next_transaction_id: 1.0,
             queued: VecDeque::new(),
             streams: Vec::new(),
+            server_capabilities: None,
         }
     }
 
@@ -136,6 +145,9 @@ impl ClientSession {
         properties.insert("videoCodecs".to_string(), Amf0Value::Number(252.0));
         properties.insert("videoFunction".to_string(), Amf0Value::Number(1.0));
         properties.insert("objectEncoding".to_string(), Amf0Value::Number(0.0));
+        if let Some(capabilities) = &self.config.enhanced_rtmp {
+            capabilities.write_into(&mut properties);
+        }
         for (key, value) in &self.config.extra_connect_properties {
             properties.insert(key.clone(), value.clone());
         }
@@ -233,6 +245,13 @@ impl ClientSession {
     /// Whether [`take_outbound`](Self::take_outbound) has bytes to give.
     pub fn has_outbound(&self) -> bool {
         self.connection.has_outbound()
+    }
+
+    /// What the server stated about Enhanced RTMP in its connect result; `None` before
+    /// the result, or when it stated nothing (a legacy server, which may still relay
+    /// enhanced streams untouched).
+    pub fn server_capabilities(&self) -> Option<&EnhancedCapabilities> {
+        self.server_capabilities.as_ref()
     }
 
     /// Whether the server accepted `connect`.
@@ -381,6 +400,7 @@ impl ClientSession {
                         _ => HashMap::new(),
                     };
                     self.state = ConnectState::Connected;
+                    self.server_capabilities = EnhancedCapabilities::from_properties(&properties);
                     let window = RtmpMessage::window_acknowledgement_size(self.connection.own_window());
                     self.connection.send(csid::PROTOCOL_CONTROL, window, 0)?;
                     self.events.push_back(ClientSessionEvent::ConnectionAccepted { status, properties });

@@ -42,6 +42,7 @@
 //! assert!(publish_started);
 //! ```
 
+mod capabilities;
 mod client;
 mod connection;
 mod events;
@@ -51,6 +52,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+pub use capabilities::{CapsEx, EnhancedCapabilities, FourCcInfo, KNOWN_FOURCCS, MAX_ANNOUNCED_CODECS};
 pub use client::{ClientSession, ClientSessionConfig};
 pub use events::{
     ClientSessionEvent, ConnectRequest, MediaKind, PublishMode, RejectedRequestKind, ServerSessionEvent, StatusInfo,

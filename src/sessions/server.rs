@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
+use super::capabilities::EnhancedCapabilities;
 use super::connection::{ChunkConnection, ControlOutcome};
 use super::events::{ConnectRequest, MediaKind, PublishMode, ServerSessionEvent};
 use super::status::{as_bool, as_number, as_string, codes, read_metadata, looks_like_metadata, status_object, string_property};
@@ -28,6 +29,9 @@ pub struct ServerSessionConfig {
     pub max_streams: u32,
     /// `fmsVer` reported in the connect result.
     pub fms_version: String,
+    /// Enhanced RTMP support stated in the connect result, to clients that announced any
+    /// (legacy clients get the legacy result, byte for byte). `None` states nothing.
+    pub enhanced_rtmp: Option<EnhancedCapabilities>,
 }
 
 impl Default for ServerSessionConfig {
@@ -39,6 +43,7 @@ impl Default for ServerSessionConfig {
             limits: ChunkDecoderLimits::default(),
             max_streams: 16,
             fms_version: "FMS/3,5,7,7009".to_string(),
+            enhanced_rtmp: Some(EnhancedCapabilities::forwarder()),
         }
     }
 }
@@ -75,6 +80,7 @@ pub struct ServerSession {
     connection: ChunkConnection,
     events: VecDeque<ServerSessionEvent>,
     app: Option<String>,
+    peer_capabilities: Option<EnhancedCapabilities>,
     connect_requested: bool,
     pending: Vec<(u32, PendingRequest)>,
     next_request_id: u32,
@@ -97,6 +103,7 @@ impl ServerSession {
             connection,
             events: VecDeque::new(),
             app: None,
+            peer_capabilities: None,
             connect_requested: false,
             pending: Vec::new(),
             next_request_id: 1,
@@ -150,6 +157,13 @@ impl ServerSession {
         self.app.as_deref()
     }
 
+    /// What the client announced about Enhanced RTMP in `connect` (`fourCcList`,
+    /// `videoFourCcInfoMap`, `audioFourCcInfoMap`, `capsEx`); `None` for a client that
+    /// announced none of them, which gets every stream passed through as it is.
+    pub fn peer_capabilities(&self) -> Option<&EnhancedCapabilities> {
+        self.peer_capabilities.as_ref()
+    }
+
     /// Accepts a pending connect, publish or play request.
     pub fn accept_request(&mut self, request_id: u32) -> Result<(), SessionError> {
         match self.take_pending(request_id)? {
@@ -165,6 +179,9 @@ impl ServerSession {
                 properties.insert("fmsVer".to_string(), Amf0Value::Utf8String(self.config.fms_version.clone()));
                 properties.insert("capabilities".to_string(), Amf0Value::Number(31.0));
                 properties.insert("mode".to_string(), Amf0Value::Number(1.0));
+                if let (Some(_), Some(own)) = (&self.peer_capabilities, &self.config.enhanced_rtmp) {
+                    own.write_into(&mut properties);
+                }
                 let mut status = status_object("status", codes::CONNECT_SUCCESS, "Connection succeeded.");
                 if let Amf0Value::Object(fields) = &mut status {
                     fields.insert("objectEncoding".to_string(), Amf0Value::Number(object_encoding));
@@ -495,13 +512,8 @@ impl ServerSession {
             Some((app, query)) => (app.to_string(), Some(query.to_string())),
             None => (full_app, None),
         };
-        let fourcc_list = match properties.get("fourCcList") {
-            Some(Amf0Value::StrictArray(values)) => values
-                .iter()
-                .filter_map(|value| as_string(Some(value)).map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        self.peer_capabilities = EnhancedCapabilities::from_properties(&properties);
+        let fourcc_list = self.peer_capabilities.as_ref().map(|caps| caps.fourcc_list.clone()).unwrap_or_default();
         let object_encoding = as_number(properties.get("objectEncoding")).unwrap_or(0.0);
         let request = ConnectRequest {
             app: app.clone(),
