@@ -226,7 +226,7 @@ fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str, rtmp_options: &[&str]
 /// extradata and packets against the file. Returns the index of the first video packet
 /// the player got.
 fn relay_round_trip(name: &str, video_codec: &str, audio_codec: &str, enhanced: bool, tracks: usize) -> usize {
-    relay_round_trip_with(name, video_codec, audio_codec, enhanced, tracks, &[])
+    relay_round_trip_with(name, video_codec, audio_codec, enhanced, tracks, &[], false)
 }
 
 /// [`relay_round_trip`] with extra input options for both ffmpegs (e.g. to announce
@@ -238,6 +238,7 @@ fn relay_round_trip_with(
     enhanced: bool,
     tracks: usize,
     rtmp_options: &[&str],
+    through_edge: bool,
 ) -> usize {
     let ffmpeg = new_ffmpeg();
     let input = fixture(name);
@@ -277,13 +278,26 @@ fn relay_round_trip_with(
 
     let relay = spawn(Config { listen: "127.0.0.1:0".parse().expect("address"), ..Config::default() }).expect("relay");
     let url = format!("rtmp://{}/live/x", relay.local_addr());
+    // Edge mode: the player plays from a second relay that pulls from the first.
+    let edge = through_edge.then(|| {
+        spawn(Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            origins: vec![relay.local_addr().to_string()],
+            ..Config::default()
+        })
+        .expect("edge relay")
+    });
+    let play_url = match &edge {
+        Some(edge) => format!("rtmp://{}/live/x", edge.local_addr()),
+        None => url.clone(),
+    };
     let mut publisher = publish_and_wait(&ffmpeg, &input, &url, rtmp_options);
 
     let output_path = temp("framemd5");
     let output_arg = output_path.to_str().expect("utf-8 path").to_string();
     let mut player_args = vec!["-rw_timeout", "10000000"];
     player_args.extend_from_slice(rtmp_options);
-    player_args.extend_from_slice(&["-i", &url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg]);
+    player_args.extend_from_slice(&["-i", &play_url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg]);
     let mut player = spawn_ffmpeg(&ffmpeg, &player_args, Stdio::null());
     publisher.wait_success("publisher");
     player.wait_success("player");
@@ -319,6 +333,10 @@ fn relay_round_trip_with(
                 first_video = first_video.max(start);
             }
         }
+    }
+    if let Some(edge) = edge {
+        assert_eq!(edge.stats().protocol_errors, 0, "{name}: edge protocol errors");
+        edge.shutdown().expect("edge shutdown");
     }
     relay.shutdown().expect("relay shutdown");
     first_video
@@ -362,5 +380,19 @@ fn hevc_opus_multitrack_through_relay() {
 /// result and the stream must come through the same.
 #[test]
 fn hevc_opus_with_enhanced_connect() {
-    relay_round_trip_with("hevc_opus.flv", "hevc", "opus", true, 1, &["-rtmp_enhanced_codecs", "hvc1,Opus"]);
+    relay_round_trip_with("hevc_opus.flv", "hevc", "opus", true, 1, &["-rtmp_enhanced_codecs", "hvc1,Opus"], false);
+}
+
+/// Edge mode: the relay as origin, a second relay as edge pulling from it on the player's
+/// demand (its ClientSession announces E-RTMP to the origin). The player joins the edge
+/// mid-stream, so the edge's pull itself starts late and must get the origin's cached
+/// headers and GOP, then pass them on.
+#[test]
+fn hevc_aac_through_edge() {
+    relay_round_trip_with("hevc_aac.flv", "hevc", "aac", true, 1, &[], true);
+}
+
+#[test]
+fn hevc_opus_through_edge() {
+    relay_round_trip_with("hevc_opus.flv", "hevc", "opus", true, 1, &[], true);
 }

@@ -464,6 +464,9 @@ impl Relay {
             conn.requested_names.push((key.clone(), stream_name.to_string()));
         }
         log::info!("{}: playing {key}", conn.peer);
+        if conn.session().is_some_and(|session| session.peer_capabilities().is_none()) {
+            log::info!("{}: announced no E-RTMP codecs: {key} passes through as published", conn.peer);
+        }
         self.sync_session_output(token);
 
         let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
