@@ -16,7 +16,7 @@ use crate::sessions::{ClientSession, ServerSession};
 #[derive(Debug)]
 pub enum Phase {
     /// Exchanging C0-C2 / S0-S2.
-    Handshake(Handshake),
+    Handshake(Box<Handshake>),
     /// Serving a publisher or player.
     Server(Box<ServerSession>),
     /// An upstream link: playing from or publishing to another server.
@@ -113,7 +113,7 @@ impl Conn {
         Conn {
             socket,
             peer,
-            phase: Phase::Handshake(handshake),
+            phase: Phase::Handshake(Box::new(handshake)),
             out: OutQueue::default(),
             writable: false,
             flush_scheduled: false,

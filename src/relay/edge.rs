@@ -344,7 +344,8 @@ impl Relay {
                 continue;
             }
             if link.waiting_for_keyframe {
-                if frame.droppable && !frame.is_keyframe && !(frame.kind == MediaKind::Audio && !stream.has_video) {
+                let audio_only_start = frame.kind == MediaKind::Audio && !stream.has_video;
+                if frame.droppable && !frame.is_keyframe && !audio_only_start {
                     continue;
                 }
                 if frame.droppable {

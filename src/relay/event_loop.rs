@@ -208,8 +208,7 @@ impl Relay {
     /// connection's protocol phase.
     fn read_from(&mut self, token: Token) {
         let mut buffer = std::mem::take(&mut self.read_buffer);
-        loop {
-            let Some(conn) = self.conns.get_mut(token.0) else { break };
+        while let Some(conn) = self.conns.get_mut(token.0) {
             if conn.close_reason.is_some() {
                 break;
             }
@@ -417,7 +416,7 @@ impl Relay {
         conn.requested_names.push((key.clone(), stream_name.to_string()));
         conn.summary = format!("publisher of {key}");
         log::info!("{peer}: publishing {key}");
-        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
+        let stream = self.streams.entry(key.clone()).or_insert_with(LiveStream::new);
         stream.start_publishing((token, stream_id));
         if let Some(pull) = stream.pull.take() {
             // A local publisher takes over from a pull of the same stream.
@@ -469,7 +468,7 @@ impl Relay {
         }
         self.sync_session_output(token);
 
-        let stream = self.streams.entry(key.clone()).or_insert_with(|| LiveStream::new());
+        let stream = self.streams.entry(key.clone()).or_insert_with(LiveStream::new);
         let mut state = PlayerState::WaitingForStart;
         if stream.is_live() {
             let Some(conn) = self.conns.get_mut(token.0) else { return };
@@ -600,7 +599,7 @@ impl Relay {
         let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
         let key: &str = &key;
         log::info!("{}: stopped publishing {key}", conn.peer);
-        self.stop_pushes(&key);
+        self.stop_pushes(key);
         let Some(stream) = self.streams.get_mut(key) else { return };
         stream.stop_publishing();
         let name = key.split_once('/').map_or(key, |(_, name)| name).to_string();
