@@ -124,6 +124,16 @@ fn timestamps_past_24_bits_arrive_unchanged() {
 }
 
 #[test]
+fn timestamps_across_the_32_bit_wrap_arrive_unchanged() {
+    // u32::MAX - 2000 + [0, 4023] ms wraps back through 0 about 2 s into the file.
+    let offset = u32::MAX - 2000;
+    let published = fixture_items("h264_aac.flv", offset);
+    assert!(published.iter().any(|i| i.timestamp() > u32::MAX - 1000));
+    assert!(published.iter().any(|i| i.timestamp() < 1000));
+    fan_out("h264_aac.flv", offset, 2);
+}
+
+#[test]
 fn late_joiner_gets_metadata_headers_then_gop_from_last_keyframe() {
     let relay = start_relay(test_config());
     let addr = relay.local_addr();
