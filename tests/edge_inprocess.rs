@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use rtmp_edge::relay::{Config, RelayHandle, RtmpUrl};
-use rtmp_edge::sessions::{codes, ClientSessionEvent, MediaKind, ServerSession, ServerSessionConfig, ServerSessionEvent};
+use rtmp_edge::sessions::{
+    codes, ClientSessionEvent, MediaKind, ServerSession, ServerSessionConfig, ServerSessionEvent,
+};
 
 const APP: &str = "live";
 const FIXTURE: &str = "h264_aac.flv";
@@ -155,15 +157,15 @@ fn wait_connections(relay: &RelayHandle, count: u64, timeout: Duration, what: &s
 // Scripted origins
 // ---------------------------------------------------------------------------------------
 
-/// How the scripted origin answers.
+/// What the scripted origin refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Script {
+enum Refuse {
     /// `connect` gets `_error` NetConnection.Connect.Rejected.
-    RejectConnect,
+    Connect,
     /// `connect` accepted, `play` gets NetStream.Play.StreamNotFound.
-    RejectPlay,
+    Play,
     /// `connect` accepted, `publish` gets NetStream.Publish.BadName.
-    RejectPublish,
+    Publish,
 }
 
 /// What the scripted origin saw.
@@ -185,7 +187,7 @@ struct ScriptedOrigin {
 }
 
 impl ScriptedOrigin {
-    fn start(script: Script) -> ScriptedOrigin {
+    fn start(script: Refuse) -> ScriptedOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local_addr");
@@ -231,7 +233,7 @@ impl Drop for ScriptedOrigin {
     }
 }
 
-fn serve_scripted(mut socket: TcpStream, script: Script, seen: &Mutex<Seen>, stop: &AtomicBool) {
+fn serve_scripted(mut socket: TcpStream, script: Refuse, seen: &Mutex<Seen>, stop: &AtomicBool) {
     let _ = socket.set_nonblocking(false);
     let _ = socket.set_read_timeout(Some(READ_STEP));
     let mut handshake = Handshake::new(HandshakeRole::Server, 0);
@@ -252,7 +254,10 @@ fn serve_scripted(mut socket: TcpStream, script: Script, seen: &Mutex<Seen>, sto
                     let _ = socket.write_all(&response);
                     continue;
                 }
-                Ok(HandshakeProgress::Completed { response, remaining: rest }) => {
+                Ok(HandshakeProgress::Completed {
+                    response,
+                    remaining: rest,
+                }) => {
                     let _ = socket.write_all(&response);
                     session = Some(ServerSession::new(ServerSessionConfig::default()));
                     remaining = rest;
@@ -261,7 +266,9 @@ fn serve_scripted(mut socket: TcpStream, script: Script, seen: &Mutex<Seen>, sto
                 Err(_) => return,
             }
         }
-        let Some(server) = session.as_mut() else { return };
+        let Some(server) = session.as_mut() else {
+            return;
+        };
         if server.handle_input(input).is_err() {
             return;
         }
@@ -271,27 +278,35 @@ fn serve_scripted(mut socket: TcpStream, script: Script, seen: &Mutex<Seen>, sto
                     if let Ok(mut seen) = seen.lock() {
                         seen.tc_urls.push(request.tc_url.clone().unwrap_or_default());
                     }
-                    if script == Script::RejectConnect {
+                    if script == Refuse::Connect {
                         server.reject_request(request_id, "scripted origin refuses every connect")
                     } else {
                         server.accept_request(request_id)
                     }
                 }
-                ServerSessionEvent::PlayRequested { request_id, stream_name, .. } => {
+                ServerSessionEvent::PlayRequested {
+                    request_id,
+                    stream_name,
+                    ..
+                } => {
                     if let Ok(mut seen) = seen.lock() {
                         seen.plays.push(stream_name);
                     }
-                    if script == Script::RejectPlay {
+                    if script == Refuse::Play {
                         server.reject_request(request_id, "scripted origin has no streams")
                     } else {
                         server.accept_request(request_id)
                     }
                 }
-                ServerSessionEvent::PublishRequested { request_id, stream_name, .. } => {
+                ServerSessionEvent::PublishRequested {
+                    request_id,
+                    stream_name,
+                    ..
+                } => {
                     if let Ok(mut seen) = seen.lock() {
                         seen.publishes.push(stream_name);
                     }
-                    if script == Script::RejectPublish {
+                    if script == Refuse::Publish {
                         server.reject_request(request_id, "scripted origin refuses every publish")
                     } else {
                         server.accept_request(request_id)
@@ -354,7 +369,9 @@ impl SilentOrigin {
 
     /// Whether the peer closed every held socket (EOF or reset).
     fn all_closed_by_peer(&self) -> bool {
-        let Ok(mut sockets) = self.sockets.lock() else { return false };
+        let Ok(mut sockets) = self.sockets.lock() else {
+            return false;
+        };
         sockets.iter_mut().all(|socket| {
             let _ = socket.set_nonblocking(true);
             let mut buffer = [0u8; 4096];
@@ -389,7 +406,15 @@ fn three_players_share_one_pull_and_get_exactly_what_was_published() {
     let edge = start_relay(edge_config(&[origin.local_addr()]));
     let published = fixture_items(FIXTURE, 0);
     let players: Vec<PlayerThread> = (0..3)
-        .map(|i| PlayerThread::spawn(edge.local_addr(), APP, "s", until_unpublish(1), &format!("edge-player-{i}")))
+        .map(|i| {
+            PlayerThread::spawn(
+                edge.local_addr(),
+                APP,
+                "s",
+                until_unpublish(1),
+                &format!("edge-player-{i}"),
+            )
+        })
         .collect();
     for player in &players {
         player.wait_ready(EXCHANGE_TIMEOUT);
@@ -454,7 +479,13 @@ fn chain_origin_edge_edge_player() {
     let edge1 = start_relay(edge_config(&[origin.local_addr()]));
     let edge2 = start_relay(edge_config(&[edge1.local_addr()]));
     let published = fixture_items(FIXTURE, 0);
-    let player = PlayerThread::spawn(edge2.local_addr(), APP, "s?token=t1", until_unpublish(1), "chain-player");
+    let player = PlayerThread::spawn(
+        edge2.local_addr(),
+        APP,
+        "s?token=t1",
+        until_unpublish(1),
+        "chain-player",
+    );
     player.wait_ready(EXCHANGE_TIMEOUT);
     wait_connections(&edge1, 1, Duration::from_secs(5), "edge1 sees edge2's pull");
     wait_connections(&origin, 1, Duration::from_secs(5), "origin sees edge1's pull");
@@ -467,7 +498,7 @@ fn chain_origin_edge_edge_player() {
 
 #[test]
 fn pull_carries_the_players_query_and_a_tc_url_naming_the_origin() {
-    let origin = ScriptedOrigin::start(Script::RejectPlay);
+    let origin = ScriptedOrigin::start(Refuse::Play);
     let edge = start_relay(edge_config(&[origin.addr]));
     let player = PlayerThread::spawn(edge.local_addr(), APP, "cam?token=secret", for_seconds(10), "player");
     player.wait_ready(EXCHANGE_TIMEOUT);
@@ -482,7 +513,7 @@ fn pull_carries_the_players_query_and_a_tc_url_naming_the_origin() {
 
 #[test]
 fn origin_without_the_stream_gives_the_player_stream_not_found() {
-    let origin = ScriptedOrigin::start(Script::RejectPlay);
+    let origin = ScriptedOrigin::start(Refuse::Play);
     let edge = start_relay(edge_config(&[origin.addr]));
     let started = Instant::now();
     let player = PlayerThread::spawn(edge.local_addr(), APP, "missing", for_seconds(10), "player");
@@ -502,7 +533,7 @@ fn origin_without_the_stream_gives_the_player_stream_not_found() {
 
 #[test]
 fn rejected_connect_gives_the_player_connect_rejected() {
-    let origin = ScriptedOrigin::start(Script::RejectConnect);
+    let origin = ScriptedOrigin::start(Refuse::Connect);
     let edge = start_relay(edge_config(&[origin.addr]));
     let player = PlayerThread::spawn(edge.local_addr(), APP, "s", for_seconds(10), "player");
     let got = player.wait_until(Duration::from_secs(5), |log| {
@@ -519,11 +550,13 @@ fn rejected_connect_gives_the_player_connect_rejected() {
 
 #[test]
 fn stream_not_found_travels_through_a_chain_of_edges() {
-    let origin = ScriptedOrigin::start(Script::RejectPlay);
+    let origin = ScriptedOrigin::start(Refuse::Play);
     let edge1 = start_relay(edge_config(&[origin.addr]));
     let edge2 = start_relay(edge_config(&[edge1.local_addr()]));
     let player = PlayerThread::spawn(edge2.local_addr(), APP, "missing", for_seconds(10), "player");
-    let got = player.wait_until(Duration::from_secs(5), |log| statuses_of(log).iter().any(|s| is_error_code(s)));
+    let got = player.wait_until(Duration::from_secs(5), |log| {
+        statuses_of(log).iter().any(|s| is_error_code(s))
+    });
     assert!(
         got,
         "player two edges away got no error status within 5 s (a hang): {}; edge1 {:?}, edge2 {:?}",
@@ -567,7 +600,12 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
         listen: origin_addr,
         ..test_config()
     });
-    wait_connections(&origin, 1, Duration::from_secs(8), "edge reconnects to the restarted origin");
+    wait_connections(
+        &origin,
+        1,
+        Duration::from_secs(8),
+        "edge reconnects to the restarted origin",
+    );
     let mut publisher = publish_all(origin_addr, "s", &published, None);
     publisher.stop().unwrap();
 
@@ -585,7 +623,11 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
             .unwrap_or_else(|| panic!("{label}: no UnpublishNotify when the origin went: {}", summarize(&log)));
         let before = items_of(&log[..unpublish_at]);
         let after = items_of(&log[unpublish_at..]);
-        check_full_stream(&published[..split], &log[..unpublish_at], &format!("{label} before restart"));
+        check_full_stream(
+            &published[..split],
+            &log[..unpublish_at],
+            &format!("{label} before restart"),
+        );
         // After the restart: the whole republished stream from a keyframe, each timestamp
         // shifted by one constant so that time continues after what the player saw.
         let after_frames = frames_of(&after);
@@ -597,7 +639,9 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
             summarize(&log)
         );
         let start = published_frames.len() - after_frames.len();
-        let offset = after_frames[0].timestamp().wrapping_sub(published_frames[start].timestamp());
+        let offset = after_frames[0]
+            .timestamp()
+            .wrapping_sub(published_frames[start].timestamp());
         let unshifted: Vec<Item> = after
             .iter()
             .map(|i| match i {
@@ -663,7 +707,10 @@ fn origin_that_never_answers_the_handshake_times_out_then_fails_over() {
         "failover after {failover:?}, expected about 2.5 s"
     );
     assert_eq!(silent.accepted(), 1, "the silent origin should have been tried once");
-    assert!(silent.all_closed_by_peer(), "edge left the stalled upstream socket open");
+    assert!(
+        silent.all_closed_by_peer(),
+        "edge left the stalled upstream socket open"
+    );
 }
 
 #[test]
@@ -690,7 +737,10 @@ fn origin_gone_silent_mid_stream_is_retried() {
         "the silent pull was not retried: origin stats {:?}",
         origin.stats()
     );
-    let rest: Vec<Item> = published[split..].iter().map(|i| i.with_timestamp(i.timestamp() + 4500)).collect();
+    let rest: Vec<Item> = published[split..]
+        .iter()
+        .map(|i| i.with_timestamp(i.timestamp() + 4500))
+        .collect();
     publisher.send_items(&rest, None).unwrap();
     let last = rest.last().cloned().unwrap();
     let got_last = player.wait_until(Duration::from_secs(5), |log| {
@@ -700,7 +750,11 @@ fn origin_gone_silent_mid_stream_is_retried() {
         })
     });
     let log = player.finish();
-    assert!(got_last, "player did not resume after the silent period: {}", summarize(&log));
+    assert!(
+        got_last,
+        "player did not resume after the silent period: {}",
+        summarize(&log)
+    );
     assert!(!log.contains(&Received::Closed), "{}", summarize(&log));
     assert_timestamps_increase(&items_of(&log), "player");
 }
@@ -759,12 +813,15 @@ fn publish_on_edge_takes_over_while_an_edge_player_waits() {
 
 #[test]
 fn origin_refusing_the_forward_reaches_the_encoder() {
-    let origin = ScriptedOrigin::start(Script::RejectPublish);
+    let origin = ScriptedOrigin::start(Refuse::Publish);
     let edge = start_relay(edge_config(&[origin.addr]));
     let mut publisher = RtmpTestClient::connect(edge.local_addr(), APP).unwrap();
     publisher.publish("s?key=wrong").unwrap();
     let event = publisher.wait_for(Duration::from_secs(5), |e| {
-        matches!(e, ClientSessionEvent::RequestRejected { .. } | ClientSessionEvent::StatusReceived { .. })
+        matches!(
+            e,
+            ClientSessionEvent::RequestRejected { .. } | ClientSessionEvent::StatusReceived { .. }
+        )
     });
     match event {
         Ok(ClientSessionEvent::RequestRejected { status, .. }) => {
@@ -804,7 +861,9 @@ fn push_to_two_targets_one_down_the_other_gets_everything() {
 /// A player on `edge` gets an error status (not a hang), and the relays do not storm.
 fn assert_loop_refused(edges: &[&RelayHandle]) {
     let player = PlayerThread::spawn(edges[0].local_addr(), APP, "s", for_seconds(10), "player");
-    let got = player.wait_until(Duration::from_secs(5), |log| statuses_of(log).iter().any(|s| is_error_code(s)));
+    let got = player.wait_until(Duration::from_secs(5), |log| {
+        statuses_of(log).iter().any(|s| is_error_code(s))
+    });
     let accepted_then: Vec<u64> = edges.iter().map(|e| e.stats().connections_accepted).collect();
     std::thread::sleep(Duration::from_secs(3));
     let accepted_later: Vec<u64> = edges.iter().map(|e| e.stats().connections_accepted).collect();
@@ -838,8 +897,14 @@ fn two_edges_pulling_from_each_other_refuse_the_loop() {
     let port_b = free_port();
     let a: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
     let b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
-    let edge_a = start_relay(Config { listen: a, ..edge_config(&[b]) });
-    let edge_b = start_relay(Config { listen: b, ..edge_config(&[a]) });
+    let edge_a = start_relay(Config {
+        listen: a,
+        ..edge_config(&[b])
+    });
+    let edge_b = start_relay(Config {
+        listen: b,
+        ..edge_config(&[a])
+    });
     assert_loop_refused(&[&edge_a, &edge_b]);
 }
 

@@ -74,7 +74,11 @@ impl Nginx {
                 "nginx exited:\n{}",
                 tail(&log)
             );
-            assert!(Instant::now() < deadline, "nginx did not listen on {rtmp_port}:\n{}", tail(&log));
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {rtmp_port}:\n{}",
+                tail(&log)
+            );
         }
         Nginx {
             child,
@@ -116,7 +120,9 @@ impl Nginx {
 
     /// `<client>` entries of stream `name`: (publishing?, address) each.
     fn stream_clients(&self, name: &str) -> Vec<(bool, String)> {
-        let Some(stream) = self.stream_stat(name) else { return Vec::new() };
+        let Some(stream) = self.stream_stat(name) else {
+            return Vec::new();
+        };
         stream
             .split("<client>")
             .skip(1)
@@ -270,7 +276,10 @@ fn three_ffmpeg_players_through_the_edge_share_one_nginx_upstream() {
     let edge = edge(&[nginx.addr()]);
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, &nginx.url("s"), &dir, "publisher", 1);
     assert!(
-        wait_until(Duration::from_secs(5), || nginx.stream_clients("s").iter().any(|(p, _)| *p)),
+        wait_until(Duration::from_secs(5), || nginx
+            .stream_clients("s")
+            .iter()
+            .any(|(p, _)| *p)),
         "nginx never showed the publisher; {}",
         tail(&publisher_log)
     );
@@ -301,7 +310,8 @@ fn three_ffmpeg_players_through_the_edge_share_one_nginx_upstream() {
     let input = repeated(&fixture_packets(FIXTURE), 2);
     for (i, (child, out, log)) in players.iter_mut().enumerate() {
         let interrupted = stop_player(child, Duration::from_secs(4));
-        let result = std::panic::catch_unwind(|| check_output(&input, out, log, 0.4, interrupted, &format!("player {i}")));
+        let result =
+            std::panic::catch_unwind(|| check_output(&input, out, log, 0.4, interrupted, &format!("player {i}")));
         if let Err(panic) = result {
             eprintln!("nginx error.log:\n{}", nginx.error_log());
             std::panic::resume_unwind(panic);
@@ -450,8 +460,9 @@ fn nginx_origin_killed_and_restarted_players_resume() {
             .max()
             .unwrap_or(0);
         assert!(first_len > 0, "{codec_type}: first packet is not from the input");
-        let second: HashMap<String, Vec<Packet>> =
-            [(codec_type.to_string(), got[first_len..].to_vec())].into_iter().collect();
+        let second: HashMap<String, Vec<Packet>> = [(codec_type.to_string(), got[first_len..].to_vec())]
+            .into_iter()
+            .collect();
         let second_total = source.len();
         assert!(
             second[codec_type].len() >= second_total / 3,
@@ -460,6 +471,12 @@ fn nginx_origin_killed_and_restarted_players_resume() {
             first_len,
             tail(&player_log)
         );
-        assert_contiguous_run(&input, &second, codec_type, 1, &format!("{codec_type} after the restart"));
+        assert_contiguous_run(
+            &input,
+            &second,
+            codec_type,
+            1,
+            &format!("{codec_type} after the restart"),
+        );
     }
 }
