@@ -97,8 +97,9 @@ pub struct Conn {
     pub bytes_out: u64,
     /// Set when the connection must close after this iteration, with the reason to log.
     pub close_reason: Option<String>,
-    /// Close once everything queued is written (graceful shutdown).
-    pub close_after_flush: bool,
+    /// Close once everything queued is written, with this reason (shutdown, a forward
+    /// whose publisher stopped).
+    pub close_after_flush: Option<&'static str>,
     pub dump: Option<BufWriter<File>>,
     /// Set for connections the relay opened to another server.
     pub upstream: Option<UpstreamConn>,
@@ -125,7 +126,7 @@ impl Conn {
             bytes_in: 0,
             bytes_out: 0,
             close_reason: None,
-            close_after_flush: false,
+            close_after_flush: None,
             dump: None,
             upstream: None,
             via: String::new(),

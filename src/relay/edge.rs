@@ -86,7 +86,7 @@ impl Relay {
             if let Some(client) = conn.client() {
                 let _ = client.stop();
             }
-            conn.close_after_flush = true;
+            conn.close_after_flush = Some("the local publisher stopped");
             self.sync_session_output(token);
             if let Some(conn) = self.conns.get_mut(token.0) {
                 if conn.out.is_empty() {
@@ -245,9 +245,19 @@ impl Relay {
         let purpose = upstream.purpose;
         match event {
             ClientSessionEvent::MediaReceived { kind, timestamp, data, .. } if purpose == LinkPurpose::Pull => {
-                if self.streams.get(key).is_some_and(|stream| stream.pull_live) {
-                    self.fan_out(key, kind, timestamp, data);
+                let Some(stream) = self.streams.get_mut(key) else { return };
+                if !stream.pull_live {
+                    return;
                 }
+                if let Some(link) = stream.pull.as_mut() {
+                    if !link.media_flowing {
+                        // Success is media arriving, not just Play.Start: an upstream that
+                        // accepts and then fails must keep backing off.
+                        link.media_flowing = true;
+                        link.backoff.reset();
+                    }
+                }
+                self.fan_out(key, kind, timestamp, data);
             }
             ClientSessionEvent::MetadataReceived { metadata, .. } if purpose == LinkPurpose::Pull => {
                 self.fan_out_metadata(key, metadata);
@@ -270,6 +280,13 @@ impl Relay {
                         self.pull_lost(key, true);
                     }
                     codes::PLAY_PUBLISH_NOTIFY => self.pull_went_live(key),
+                    // An edge upstream that had already started playing reports refusals
+                    // (StreamNotFound, Connect.Rejected) as an error status: end the pull
+                    // and pass the code on, rather than retrying forever.
+                    _ if status.level.eq_ignore_ascii_case("error") => {
+                        log::warn!("{key}: pull: {} says {} {}", upstream.target, status.code, status.description);
+                        self.link_rejected(token, key, purpose, RejectedRequestKind::Play, &status.code, &status.description);
+                    }
                     _ => {}
                 }
             }
@@ -285,7 +302,7 @@ impl Relay {
         let Some(stream) = self.streams.get_mut(key) else { return };
         if let Some(link) = stream.pull.as_mut() {
             link.ready = true;
-            link.backoff.reset();
+            link.media_flowing = false;
         }
         stream.pull_live = true;
         stream.restart_source();
@@ -296,6 +313,9 @@ impl Relay {
         let Some(stream) = self.streams.get_mut(key) else { return };
         let was_live = stream.pull_live;
         stream.pull_live = false;
+        if let Some(link) = stream.pull.as_mut() {
+            link.media_flowing = false;
+        }
         stream.source_lost();
         if !(tell_players && was_live) {
             return;
@@ -451,17 +471,17 @@ impl Relay {
             if conn.close_reason.is_some() {
                 continue;
             }
-            let ready = self
-                .streams
-                .get(&upstream.key)
-                .and_then(|stream| match upstream.purpose {
-                    LinkPurpose::Pull => stream.pull.as_ref(),
-                    purpose => stream.pushes.iter().find(|link| link.purpose == purpose),
-                })
-                .is_some_and(|link| link.ready);
+            let link = self.streams.get(&upstream.key).and_then(|stream| match upstream.purpose {
+                LinkPurpose::Pull => stream.pull.as_ref(),
+                purpose => stream.pushes.iter().find(|link| link.purpose == purpose),
+            });
+            let ready = link.is_some_and(|link| link.ready);
+            // Silence only means trouble once media flowed: an origin holding a play for a
+            // stream nobody publishes yet rightly sends nothing.
+            let flowing = link.is_some_and(|link| link.media_flowing);
             if !ready && now.duration_since(conn.opened_at) > timeout {
                 stalled.push((Token(key), format!("not playing/publishing within {} s", timeout.as_secs_f64())));
-            } else if ready && upstream.purpose == LinkPurpose::Pull && now.duration_since(conn.last_activity) > timeout {
+            } else if flowing && upstream.purpose == LinkPurpose::Pull && now.duration_since(conn.last_activity) > timeout {
                 stalled.push((Token(key), format!("silent for {} s", timeout.as_secs_f64())));
             }
         }

@@ -398,7 +398,7 @@ impl Relay {
         let key = stream_key(app, stream_name);
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let peer = conn.peer;
-        let busy = self.streams.get(&key).is_some_and(LiveStream::is_live);
+        let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
         let already_publishing = matches!(conn.role, Role::Publisher { .. });
         let Some(session) = conn.session() else { return };
         if busy || already_publishing {
@@ -474,7 +474,7 @@ impl Relay {
             let Some(conn) = self.conns.get_mut(token.0) else { return };
             let starts_now = stream.has_gop() || !stream.has_video;
             for frame in stream.join_frames() {
-                queue_frame(conn, stream_id, frame);
+                queue_frame(conn, stream_id, frame, false);
             }
             if starts_now {
                 state = PlayerState::Live;
@@ -506,7 +506,7 @@ impl Relay {
         let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
         for (player, stream_id) in players {
             if let Some(conn) = self.conns.get_mut(player.0) {
-                queue_frame(conn, stream_id, &frame);
+                queue_frame(conn, stream_id, &frame, true);
                 schedule_flush(&mut self.flush_list, player, conn);
             }
         }
@@ -581,7 +581,7 @@ impl Relay {
                 self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            queue_frame(conn, player.stream_id, &frame);
+            queue_frame(conn, player.stream_id, &frame, true);
             schedule_flush(&mut self.flush_list, player.token, conn);
         }
         self.forward_frame(key, &frame);
@@ -648,8 +648,8 @@ impl Relay {
                     }
                     if outcome == FlushOutcome::WouldBlock {
                         conn.writable = false;
-                    } else if conn.close_after_flush {
-                        conn.fail("relay shutting down");
+                    } else if let Some(reason) = conn.close_after_flush {
+                        conn.fail(reason);
                         self.close_list.push(*token);
                     }
                 }
@@ -782,7 +782,7 @@ impl Relay {
             }
             self.sync_session_output(token);
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.close_after_flush = true;
+                conn.close_after_flush = Some("relay shutting down");
                 if conn.out.is_empty() {
                     conn.fail("relay shutting down");
                     self.close_list.push(token);
@@ -809,9 +809,14 @@ fn schedule_flush(flush_list: &mut Vec<Token>, token: Token, conn: &mut Conn) {
 
 /// Queues a shared frame for a player: by reference when the player uses the shared
 /// encoding (stream id 1, the relay's chunk size), otherwise through its own session.
-fn queue_frame(conn: &mut Conn, stream_id: u32, frame: &SharedFrame) {
+///
+/// Only live frames count toward the player's queued media time: headers carry the
+/// timestamp of when the publisher started, and a late joiner's GOP burst is bounded by
+/// the GOP cache size, so neither may make a player look slow.
+fn queue_frame(conn: &mut Conn, stream_id: u32, frame: &SharedFrame, live: bool) {
+    let counts_as_media = live && frame.droppable;
     if stream_id == SHARED_STREAM_ID {
-        if frame.droppable || frame.kind != MediaKind::Data {
+        if counts_as_media {
             conn.out.push_media(frame.bytes.clone(), frame.timestamp);
         } else {
             conn.out.push(frame.bytes.clone());
@@ -824,5 +829,9 @@ fn queue_frame(conn: &mut Conn, stream_id: u32, frame: &SharedFrame) {
         return;
     }
     let bytes = session.take_outbound();
-    conn.out.push_media(bytes, frame.timestamp);
+    if counts_as_media {
+        conn.out.push_media(bytes, frame.timestamp);
+    } else {
+        conn.out.push(bytes);
+    }
 }

@@ -134,6 +134,8 @@ pub struct UpstreamLink {
     pub ready: bool,
     /// For forwards and pushes: frames wait for a keyframe after (re)connecting.
     pub waiting_for_keyframe: bool,
+    /// For pulls: media has arrived since the pull last started playing.
+    pub media_flowing: bool,
 }
 
 impl UpstreamLink {
@@ -147,6 +149,7 @@ impl UpstreamLink {
             origin_index: 0,
             ready: false,
             waiting_for_keyframe: true,
+            media_flowing: false,
         }
     }
 }
