@@ -140,7 +140,7 @@ pub fn run_loop(index: usize, config: LoopConfig, shared: Arc<Shared>) -> io::Re
         for event in events.iter() {
             let key = event.token().0;
             let Some(player) = players.get_mut(key) else { continue };
-            let outcome = player.on_ready(&config, &mut buffer, now, now_us, publish_start, &mut counters);
+            let outcome = player.on_ready(&config, &mut buffer, now, now_us, publish_start, &mut counters, &shared);
             match outcome {
                 Outcome::Continue => {}
                 Outcome::Failed(reason) => {
@@ -234,7 +234,10 @@ fn gauges(players: &Slab<Player>, shared: &Shared, now_us: u64) -> Gauges {
         }
         gauges.min_player_messages = gauges.min_player_messages.min(progress.messages);
         gauges.max_player_messages = gauges.max_player_messages.max(progress.messages);
-        let behind = if live && publish_start != NOT_STARTED {
+        let behind = if publish_start != NOT_STARTED && !live {
+            // The in-process publisher has stopped: nobody can be behind a finished stream.
+            false
+        } else if live && publish_start != NOT_STARTED {
             // Against the in-process publisher: how far the last timestamp received trails
             // the last one sent. A player that has had nothing for 3 s of live stream is behind.
             match progress.last_timestamp {
@@ -279,6 +282,7 @@ fn open(poll: &Poll, players: &mut Slab<Player>, addr: &std::net::SocketAddr) ->
 }
 
 impl Player {
+    #[allow(clippy::too_many_arguments)]
     fn on_ready(
         &mut self,
         config: &LoopConfig,
@@ -287,6 +291,7 @@ impl Player {
         now_us: u64,
         publish_start: u64,
         counters: &mut Counters,
+        shared: &Shared,
     ) -> Outcome {
         if let Phase::Connecting = self.phase {
             match self.socket.take_error() {
@@ -312,7 +317,7 @@ impl Player {
                 Err(error) => return Outcome::Failed(format!("{} during {}", reason_for(&error), self.phase.name())),
             };
             let input = buffer.get(..n).unwrap_or_default();
-            let outcome = self.on_input(config, input, now, now_us, publish_start, counters);
+            let outcome = self.on_input(config, input, now, now_us, publish_start, counters, shared);
             if !matches!(outcome, Outcome::Continue) {
                 return outcome;
             }
@@ -335,6 +340,7 @@ impl Player {
         Outcome::Continue
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_input(
         &mut self,
         config: &LoopConfig,
@@ -343,6 +349,7 @@ impl Player {
         now_us: u64,
         publish_start: u64,
         counters: &mut Counters,
+        shared: &Shared,
     ) -> Outcome {
         let mut chunk_bytes = input;
         let remaining;
@@ -421,6 +428,9 @@ impl Player {
                         } else {
                             counters.latency.record(now_us.saturating_sub(scheduled));
                         }
+                        if let Some(sent) = shared.sent_at(message.timestamp) {
+                            counters.latency_from_send.record(now_us.saturating_sub(sent));
+                        }
                     }
                 }
                 if message.type_id == 9 && !progress.keyframe && classify_video(message.head).is_ok_and(|h| h.is_keyframe()) {
@@ -428,11 +438,9 @@ impl Player {
                     keyframe_now = true;
                 }
             }
-            4 if scanning_only => {
-                // User control: answer PingRequest (event 6) with PingResponse.
-                if message.head.get(..2) == Some(&[0, 6]) {
-                    progress.pings.push(message.head.get(2..).map_or(0, read_u32));
-                }
+            // User control PingRequest (event 6): answered with a PingResponse.
+            4 if scanning_only && message.head.get(..2) == Some(&[0, 6]) => {
+                progress.pings.push(message.head.get(2..).map_or(0, read_u32));
             }
             5 => progress.window = read_u32(message.head),
             _ => {}

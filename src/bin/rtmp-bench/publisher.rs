@@ -119,6 +119,7 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
         session.handle_input(buffer.get(..n).unwrap_or_default()).map_err(session_error)?;
     }
 
+    socket.set_nonblocking(true).map_err(|e| io_reason("publisher", &e))?;
     let start = Instant::now();
     shared.publish_start_us.store(shared.micros_since_base(start), Ordering::SeqCst);
     shared.publisher_live.store(true, Ordering::SeqCst);
@@ -134,13 +135,10 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
             if end.is_some_and(|end| due >= end) || shared.stop_publisher.load(Ordering::Relaxed) {
                 break 'outer;
             }
-            // Wait for the message's time, answering the server meanwhile.
+            // Wait for the message's time, answering the server meanwhile. The socket is
+            // non-blocking here: SO_RCVTIMEO counts in scheduler ticks (4 ms at HZ=250),
+            // far too coarse, while a plain sleep wakes within tens of microseconds.
             loop {
-                let now = Instant::now();
-                if now >= due {
-                    break;
-                }
-                socket.set_read_timeout(Some((due - now).max(Duration::from_micros(200)))).map_err(|e| io_reason("publisher", &e))?;
                 match socket.read(&mut buffer) {
                     Ok(0) => return Err("publisher: server closed the connection".to_string()),
                     Ok(n) => {
@@ -150,13 +148,20 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
                                 return Err(format!("publisher: rejected while publishing: {}", status.code));
                             }
                         }
+                        continue;
                     }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(io_reason("publisher", &e)),
                 }
                 if session.has_outbound() {
-                    socket.write_all(&session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
+                    write_all(&mut socket, &session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
                 }
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                std::thread::sleep((due - now).min(Duration::from_millis(5)));
             }
             let lag = Instant::now().saturating_duration_since(due);
             let rtmp_timestamp = RtmpTimestamp::new(timestamp);
@@ -169,7 +174,12 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
                 FlvTagType::Script => session.publish_media(MediaKind::Data, rtmp_timestamp, tag.data.clone()),
             }
             .map_err(session_error)?;
-            socket.write_all(&session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
+            let sent_us = shared.micros_since_base(Instant::now());
+            if tag.tag_type != FlvTagType::Script {
+                // Before the write: a player may read the message before write_all returns.
+                shared.record_sent(timestamp, sent_us);
+            }
+            write_all(&mut socket, &session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
             if tag.tag_type != FlvTagType::Script {
                 shared.published_media.fetch_add(1, Ordering::SeqCst);
                 shared.publisher_timestamp.store(timestamp, Ordering::SeqCst);
@@ -182,7 +192,7 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
     }
     shared.publisher_live.store(false, Ordering::SeqCst);
     session.stop().map_err(session_error)?;
-    let _ = socket.write_all(&session.take_outbound());
+    let _ = write_all(&mut socket, &session.take_outbound());
     Ok(())
 }
 
@@ -200,4 +210,19 @@ fn read_some(socket: &mut TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
         0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
         n => Ok(n),
     }
+}
+
+/// `write_all` on a non-blocking socket: a full socket buffer means the server is not
+/// reading fast enough, so the publisher waits (and the lag shows in its histogram).
+fn write_all(socket: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match socket.write(bytes) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "server closed the connection")),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_micros(200)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

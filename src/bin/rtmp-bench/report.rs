@@ -133,6 +133,9 @@ impl Run {
         } else {
             line.push_str(" | latency -");
         }
+        if interval.latency_from_send.count() > 0 {
+            let _ = write!(line, " (from send p99 {:.2})", ms(interval.latency_from_send.quantile(0.99)));
+        }
         let _ = write!(line, " | behind {}", gauges.behind);
         if self.mode == "churn" {
             let _ = write!(
@@ -254,6 +257,13 @@ impl Report {
                 format!("{:.2} / {:.2} / {:.2}", ms(l.quantile(0.5)), ms(l.quantile(0.99)), ms(l.max())),
             ));
         }
+        if c.latency_from_send.count() > 0 {
+            let l = &c.latency_from_send;
+            rows.push((
+                "from actual send p50/p99/max",
+                format!("{:.2} / {:.2} / {:.2}", ms(l.quantile(0.5)), ms(l.quantile(0.99)), ms(l.max())),
+            ));
+        }
         if c.early_messages > 0 {
             rows.push(("messages before their time (timestamps rewritten?)", c.early_messages.to_string()));
         }
@@ -342,6 +352,7 @@ impl Report {
         let _ = writeln!(out, "  \"bytes\": {},", c.bytes);
         let _ = writeln!(out, "  \"mbps\": {:.3},", c.bytes as f64 * 8.0 / seconds / 1e6);
         let _ = writeln!(out, "  \"latency\": {},", histogram(&c.latency));
+        let _ = writeln!(out, "  \"latency_from_send\": {},", histogram(&c.latency_from_send));
         let _ = writeln!(out, "  \"early_messages\": {},", c.early_messages);
         let _ = writeln!(out, "  \"peak_behind\": {},", self.peak_behind);
         let _ = writeln!(out, "  \"published_media\": {},", self.published_media);

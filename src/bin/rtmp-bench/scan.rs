@@ -307,7 +307,10 @@ mod tests {
     use rtmp_edge::chunk_io::{ChunkEncoder, MessagePayload};
     use rtmp_edge::time::RtmpTimestamp;
 
-    fn collect(scanner: &mut ChunkScanner, input: &[u8]) -> Result<Vec<(u8, u32, u32, Vec<u8>)>, ScanError> {
+    /// (type id, timestamp, length, head) of each message.
+    type Seen = Vec<(u8, u32, u32, Vec<u8>)>;
+
+    fn collect(scanner: &mut ChunkScanner, input: &[u8]) -> Result<Seen, ScanError> {
         let mut out = Vec::new();
         scanner.feed(input, &mut |m| out.push((m.type_id, m.timestamp, m.length, m.head.to_vec())))?;
         Ok(out)

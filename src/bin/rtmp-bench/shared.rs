@@ -10,6 +10,9 @@ use crate::stats::{Counters, Gauges, Histogram};
 /// `publish_start_us` before the publisher starts.
 pub const NOT_STARTED: u64 = u64::MAX;
 
+/// Slots in the send-time ring: several seconds of audio and video at any frame rate.
+const SENT_SLOTS: usize = 4096;
+
 /// What one player loop publishes to the main thread.
 #[derive(Default)]
 pub struct WorkerSlot {
@@ -45,6 +48,10 @@ pub struct Shared {
     pub publisher_error: Mutex<Option<String>>,
     /// One slot per player loop.
     pub workers: Vec<WorkerSlot>,
+    /// Ring of (timestamp, send time): when the publisher actually wrote each message,
+    /// so players can also measure latency from the real send, net of publisher lag.
+    sent_timestamps: Vec<AtomicU32>,
+    sent_at_us: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -62,12 +69,41 @@ impl Shared {
             publisher_lag: Mutex::new(Histogram::default()),
             publisher_error: Mutex::new(None),
             workers: (0..threads).map(|_| WorkerSlot::default()).collect(),
+            sent_timestamps: (0..SENT_SLOTS).map(|_| AtomicU32::new(u32::MAX)).collect(),
+            sent_at_us: (0..SENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// `at` as microseconds after `base`.
     pub fn micros_since_base(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.base).as_micros() as u64
+    }
+
+    /// Records that the message with `timestamp` left the publisher at `sent_us`.
+    pub fn record_sent(&self, timestamp: u32, sent_us: u64) {
+        let slot = timestamp as usize % SENT_SLOTS;
+        if let (Some(ts), Some(at)) = (self.sent_timestamps.get(slot), self.sent_at_us.get(slot)) {
+            // Audio and video may share a millisecond: keep the later send, the one a player
+            // would wait for.
+            if ts.load(Ordering::Acquire) == timestamp {
+                at.fetch_max(sent_us, Ordering::AcqRel);
+            } else {
+                ts.store(u32::MAX, Ordering::Release);
+                at.store(sent_us, Ordering::Release);
+                ts.store(timestamp, Ordering::Release);
+            }
+        }
+    }
+
+    /// When the message with `timestamp` was sent, if the ring still has it.
+    pub fn sent_at(&self, timestamp: u32) -> Option<u64> {
+        let slot = timestamp as usize % SENT_SLOTS;
+        let (ts, at) = (self.sent_timestamps.get(slot)?, self.sent_at_us.get(slot)?);
+        if ts.load(Ordering::Acquire) != timestamp {
+            return None;
+        }
+        let sent = at.load(Ordering::Acquire);
+        (ts.load(Ordering::Acquire) == timestamp).then_some(sent)
     }
 
     /// Splits `total` players across the loops.

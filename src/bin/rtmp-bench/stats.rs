@@ -28,7 +28,7 @@ fn bucket_of(value: u64) -> usize {
         return value as usize;
     }
     let octave = 63 - value.leading_zeros() as usize - 5; // >= 1 for value >= 64
-    let sub = (value >> (octave - 1)) as usize & (SUB_BUCKETS / 2 - 1);
+    let sub = ((value >> octave) as usize).saturating_sub(SUB_BUCKETS / 2);
     (SUB_BUCKETS + (octave - 1) * (SUB_BUCKETS / 2) + sub).min(SUB_BUCKETS * (OCTAVES + 1) - 1)
 }
 
@@ -87,6 +87,9 @@ impl Histogram {
             return 0;
         }
         let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        if rank == self.total {
+            return self.max;
+        }
         let mut seen = 0;
         for (index, count) in self.counts.iter().enumerate() {
             seen += count;
@@ -115,6 +118,9 @@ pub struct Counters {
     pub bytes: u64,
     /// Server-added latency of live messages, microseconds.
     pub latency: Histogram,
+    /// Arrival minus the publisher's actual send time, microseconds: the same as
+    /// `latency` without the publisher's own lateness.
+    pub latency_from_send: Histogram,
     /// Live messages that arrived before their scheduled send time by more than 5 ms
     /// (the server rewrote timestamps: latency cannot be measured).
     pub early_messages: u64,
@@ -146,6 +152,7 @@ impl Counters {
         self.media_messages += other.media_messages;
         self.bytes += other.bytes;
         self.latency.merge(&other.latency);
+        self.latency_from_send.merge(&other.latency_from_send);
         self.early_messages += other.early_messages;
         self.churn_cycles += other.churn_cycles;
         self.first_keyframe.merge(&other.first_keyframe);
