@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the same rtmp-bench scenarios against rtmp-edge and nginx-rtmp,
+# one after the other, on loopback. Prints one table (also saved as $OUT/table.md).
+#
+#   scripts/bench.sh            # everything, about 12 minutes on 2 cores
+#   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, to check the script itself
+#
+# Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3. Not part of CI.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${BENCH_DIR:-$ROOT/target/bench}
+EDGE_PORT=${EDGE_PORT:-19351}
+NGINX_PORT=${NGINX_PORT:-19352}
+RTMP_MODULE=${RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
+QUICK=${BENCH_QUICK:-0}
+FANOUT_SECS=$([ "$QUICK" = 1 ] && echo 5 || echo 15)
+FANOUTS=${BENCH_FANOUTS:-"100 500 1000 2000"}
+IDLE_PLAYERS=${BENCH_IDLE:-10000}
+TICKS=$(getconf CLK_TCK)
+
+# 10,000 idle players plus the servers' own sockets, in this shell and its children.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" -lt $((IDLE_PLAYERS + 1000)) ]; then
+    ulimit -n $((IDLE_PLAYERS + 5000)) 2>/dev/null || echo "warning: ulimit -n is $(ulimit -n); the idle scenario may fail" >&2
+fi
+
+mkdir -p "$OUT"
+cd "$ROOT"
+echo "== building (release, shipped profile)"
+cargo build --release --bins --quiet
+BENCH=$ROOT/target/release/rtmp-bench
+EDGE=$ROOT/target/release/rtmp-edge
+
+MEDIA=$OUT/h264-aac-2500k.flv
+if [ ! -s "$MEDIA" ]; then
+    echo "== generating $MEDIA (30 s, 1280x720 25 fps H.264 CBR 2.37 Mb/s + AAC 128 kb/s, GOP 2 s)"
+    ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+        -t 30 -c:v libx264 -preset veryfast -pix_fmt yuv420p -b:v 2370k -maxrate 2370k -bufsize 2370k \
+        -x264-params nal-hrd=cbr:force-cfr=1 -g 50 -keyint_min 50 -sc_threshold 0 \
+        -c:a aac -b:a 128k -f flv "$MEDIA"
+fi
+
+SERVER_PID=""
+cpu_seconds() { awk -v t="$TICKS" '{ sub(/.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+start_server() { # name
+    case $1 in
+    rtmp-edge)
+        "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
+            --max-connections-per-ip 30000 --log-level warn >"$OUT/rtmp-edge.log" 2>&1 &
+        SERVER_PID=$!
+        PORT=$EDGE_PORT
+        ;;
+    nginx-rtmp)
+        mkdir -p "$OUT/nginx/logs"
+        cat >"$OUT/nginx/nginx.conf" <<EOF
+load_module $RTMP_MODULE;
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 30000;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/logs/error.log error;
+events { worker_connections 30000; }
+rtmp {
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        chunk_size 4096;
+        application live { live on; }
+    }
+}
+EOF
+        nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+        SERVER_PID=$!
+        PORT=$NGINX_PORT
+        ;;
+    esac
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "$1 did not start listening on $PORT" >&2
+    exit 1
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+trap stop_server EXIT
+
+# Runs rtmp-bench with its arguments while sampling the server: writes NAME.json (the
+# bench's figures) and NAME.server (CPU seconds used, RSS at start and peak).
+measure() { # name, rtmp-bench args...
+    local name=$1
+    shift
+    local cpu0 rss0
+    cpu0=$(cpu_seconds "$SERVER_PID")
+    rss0=$(rss_kb "$SERVER_PID")
+    local peak=$rss0
+    "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
+    local bench=$!
+    while kill -0 "$bench" 2>/dev/null; do
+        local now
+        now=$(rss_kb "$SERVER_PID")
+        [ "$now" -gt "$peak" ] && peak=$now
+        sleep 0.5
+    done
+    wait "$bench" || true
+    local cpu1
+    cpu1=$(cpu_seconds "$SERVER_PID")
+    echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak" >"$OUT/$name.server"
+    echo "   $name: $(tail -n +1 "$OUT/$name.log" | grep -E '^(average Mbps|latency ms|max sustained|churn conn|failed|ramp stopped)' | tr -s ' ' | paste -sd ';' -)"
+}
+
+for server in rtmp-edge nginx-rtmp; do
+    echo "== $server"
+    start_server $server
+    url=rtmp://127.0.0.1:$PORT/live
+    for n in $FANOUTS; do
+        measure "$server-fanout-$n" relay "$url/fan$n" "$url/fan$n" --file "$MEDIA" -n "$n" \
+            --rate 1000 --duration "$FANOUT_SECS" --timeout 20
+    done
+    if [ "$QUICK" = 1 ]; then ramp_args=(--step 500 --step-secs 3 --max-players 2000); else ramp_args=(--step 250 --step-secs 6 --max-players 8000); fi
+    measure "$server-ramp" ramp "$url/ramp" "$url/ramp" --file "$MEDIA" --rate 1000 --max-latency-ms 500 "${ramp_args[@]}"
+    measure "$server-churn" churn "$url/churn" "$url/churn" --file "$MEDIA" -n 20 --duration "$FANOUT_SECS"
+    # Memory per connection on a fresh process: players of a stream nobody publishes.
+    stop_server
+    start_server $server
+    sleep 1
+    measure "$server-idle" play "$url/idle" -n "$IDLE_PLAYERS" --rate 2500 --duration 10 --timeout 20
+    stop_server
+done
+
+{
+    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(free -g | awk '/^Mem/ {print $2}') GiB RAM, Linux $(uname -r); $(nginx -v 2>&1 | sed 's/.*: //'); $(date -u +%Y-%m-%d)"
+    echo "Command: scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')"
+    echo
+    python3 - "$OUT" "$FANOUTS" <<'PY'
+import json, sys
+out, fanouts = sys.argv[1], sys.argv[2].split()
+servers = ["rtmp-edge", "nginx-rtmp"]
+
+def load(server, scenario):
+    try:
+        bench = json.load(open(f"{out}/{server}-{scenario}.json"))
+    except (OSError, ValueError):
+        bench = {}
+    try:
+        fields = open(f"{out}/{server}-{scenario}.server").read().split()
+        sampled = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    except (OSError, ValueError):
+        sampled = {}
+    return bench, sampled
+
+rows = []  # (label, edge value, nginx value, ratio, ratio meaning)
+def row(label, values, fmt, better):
+    e, n = values
+    ratio = ""
+    if e is not None and n not in (None, 0):
+        ratio = f"{e / n:.2f}x"
+    show = lambda v: "n/a" if v is None else fmt.format(v)
+    rows.append((label, show(e), show(n), ratio, better))
+
+def cpu_per_gb(bench, sampled):
+    if not bench.get("bytes") or "cpu_s" not in sampled:
+        return None
+    return sampled["cpu_s"] / (bench["bytes"] / 1e9)
+
+for n in fanouts:
+    data = [load(s, f"fanout-{n}") for s in servers]
+    row(f"fan-out {n}: server CPU s per GB delivered", [cpu_per_gb(*d) for d in data], "{:.2f}", "lower is better")
+    row(f"fan-out {n}: received Mb/s, whole run incl. connect and drain ({int(n) * 2.5:.0f} while live)", [d[0].get("mbps") for d in data], "{:.0f}", "")
+    row(f"fan-out {n}: added latency p50 ms", [d[0].get("latency", {}).get("p50_ms") for d in data], "{:.2f}", "lower is better")
+    row(f"fan-out {n}: added latency p99 ms", [d[0].get("latency", {}).get("p99_ms") for d in data], "{:.2f}", "lower is better")
+    row(f"fan-out {n}: failed / behind players", [None, None], "{}", "")
+    rows[-1] = (rows[-1][0], *[f"{d[0].get('failed', 'n/a')} / {d[0].get('peak_behind', 'n/a')}" for d in data], "", "")
+data = [load(s, "ramp") for s in servers]
+row("max sustained players (ramp)", [d[0].get("ramp_max_players") for d in data], "{:.0f}", "higher is better")
+rows.append(("ramp stopped because", *[d[0].get("ramp_failure") or "reached --max-players" for d in data], "", ""))
+data = [load(s, "idle") for s in servers]
+def rss_per_player(bench, sampled):
+    players = bench.get("connected") or 0
+    if not players or "rss_peak_kb" not in sampled:
+        return None
+    return (sampled["rss_peak_kb"] - sampled["rss_start_kb"]) / players
+row(f"RSS per idle player KiB ({data[0][0].get('connected', 0)} / {data[1][0].get('connected', 0)} connected)", [rss_per_player(*d) for d in data], "{:.1f}", "lower is better")
+data = [load(s, "churn") for s in servers]
+row("churn connections/s", [d[0].get("churn_per_s") for d in data], "{:.0f}", "higher is better")
+row("churn time to first keyframe p50 ms", [d[0].get("first_keyframe", {}).get("p50_ms") for d in data], "{:.1f}", "lower is better")
+row("churn time to first keyframe p99 ms", [d[0].get("first_keyframe", {}).get("p99_ms") for d in data], "{:.1f}", "lower is better")
+
+print("| scenario | rtmp-edge | nginx-rtmp | rtmp-edge / nginx-rtmp |")
+print("| --- | ---: | ---: | ---: |")
+for label, e, n, ratio, better in rows:
+    print(f"| {label} | {e} | {n} | {ratio} |")
+print()
+print("Load generator CPU seconds per scenario (rtmp-edge / nginx-rtmp): " + ", ".join(
+    f"{sc} {load(servers[0], sc)[0].get('loadgen_cpu_s', 0):.0f}/{load(servers[1], sc)[0].get('loadgen_cpu_s', 0):.0f}"
+    for sc in [f"fanout-{n}" for n in fanouts] + ["ramp", "churn", "idle"]))
+PY
+} | tee "$OUT/table.md"
