@@ -183,7 +183,7 @@ impl Relay {
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
         self.stats.connections_open.fetch_add(1, Ordering::Relaxed);
-        log::debug!("{peer}: connection opened");
+        log::info!("{peer}: connection opened");
         Ok(())
     }
 
@@ -707,8 +707,7 @@ impl Relay {
         }
         self.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
         let duration = conn.opened_at.elapsed();
-        let quiet = matches!(role, Role::Undecided) && conn.bytes_in == 0;
-        let line = format!(
+        log::info!(
             "{}: closed: {} after {:.1}s, {} bytes in, {} bytes out: {reason}",
             conn.peer,
             conn.summary,
@@ -716,11 +715,6 @@ impl Relay {
             conn.bytes_in,
             conn.bytes_out
         );
-        if quiet {
-            log::debug!("{line}");
-        } else {
-            log::info!("{line}");
-        }
     }
 
     fn tick(&mut self) {

@@ -946,6 +946,12 @@ impl ChildGuard {
         }
     }
 
+    /// The child's piped stderr, once.
+    #[allow(dead_code)]
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut().and_then(|child| child.stderr.take())
+    }
+
     /// Process id.
     pub fn id(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
