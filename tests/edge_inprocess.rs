@@ -974,3 +974,40 @@ fn waiting_for_a_stream_not_yet_published_keeps_one_pull() {
         origin.stats()
     );
 }
+
+#[test]
+fn forward_reconnects_after_the_origin_restarts_and_resumes_at_a_keyframe() {
+    // The encoder publishes to the edge; the origin dies mid-stream and comes back. The
+    // edge's own player never notices; the forward reconnects with backoff and the new
+    // origin's player gets the stream from a keyframe on.
+    let origin = start_relay(test_config());
+    let origin_addr = origin.local_addr();
+    let edge = start_relay(edge_config(&[origin_addr]));
+    let published = fixture_items(FIXTURE, 0);
+    let split = published.iter().position(|i| i.timestamp() >= 1500).unwrap();
+    let mut publisher = RtmpTestClient::connect(edge.local_addr(), APP).unwrap();
+    publisher.publish("s").unwrap();
+    wait_connections(&origin, 1, Duration::from_secs(5), "origin sees the forward");
+    let at_edge = PlayerThread::spawn(edge.local_addr(), APP, "s", until_unpublish(1), "edge-player");
+    at_edge.wait_ready(EXCHANGE_TIMEOUT);
+    publisher.send_items(&published[..split], None).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    origin.shutdown().unwrap();
+    let origin = start_relay(Config { listen: origin_addr, ..test_config() });
+    let at_origin = PlayerThread::spawn(origin_addr, APP, "s", until_unpublish(1), "new-origin-player");
+    at_origin.wait_ready(EXCHANGE_TIMEOUT);
+    assert!(
+        eventually(Duration::from_secs(10), || origin.stats().connections_accepted >= 2),
+        "the forward did not come back: {:?}",
+        origin.stats()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    publisher.send_items(&published[split..], None).unwrap();
+    publisher.stop().unwrap();
+
+    check_full_stream(&published, &at_edge.join(), "edge player");
+    let log = at_origin.join();
+    let start = assert_late_join(&published, &items_of(&log), "new origin player");
+    assert!(start > 0, "the new origin cannot have the frames sent before it started");
+}
