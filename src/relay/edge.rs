@@ -221,7 +221,7 @@ impl Relay {
 
     /// Feeds an upstream connection's bytes to its client session and acts on its events.
     pub(super) fn client_input(&mut self, token: Token, input: &[u8]) {
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.client_events);
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let Some(upstream) = conn.upstream.clone() else { return };
         if let Some(client) = conn.client() {
@@ -234,9 +234,10 @@ impl Relay {
                 self.close_list.push(token);
             }
         }
-        for event in events {
+        for event in events.drain(..) {
             self.client_event(token, &upstream, event);
         }
+        self.client_events = events;
         self.sync_session_output(token);
     }
 
