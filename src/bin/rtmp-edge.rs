@@ -56,6 +56,7 @@ fn options() -> Options {
         "SECONDS",
     );
     options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp://HOST[:PORT]/APP[/NAME]");
+    options.optopt("", "write-batch", "write live frames to players at most every MS milliseconds (default 0: at once)", "MS");
     options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
     options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
     options.optflag("h", "help", "print this help");
@@ -115,6 +116,9 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
     }
     if let Some(seconds) = parse::<u64>(matches, "idle-timeout")? {
         config.idle_timeout = Duration::from_secs(seconds);
+    }
+    if let Some(ms) = parse::<u64>(matches, "write-batch")? {
+        config.write_batch = Duration::from_millis(ms.min(1000));
     }
     for origin in matches.opt_strs("origin") {
         relay::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;

@@ -25,6 +25,9 @@ pub struct Config {
     pub queue_hard_limit_ms: u32,
     /// A player whose queue holds more than this many bytes is disconnected.
     pub queue_hard_limit_bytes: usize,
+    /// Live frames for players are written at most this often (zero: at once). Batching
+    /// a few frames per write saves system calls and TCP segments, at this much latency.
+    pub write_batch: Duration,
     /// Most bytes of media kept in one stream's GOP cache; a longer GOP is not cached.
     pub gop_cache_max_bytes: usize,
     /// Time a connection has to finish the handshake and connect.
@@ -60,6 +63,7 @@ impl Default for Config {
             queue_hard_limit_ms: 10_000,
             queue_hard_limit_bytes: 32 * 1024 * 1024,
             gop_cache_max_bytes: 16 * 1024 * 1024,
+            write_batch: Duration::ZERO,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             dump_dir: None,

@@ -42,6 +42,9 @@ pub struct Relay {
     pub(super) streams: HashMap<String, LiveStream>,
     pub(super) per_ip: HashMap<IpAddr, usize>,
     pub(super) flush_list: Vec<Token>,
+    /// Players whose live frames wait for the next batch write (`Config::write_batch`).
+    pub(super) batched: Vec<Token>,
+    pub(super) batch_deadline: Option<Instant>,
     pub(super) close_list: Vec<Token>,
     pub(super) session_events: Vec<ServerSessionEvent>,
     pub(super) client_events: Vec<crate::sessions::ClientSessionEvent>,
@@ -66,6 +69,8 @@ impl Relay {
             streams: HashMap::new(),
             per_ip: HashMap::new(),
             flush_list: Vec::new(),
+            batched: Vec::new(),
+            batch_deadline: None,
             close_list: Vec::new(),
             session_events: Vec::new(),
             client_events: Vec::new(),
@@ -85,7 +90,8 @@ impl Relay {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = self.next_tick.saturating_duration_since(now);
+            let wake_at = self.batch_deadline.map_or(self.next_tick, |batch| batch.min(self.next_tick));
+            let timeout = wake_at.saturating_duration_since(now);
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     return Err(error);
@@ -114,6 +120,10 @@ impl Relay {
             }
             if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
+            }
+            if self.batch_deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                self.batch_deadline = None;
+                self.flush_list.append(&mut self.batched);
             }
             self.flush_scheduled();
             self.close_marked();
@@ -584,7 +594,14 @@ impl Relay {
                 continue;
             }
             queue_frame(conn, player.stream_id, &frame, true);
-            schedule_flush(&mut self.flush_list, player.token, conn);
+            if self.config.write_batch.is_zero() {
+                schedule_flush(&mut self.flush_list, player.token, conn);
+            } else {
+                schedule_flush(&mut self.batched, player.token, conn);
+                if self.batch_deadline.is_none() {
+                    self.batch_deadline = Some(Instant::now() + self.config.write_batch);
+                }
+            }
         }
         self.forward_frame(key, &frame);
     }
