@@ -995,6 +995,11 @@ impl ChildGuard {
         }
     }
 
+    /// The child's piped stdout, once.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut().and_then(|child| child.stdout.take())
+    }
+
     /// The child's piped stderr, once.
     #[allow(dead_code)]
     pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
@@ -1043,11 +1048,7 @@ impl ChildGuard {
     /// Reads the child's stdout to the end (the child must have been spawned with a piped
     /// stdout); a reader thread keeps it from blocking on a full pipe.
     pub fn take_stdout_reader(&mut self) -> JoinHandle<Vec<u8>> {
-        let mut stdout = self
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("stdout was not piped");
+        let mut stdout = self.take_stdout().expect("stdout was not piped");
         std::thread::spawn(move || {
             let mut out = Vec::new();
             let _ = stdout.read_to_end(&mut out);
