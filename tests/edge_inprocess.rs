@@ -30,30 +30,6 @@ const FIXTURE: &str = "h264_aac.flv";
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// An edge of `origins`: short linger and upstream timeout so that faults show in seconds.
-fn edge_config(origins: &[SocketAddr]) -> Config {
-    Config {
-        origins: origins.iter().map(SocketAddr::to_string).collect(),
-        pull_linger: Duration::from_millis(500),
-        upstream_timeout: Duration::from_secs(2),
-        ..test_config()
-    }
-}
-
-/// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
-fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A loopback port nothing listens on (bound, then released).
 fn dead_port_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -74,22 +50,6 @@ fn for_seconds(seconds: u64) -> PlayerStop {
         after_unpublish: 0,
         deadline: Duration::from_secs(seconds),
     }
-}
-
-/// Frames only (no metadata, no sequence headers).
-fn frames_of(items: &[Item]) -> Vec<Item> {
-    items
-        .iter()
-        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
-        .cloned()
-        .collect()
-}
-
-fn first_keyframe_frame_index(published: &[Item]) -> usize {
-    frames_of(published)
-        .iter()
-        .position(Item::is_video_keyframe)
-        .unwrap_or(0)
 }
 
 /// A player that waited before the publish: no error status, every frame from the first

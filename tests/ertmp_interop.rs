@@ -14,14 +14,16 @@
 //! The keyframe flags come from the file's own FLV tags read with `rtmp_edge::flv` and
 //! `rtmp_edge::media`, since `framemd5` does not print packet flags.
 
-use std::io::{BufRead, BufReader, ErrorKind};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use common::*;
 use rtmp_edge::flv::{FlvReader, FlvTagType};
 use rtmp_edge::media::VideoTagHeader;
 use rtmp_edge::relay::{spawn, Config};
@@ -31,71 +33,28 @@ const JOIN_AFTER_US: u64 = 1_400_000;
 /// Longest any one ffmpeg may run.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Kills and reaps the child when the test ends, however it ends.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Waits for the child to exit on its own; fails the test past the deadline.
+fn wait_success(child: &mut ChildGuard) {
+    match child.wait_timeout(DEADLINE) {
+        Some(status) => assert!(status.success(), "{} exited with {status}", child.label),
+        None => panic!("{} still running after {DEADLINE:?}", child.label),
     }
 }
 
-impl ChildGuard {
-    /// Waits for the child to exit on its own; fails the test past the deadline.
-    fn wait_success(&mut self, what: &str) {
-        let start = Instant::now();
-        loop {
-            match self.0.try_wait().expect("try_wait") {
-                Some(status) => {
-                    assert!(status.success(), "{what} exited with {status}");
-                    return;
-                }
-                None if start.elapsed() > DEADLINE => panic!("{what} still running after {DEADLINE:?}"),
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
-/// The imageio-ffmpeg binary: `RTMP_EDGE_NEW_FFMPEG` (scripts/test.sh sets it) or asked
-/// of python. A missing binary fails the test: CI installs it, and a silent pass would
-/// hide the gap.
-fn new_ffmpeg() -> String {
-    if let Ok(path) = std::env::var("RTMP_EDGE_NEW_FFMPEG") {
-        if !path.is_empty() {
-            return path;
-        }
-    }
-    let output = Command::new("python3")
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
-        .output()
-        .expect("python3 is needed to find the imageio-ffmpeg binary");
-    assert!(
-        output.status.success(),
-        "imageio-ffmpeg is not installed (scripts/test.sh installs it): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 path").trim().to_string()
-}
-
-fn spawn_ffmpeg(ffmpeg: &str, args: &[&str], stdout: Stdio) -> ChildGuard {
-    match Command::new(ffmpeg)
+/// ffmpeg with `args`, its errors on the test's stderr.
+fn spawn_ffmpeg(ffmpeg: &Path, args: &[&str], stdout: Stdio, label: &str) -> ChildGuard {
+    let mut command = Command::new(ffmpeg);
+    command
         .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
         .args(args)
-        .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
-        Ok(child) => ChildGuard(child),
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!("`{ffmpeg}` not found"),
-        Err(e) => panic!("cannot start `{ffmpeg}`: {e}"),
-    }
+        .stderr(Stdio::inherit());
+    ChildGuard::spawn(command, label)
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ertmp").join(name)
+/// A stream in tests/fixtures/ertmp/.
+fn ertmp_fixture(name: &str) -> PathBuf {
+    fixture(&format!("ertmp/{name}"))
 }
 
 /// One stream of a `framemd5` listing.
@@ -197,13 +156,13 @@ fn find_run(all: &[String], run: &[String]) -> Option<usize> {
 
 /// Starts the publisher with `-progress` on stdout and returns once it has sent
 /// `JOIN_AFTER_US` of media.
-fn publish_and_wait(ffmpeg: &str, input: &Path, url: &str, rtmp_options: &[&str]) -> ChildGuard {
+fn publish_and_wait(ffmpeg: &Path, input: &Path, url: &str, rtmp_options: &[&str]) -> ChildGuard {
     let input = input.to_str().expect("utf-8 path");
     let mut args = vec!["-re", "-i", input, "-map", "0", "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.1"];
     args.extend_from_slice(rtmp_options);
     args.extend_from_slice(&["-f", "flv", url]);
-    let mut publisher = spawn_ffmpeg(ffmpeg, &args, Stdio::piped());
-    let stdout = publisher.0.stdout.take().expect("publisher stdout");
+    let mut publisher = spawn_ffmpeg(ffmpeg, &args, Stdio::piped(), "publisher");
+    let stdout = publisher.take_stdout().expect("publisher stdout");
     let (sender, receiver) = mpsc::channel();
     // A thread reads progress so the deadline below holds even if ffmpeg goes quiet; it
     // keeps draining stdout afterwards so ffmpeg never blocks on a full pipe.
@@ -241,17 +200,15 @@ fn relay_round_trip_with(
     through_edge: bool,
 ) -> usize {
     let ffmpeg = new_ffmpeg();
-    let input = fixture(name);
+    let input = ertmp_fixture(name);
     assert_eq!(first_video_tag_is_enhanced(&input), enhanced, "{name}: header kind in the fixture");
 
     // The reference is the file as the publisher sends it: ffmpeg's FLV muxer rewrites
     // some configuration records on remux (VP9's vpcC colour fields), so the same remux
     // (`-c copy -f flv`) to a file is what the relay must reproduce.
-    // Tests run in parallel and may share a fixture: a per-run number keeps their files apart.
-    static RUN: AtomicUsize = AtomicUsize::new(0);
-    let run = RUN.fetch_add(1, Ordering::SeqCst);
-    let temp = |suffix: &str| std::env::temp_dir().join(format!("rtmp-edge-ertmp-{}-{run}-{name}.{suffix}", std::process::id()));
-    let remuxed = temp("remux.flv");
+    // Tests run in parallel and may share a fixture: each gets its own directory.
+    let dir = TempDir::new(&format!("ertmp-{name}"));
+    let remuxed = dir.join("remux.flv");
     let status = Command::new(&ffmpeg)
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-i"])
         .arg(&input)
@@ -269,7 +226,6 @@ fn relay_round_trip_with(
     assert!(reference.status.success(), "framemd5 of {name} failed");
     let reference = parse_framemd5(&String::from_utf8_lossy(&reference.stdout));
     let keyframes = video_keyframes(&remuxed);
-    let _ = std::fs::remove_file(&remuxed);
     let reference_video = streams_of(&reference, "video");
     assert_eq!(reference_video.len(), keyframes.len(), "{name}: video tracks in FLV vs ffmpeg streams");
     for (stream, track_keyframes) in reference_video.iter().zip(&keyframes) {
@@ -293,16 +249,15 @@ fn relay_round_trip_with(
     };
     let mut publisher = publish_and_wait(&ffmpeg, &input, &url, rtmp_options);
 
-    let output_path = temp("framemd5");
+    let output_path = dir.join("player.framemd5");
     let output_arg = output_path.to_str().expect("utf-8 path").to_string();
     let mut player_args = vec!["-rw_timeout", "10000000"];
     player_args.extend_from_slice(rtmp_options);
     player_args.extend_from_slice(&["-i", &play_url, "-map", "0", "-c", "copy", "-f", "framemd5", "-y", &output_arg]);
-    let mut player = spawn_ffmpeg(&ffmpeg, &player_args, Stdio::null());
-    publisher.wait_success("publisher");
-    player.wait_success("player");
+    let mut player = spawn_ffmpeg(&ffmpeg, &player_args, Stdio::null(), "player");
+    wait_success(&mut publisher);
+    wait_success(&mut player);
     let played = std::fs::read_to_string(&output_path).expect("player output");
-    let _ = std::fs::remove_file(&output_path);
     let played = parse_framemd5(&played);
     assert_eq!(relay.stats().protocol_errors, 0, "{name}: relay protocol errors");
 

@@ -32,16 +32,6 @@ fn spawn_ready_players(addr: std::net::SocketAddr, name: &str, count: usize, lab
     players
 }
 
-/// Index (among frames: no metadata, no sequence headers) of the first video keyframe, or 0
-/// for streams without video.
-fn first_keyframe_frame_index(published: &[Item]) -> usize {
-    published
-        .iter()
-        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
-        .position(Item::is_video_keyframe)
-        .unwrap_or(0)
-}
-
 /// Players waiting before the publisher starts get everything from the first keyframe on,
 /// exactly, after a PublishNotify.
 fn check_waiting_player(published: &[Item], log: &[Received], label: &str) {

@@ -8,55 +8,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::interop::*;
 use common::*;
 
 const FIXTURE: &str = "h264_aac.flv";
-
-fn url(addr: SocketAddr, name: &str) -> String {
-    format!("rtmp://{addr}/live/{name}")
-}
-
-/// `ffmpeg -i URL -c copy -f flv OUT` with extra input options (e.g. -copyts).
-fn ffmpeg_player(
-    ffmpeg: &Path,
-    source: &str,
-    out: &Path,
-    dir: &TempDir,
-    label: &str,
-    extra: &[&str],
-) -> (ChildGuard, PathBuf) {
-    let (stderr, log) = log_file(dir, &format!("{label}.log"));
-    let mut command = Command::new(ffmpeg);
-    command
-        .args(["-nostdin", "-hide_banner", "-loglevel", "warning"])
-        .args(extra)
-        .args(["-i", source, "-c", "copy", "-f", "flv", "-y"])
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    (ChildGuard::spawn(command, label), log)
-}
-
-/// `ffmpeg -re -i FIXTURE -c copy -f flv URL`, plus extra options before -i.
-fn ffmpeg_publisher(ffmpeg: &Path, target: &str, dir: &TempDir, label: &str, extra: &[&str]) -> (ChildGuard, PathBuf) {
-    let (stderr, log) = log_file(dir, &format!("{label}.log"));
-    let mut command = Command::new(ffmpeg);
-    command
-        .args(["-nostdin", "-hide_banner", "-loglevel", "warning", "-re"])
-        .args(extra)
-        .arg("-i")
-        .arg(fixture(FIXTURE))
-        .args(["-c", "copy", "-f", "flv", target])
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    (ChildGuard::spawn(command, label), log)
-}
 
 fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
     let rtmpdump = require_program("rtmpdump");
@@ -70,77 +29,16 @@ fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (Chi
     (ChildGuard::spawn(command, label), log)
 }
 
-/// Waits for a publisher to finish and requires success.
-fn expect_finished(child: &mut ChildGuard, log: &Path, timeout: Duration) {
-    match child.wait_timeout(timeout) {
-        Some(status) => assert!(status.success(), "{} failed ({status}):\n{}", child.label, tail(log)),
-        None => panic!("{} did not finish within {timeout:?}:\n{}", child.label, tail(log)),
-    }
-}
-
-/// Lets a player end by itself (ffmpeg and rtmpdump do on UnpublishNotify) or stops it
-/// with SIGINT. Returns whether it had to be interrupted.
-fn stop_player(child: &mut ChildGuard, timeout: Duration) -> bool {
-    if child.wait_timeout(timeout).is_some() {
-        return false;
-    }
-    child.stop_within(Duration::ZERO, Duration::from_secs(5));
-    true
-}
-
-/// Checks a player's file: video and audio are contiguous runs of the fixture's packets,
-/// at least `min_fraction` of the input's packets each.
-///
-/// A player stopped by SIGINT may be cut in the middle of reading a packet and write it
-/// truncated (ffmpeg's demuxer returns what it has), so with `interrupted` the last packet
-/// of each stream is left out of the comparison.
-fn check_output(
-    input: &HashMap<String, Vec<Packet>>,
-    out: &Path,
-    log: &Path,
-    min_fraction: f64,
-    interrupted: bool,
-    label: &str,
-) -> HashMap<String, Vec<Packet>> {
-    assert!(
-        out.is_file() && std::fs::metadata(out).map(|m| m.len()).unwrap_or(0) > 0,
-        "{label}: no output file {}; log:\n{}",
-        out.display(),
-        tail(log)
-    );
-    let mut output = probe_packets(out);
-    if interrupted {
-        eprintln!("{label}: player did not stop by itself after the stream ended; interrupted");
-        for packets in output.values_mut() {
-            packets.pop();
-        }
-    }
-    for codec_type in ["video", "audio"] {
-        let total = input.get(codec_type).map(Vec::len).unwrap_or(0);
-        let min = ((total as f64) * min_fraction).ceil() as usize;
-        assert_contiguous_run(input, &output, codec_type, min.max(1), &format!("{label} {codec_type}"));
-    }
-    output
-}
-
-/// The fixture's packets repeated `times` (for looped publishing).
-fn repeated(input: &HashMap<String, Vec<Packet>>, times: usize) -> HashMap<String, Vec<Packet>> {
-    input
-        .iter()
-        .map(|(k, v)| (k.clone(), v.iter().cloned().cycle().take(v.len() * times).collect()))
-        .collect()
-}
-
 #[test]
 fn ffmpeg_publishes_and_ffmpeg_plays() {
     let ffmpeg = require_program("ffmpeg");
     let dir = TempDir::new("ff-ff");
     let relay = start_relay(test_config());
-    let source = url(relay.local_addr(), "s");
+    let source = live_url(relay.local_addr(), "s");
     let out = dir.join("play.flv");
     let (mut player, player_log) = ffmpeg_player(&ffmpeg, &source, &out, &dir, "ffmpeg-player", &[]);
     std::thread::sleep(Duration::from_millis(700));
-    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, &source, &dir, "ffmpeg-publisher", &[]);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
     let player_interrupted = stop_player(&mut player, Duration::from_secs(8));
     let input = fixture_packets(FIXTURE);
@@ -159,11 +57,11 @@ fn ffmpeg_publishes_and_rtmpdump_plays() {
     let ffmpeg = require_program("ffmpeg");
     let dir = TempDir::new("ff-dump");
     let relay = start_relay(test_config());
-    let source = url(relay.local_addr(), "s");
+    let source = live_url(relay.local_addr(), "s");
     let out = dir.join("dump.flv");
     let (mut player, player_log) = rtmpdump_player(&source, &out, &dir, "rtmpdump");
     std::thread::sleep(Duration::from_millis(700));
-    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, &source, &dir, "ffmpeg-publisher", &[]);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
     let player_interrupted = stop_player(&mut player, Duration::from_secs(8));
     check_output(
@@ -183,7 +81,7 @@ fn ffmpeg_publishes_and_gstreamer_rtmp2src_plays() {
     let gst = require_program("gst-launch-1.0");
     let dir = TempDir::new("ff-gst");
     let relay = start_relay(test_config());
-    let source = url(relay.local_addr(), "s");
+    let source = live_url(relay.local_addr(), "s");
     let out = dir.join("gst.flv");
     let (stderr, player_log) = log_file(&dir, "gst.log");
     let mut command = Command::new(gst);
@@ -194,7 +92,7 @@ fn ffmpeg_publishes_and_gstreamer_rtmp2src_plays() {
         .stderr(stderr);
     let mut player = ChildGuard::spawn(command, "gst-rtmp2src");
     std::thread::sleep(Duration::from_millis(700));
-    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, &source, &dir, "ffmpeg-publisher", &[]);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
     let player_interrupted = stop_player(&mut player, Duration::from_secs(3));
     check_output(
@@ -214,7 +112,7 @@ fn gstreamer_rtmp2sink_publishes_and_ffmpeg_plays() {
     let gst = require_program("gst-launch-1.0");
     let dir = TempDir::new("gst-ff");
     let relay = start_relay(test_config());
-    let source = url(relay.local_addr(), "s");
+    let source = live_url(relay.local_addr(), "s");
     let out = dir.join("play.flv");
     let (mut player, player_log) = ffmpeg_player(&ffmpeg, &source, &out, &dir, "ffmpeg-player", &[]);
     std::thread::sleep(Duration::from_millis(700));
@@ -247,45 +145,16 @@ fn gstreamer_rtmp2sink_publishes_and_ffmpeg_plays() {
 #[test]
 fn nginx_rtmp_pulls_from_the_relay() {
     let ffmpeg = require_program("ffmpeg");
-    let nginx = require_program("nginx");
-    let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
-    assert!(module.is_file(), "nginx rtmp module missing at {}", module.display());
     let dir = TempDir::new("nginx");
     let relay = start_relay(test_config());
     let relay_addr = relay.local_addr();
-    let nginx_port = free_port();
-    let conf = format!(
-        "load_module {module};\n\
-         daemon off;\nmaster_process off;\nworker_processes 1;\n\
-         error_log {dir}/error.log info;\npid {dir}/nginx.pid;\n\
-         events {{ worker_connections 64; }}\n\
-         rtmp {{\n  server {{\n    listen 127.0.0.1:{nginx_port};\n    chunk_size 4096;\n\
-         application live {{\n      live on;\n      pull rtmp://{relay_addr}/live;\n    }}\n  }}\n}}\n",
-        module = module.display(),
-        dir = dir.0.display(),
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let (stderr, nginx_log) = log_file(&dir, "nginx.stderr");
-    let mut command = Command::new(nginx);
-    command
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    let mut nginx = ChildGuard::spawn(command, "nginx");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        nginx.wait_timeout(Duration::from_millis(10)).is_none(),
-        "nginx exited:\n{}",
-        tail(&nginx_log)
-    );
+    let nginx = Nginx::start_with("nginx-pull", free_port(), &format!("pull rtmp://{relay_addr}/live;"));
 
     // Publish twice the file to the relay, so that the stream outlasts nginx's pull setup.
     let (mut publisher, publisher_log) = ffmpeg_publisher(
         &ffmpeg,
-        &url(relay_addr, "s"),
+        FIXTURE,
+        &live_url(relay_addr, "s"),
         &dir,
         "ffmpeg-publisher",
         &["-stream_loop", "1"],
@@ -294,7 +163,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
     let out = dir.join("from-nginx.flv");
     let (mut player, player_log) = ffmpeg_player(
         &ffmpeg,
-        &format!("rtmp://127.0.0.1:{nginx_port}/live/s"),
+        &nginx.url("s"),
         &out,
         &dir,
         "ffmpeg-player-via-nginx",
@@ -305,7 +174,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
     let player_interrupted = stop_player(&mut player, Duration::from_secs(2));
     let input = repeated(&fixture_packets(FIXTURE), 2);
     // At least 3 s of the 8 s must have come through nginx.
-    let result = std::panic::catch_unwind(|| {
+    with_nginx_log_on_failure(&nginx, || {
         check_output(
             &input,
             &out,
@@ -315,11 +184,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
             "ffmpeg via nginx pull",
         )
     });
-    if let Err(panic) = result {
-        eprintln!("nginx error.log:\n{}", tail(&dir.join("error.log")));
-        std::panic::resume_unwind(panic);
-    }
-    nginx.kill();
+    drop(nginx);
     relay.shutdown().unwrap();
 }
 
@@ -329,7 +194,7 @@ fn timestamps_past_24_bits_reach_ffmpeg_and_rtmpdump() {
     let dir = TempDir::new("extts");
     let relay = start_relay(test_config());
     let addr = relay.local_addr();
-    let source = url(addr, "s");
+    let source = live_url(addr, "s");
     let offset: u32 = 16_775_000; // crosses 0xFFFFFF about 2.2 s into the 4 s file
     let ff_out = dir.join("ffmpeg.flv");
     let dump_out = dir.join("rtmpdump.flv");
@@ -379,13 +244,13 @@ fn newer_ffmpeg_publishes_and_both_ffmpegs_play() {
     let new_ffmpeg = new_ffmpeg();
     let dir = TempDir::new("newff");
     let relay = start_relay(test_config());
-    let source = url(relay.local_addr(), "s");
+    let source = live_url(relay.local_addr(), "s");
     let old_out = dir.join("old.flv");
     let new_out = dir.join("new.flv");
     let (mut old_player, old_log) = ffmpeg_player(&ffmpeg, &source, &old_out, &dir, "old-ffmpeg-player", &[]);
     let (mut new_player, new_log) = ffmpeg_player(&new_ffmpeg, &source, &new_out, &dir, "new-ffmpeg-player", &[]);
     std::thread::sleep(Duration::from_millis(700));
-    let (mut publisher, publisher_log) = ffmpeg_publisher(&new_ffmpeg, &source, &dir, "new-ffmpeg-publisher", &[]);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&new_ffmpeg, FIXTURE, &source, &dir, "new-ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
     let old_player_interrupted = stop_player(&mut old_player, Duration::from_secs(8));
     let new_player_interrupted = stop_player(&mut new_player, Duration::from_secs(3));

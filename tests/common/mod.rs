@@ -26,6 +26,8 @@ use rtmp_edge::sessions::{
 };
 use rtmp_edge::time::RtmpTimestamp;
 
+pub mod interop;
+
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);
 /// Deadline for a handshake plus connect, and for single request/answer exchanges.
@@ -52,6 +54,35 @@ pub fn test_config() -> Config {
 /// Starts a relay, failing the test with the error if it cannot.
 pub fn start_relay(config: Config) -> RelayHandle {
     relay::spawn(config).unwrap_or_else(|error| panic!("relay::spawn failed: {error}"))
+}
+
+/// An edge of `origins`: short linger and upstream timeout so that faults show in seconds.
+pub fn edge_config(origins: &[SocketAddr]) -> Config {
+    Config {
+        origins: origins.iter().map(SocketAddr::to_string).collect(),
+        pull_linger: Duration::from_millis(500),
+        upstream_timeout: Duration::from_secs(2),
+        ..test_config()
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds (true) or `timeout` passes (false).
+pub fn eventually(timeout: Duration, condition: impl FnMut() -> bool) -> bool {
+    eventually_every(Duration::from_millis(10), timeout, condition)
+}
+
+/// Polls `condition` every `interval` until it holds (true) or `timeout` passes (false).
+pub fn eventually_every(interval: Duration, timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(interval);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,6 +192,24 @@ pub fn is_sequence_header(kind: MediaKind, data: &[u8]) -> bool {
         MediaKind::Audio => data.len() >= 2 && data[0] >> 4 == 10 && data[1] == 0,
         MediaKind::Data => false,
     }
+}
+
+/// Frames only (no metadata, no sequence headers).
+pub fn frames_of(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .filter(|i| !i.is_sequence_header() && !matches!(i, Item::Metadata { .. }))
+        .cloned()
+        .collect()
+}
+
+/// Index (among frames: no metadata, no sequence headers) of the first video keyframe, or 0
+/// for streams without video.
+pub fn first_keyframe_frame_index(published: &[Item]) -> usize {
+    frames_of(published)
+        .iter()
+        .position(Item::is_video_keyframe)
+        .unwrap_or(0)
 }
 
 /// The tags of a fixture as items, timestamps shifted by `offset_ms`.
@@ -946,6 +995,11 @@ impl ChildGuard {
         }
     }
 
+    /// The child's piped stdout, once.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut().and_then(|child| child.stdout.take())
+    }
+
     /// The child's piped stderr, once.
     #[allow(dead_code)]
     pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
@@ -994,11 +1048,7 @@ impl ChildGuard {
     /// Reads the child's stdout to the end (the child must have been spawned with a piped
     /// stdout); a reader thread keeps it from blocking on a full pipe.
     pub fn take_stdout_reader(&mut self) -> JoinHandle<Vec<u8>> {
-        let mut stdout = self
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("stdout was not piped");
+        let mut stdout = self.take_stdout().expect("stdout was not piped");
         std::thread::spawn(move || {
             let mut out = Vec::new();
             let _ = stdout.read_to_end(&mut out);
