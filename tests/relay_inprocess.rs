@@ -61,7 +61,11 @@ fn check_waiting_player(published: &[Item], log: &[Received], label: &str) {
 
 /// Publishes `items` on `name` (full speed) to `players` players that wait before it starts.
 fn fan_out(fixture_name: &str, offset_ms: u32, player_count: usize) {
-    let relay = start_relay(test_config());
+    fan_out_with(test_config(), fixture_name, offset_ms, player_count);
+}
+
+fn fan_out_with(config: Config, fixture_name: &str, offset_ms: u32, player_count: usize) {
+    let relay = start_relay(config);
     let addr = relay.local_addr();
     let published = fixture_items(fixture_name, offset_ms);
     let players = spawn_ready_players(addr, "s", player_count, fixture_name);
@@ -88,6 +92,12 @@ fn fan_out(fixture_name: &str, offset_ms: u32, player_count: usize) {
 #[test]
 fn five_players_receive_exactly_what_was_published() {
     fan_out("h264_aac.flv", 0, 5);
+}
+
+#[test]
+fn batched_writes_deliver_exactly_what_was_published() {
+    let config = Config { write_batch: Duration::from_millis(30), ..test_config() };
+    fan_out_with(config, "h264_aac.flv", 0, 3);
 }
 
 #[test]
