@@ -617,6 +617,7 @@ impl Relay {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
         let key: &str = &key;
+        conn.requested_names.retain(|(k, _)| k != key);
         log::info!("{}: stopped publishing {key}", conn.peer);
         self.stop_pushes(key);
         let Some(stream) = self.streams.get_mut(key) else { return };
@@ -647,6 +648,10 @@ impl Relay {
         if let Some(conn) = self.conns.get_mut(token.0) {
             if let Role::Player { subscriptions } = &mut conn.role {
                 subscriptions.retain(|(k, id)| !(k == key && *id == stream_id));
+                // A client that plays name after name must not grow this list.
+                if !subscriptions.iter().any(|(k, _)| k == key) {
+                    conn.requested_names.retain(|(k, _)| k != key);
+                }
             }
         }
     }
