@@ -126,6 +126,8 @@ enum Refuse {
     Play,
     /// `connect` accepted, `publish` gets NetStream.Publish.BadName.
     Publish,
+    /// Everything accepted, then the origin stops reading after a publish starts.
+    StallAfterPublish,
 }
 
 /// What the scripted origin saw.
@@ -280,6 +282,14 @@ fn serve_scripted(mut socket: TcpStream, script: Refuse, seen: &Mutex<Seen>, sto
         }
         let out = server.take_outbound();
         if !out.is_empty() && socket.write_all(&out).is_err() {
+            return;
+        }
+        let publishing = seen.lock().map(|seen| !seen.publishes.is_empty()).unwrap_or(false);
+        if script == Refuse::StallAfterPublish && publishing {
+            // Hold the socket open without reading until the test ends.
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(READ_STEP);
+            }
             return;
         }
     }
@@ -970,4 +980,37 @@ fn forward_reconnects_after_the_origin_restarts_and_resumes_at_a_keyframe() {
     let log = at_origin.join();
     let start = assert_late_join(&published, &items_of(&log), "new origin player");
     assert!(start > 0, "the new origin cannot have the frames sent before it started");
+}
+
+#[test]
+fn an_upstream_that_stops_reading_is_dropped_not_buffered_forever() {
+    let origin = ScriptedOrigin::start(Refuse::StallAfterPublish);
+    let edge = start_relay(Config {
+        queue_hard_limit_bytes: 512 * 1024,
+        ..edge_config(&[origin.addr])
+    });
+    let one_pass = fixture_items(FIXTURE, 0);
+    let pass_ms = one_pass.last().map(Item::timestamp).unwrap_or(0) + 40;
+    let mut publisher = RtmpTestClient::connect(edge.local_addr(), APP).unwrap();
+    publisher.publish("s").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || origin.accepted.load(Ordering::SeqCst) >= 1),
+        "the forward never reached the origin"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // About 16 MB, far more than loopback socket buffers hold.
+    for pass in 0..90u32 {
+        let items: Vec<Item> = one_pass
+            .iter()
+            .filter(|item| pass == 0 || !matches!(item, Item::Metadata { .. }))
+            .map(|item| item.with_timestamp(item.timestamp() + pass * pass_ms))
+            .collect();
+        publisher.send_items(&items, None).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || origin.accepted.load(Ordering::SeqCst) >= 2),
+        "the stalled forward was never dropped and retried (origin accepted {})",
+        origin.accepted.load(Ordering::SeqCst)
+    );
+    publisher.stop().unwrap();
 }

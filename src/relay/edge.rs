@@ -375,7 +375,17 @@ impl Relay {
             }
             targets.push(token);
         }
+        let hard_limit = self.config.queue_hard_limit_bytes;
         for token in targets {
+            // An upstream that stops reading must not make us queue without bound: drop the
+            // connection and let the link reconnect (and resume at a keyframe).
+            if let Some(conn) = self.conns.get_mut(token.0) {
+                if conn.out.len_bytes() > hard_limit {
+                    conn.fail(format!("upstream too slow: {} bytes queued (limit {hard_limit})", conn.out.len_bytes()));
+                    self.close_list.push(token);
+                    continue;
+                }
+            }
             if let Some(client) = self.conns.get_mut(token.0).and_then(Conn::client) {
                 if let Err(error) = send_frame(client, frame) {
                     if let Some(conn) = self.conns.get_mut(token.0) {
