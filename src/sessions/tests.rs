@@ -403,3 +403,43 @@ fn commands_sent_before_the_connect_answer_run_after_it() {
         .collect();
     assert_eq!(results, vec![("_result".to_string(), 1.0), ("_result".to_string(), 2.0)]);
 }
+
+#[test]
+fn several_streams_share_one_connection() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_publishing("up", PublishMode::Live).unwrap();
+    pair.client.request_playback("down").unwrap();
+    pair.run();
+    let requests: Vec<(String, u32)> = pair
+        .server_events
+        .iter()
+        .filter_map(|event| match event {
+            ServerSessionEvent::PublishRequested { stream_name, stream_id, .. }
+            | ServerSessionEvent::PlayRequested { stream_name, stream_id, .. } => Some((stream_name.clone(), *stream_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, vec![("up".to_string(), 1), ("down".to_string(), 2)]);
+    assert!(pair.client_events.contains(&ClientSessionEvent::PublishStarted { stream_id: 1, stream_name: "up".into() }));
+    assert!(pair.client_events.contains(&ClientSessionEvent::PlaybackStarted { stream_id: 2, stream_name: "down".into() }));
+
+    // Media published on stream 1 reaches the server while stream 2 plays.
+    pair.server_events.clear();
+    pair.client_events.clear();
+    pair.client.publish_media(MediaKind::Audio, RtmpTimestamp::new(5), Bytes::from_static(b"\xaf\x01x")).unwrap();
+    pair.server.send_media(2, MediaKind::Audio, RtmpTimestamp::new(7), Bytes::from_static(b"\xaf\x01y")).unwrap();
+    pair.run();
+    assert!(pair.server_events.contains(&ServerSessionEvent::MediaReceived {
+        stream_id: 1,
+        kind: MediaKind::Audio,
+        timestamp: RtmpTimestamp::new(5),
+        data: Bytes::from_static(b"\xaf\x01x"),
+    }));
+    assert!(pair.client_events.contains(&ClientSessionEvent::MediaReceived {
+        stream_id: 2,
+        kind: MediaKind::Audio,
+        timestamp: RtmpTimestamp::new(7),
+        data: Bytes::from_static(b"\xaf\x01y"),
+    }));
+}
