@@ -305,7 +305,8 @@ impl Relay {
             chunk_size: self.config.chunk_size,
             limits: ChunkDecoderLimits {
                 max_message_length: self.config.max_message_size,
-                max_partial_bytes: (self.config.max_message_size as usize).saturating_mul(2),
+                // One message at the size limit plus room for audio interleaved with it.
+                max_partial_bytes: (self.config.max_message_size as usize).saturating_add(1024 * 1024),
                 ..ChunkDecoderLimits::default()
             },
             ..ServerSessionConfig::default()
