@@ -750,7 +750,10 @@ fn publish_on_edge_is_served_locally_and_forwarded_to_the_origin() {
     publisher.stop().unwrap();
     check_full_stream(&published, &at_edge.join(), "edge player");
     check_full_stream(&published, &at_origin.join(), "origin player");
-    assert_eq!(origin.stats().connections_accepted, 2, "{:?}", origin.stats());
+    // The origin player and the forward; when the encoder stops, the edge's player (until
+    // it leaves on UnpublishNotify) may send the edge back to the origin with one pull.
+    let accepted = origin.stats().connections_accepted;
+    assert!((2..=3).contains(&accepted), "{:?}", origin.stats());
 }
 
 #[test]

@@ -633,3 +633,59 @@ fn shutdown_tells_players_and_closes_them() {
         "publisher not closed after shutdown"
     );
 }
+
+#[test]
+fn a_player_cannot_also_publish_on_the_same_connection() {
+    let relay = start_relay(test_config());
+    let mut client = RtmpTestClient::connect(relay.local_addr(), APP).unwrap();
+    client.request_play("watched").unwrap();
+    client
+        .wait_for(Duration::from_secs(5), |e| matches!(e, rtmp_edge::sessions::ClientSessionEvent::PlaybackStarted { .. }))
+        .unwrap();
+    match client.try_publish("other").unwrap() {
+        Err(status) => assert_eq!(status.code, codes::PUBLISH_BAD_NAME),
+        Ok(stream_id) => panic!("a playing connection was allowed to publish on stream {stream_id}"),
+    }
+}
+
+#[test]
+fn a_client_that_sends_commands_and_never_reads_is_closed() {
+    use rtmp_edge::chunk_io::ChunkEncoder;
+    use rtmp_edge::messages::RtmpMessage;
+    use rtmp_edge::time::RtmpTimestamp;
+    use rtmp_edge::Amf0Value;
+    use std::io::Write;
+
+    let relay = start_relay(Config { queue_hard_limit_bytes: 256 * 1024, ..test_config() });
+    let mut client = RtmpTestClient::connect(relay.local_addr(), APP).unwrap();
+    let mut batch = bytes::BytesMut::new();
+    for transaction in 0..2000u32 {
+        let command = RtmpMessage::command(
+            "getStreamLength",
+            f64::from(transaction + 10),
+            Amf0Value::Null,
+            vec![Amf0Value::Utf8String("s".into())],
+        );
+        let payload = command.into_payload(RtmpTimestamp::ZERO, 0).unwrap();
+        ChunkEncoder::encode_standalone(3, &payload, 128, &mut batch).unwrap();
+    }
+    // Far more answers than loopback buffers hold: the relay must give up on this client
+    // instead of queueing them all.
+    let socket = client.socket();
+    let mut written = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && relay.stats().connections_open > 0 {
+        if socket.write_all(&batch).is_err() {
+            break;
+        }
+        written += batch.len();
+        if written > 200 * 1024 * 1024 {
+            break;
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || relay.stats().connections_open == 0),
+        "the relay kept a client that never reads after {written} bytes of commands: {:?}",
+        relay.stats()
+    );
+}

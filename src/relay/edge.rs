@@ -151,6 +151,7 @@ impl Relay {
         }
         let Some(target) = self.link_target(key, purpose, origin_index) else {
             log::warn!("{key}: {purpose}: no usable upstream target");
+            self.link_failed(key, purpose);
             return;
         };
         log::info!("{key}: {purpose}: connecting to {} (app {}, stream {})", target.target, target.app, target.stream_name);
@@ -276,9 +277,19 @@ impl Relay {
             }
             ClientSessionEvent::StatusReceived { status, .. } if purpose == LinkPurpose::Pull => {
                 match status.code.as_str() {
-                    codes::PLAY_UNPUBLISH_NOTIFY | codes::PLAY_STOP => {
+                    codes::PLAY_UNPUBLISH_NOTIFY => {
                         log::info!("{key}: pull: origin says {}", status.code);
                         self.pull_lost(key, true);
+                    }
+                    // Play.Stop ends this play for good: reconnect (with backoff) to wait
+                    // for the stream again, instead of holding a connection that says nothing.
+                    codes::PLAY_STOP => {
+                        log::info!("{key}: pull: origin says {}; reconnecting", status.code);
+                        self.pull_lost(key, true);
+                        if let Some(conn) = self.conns.get_mut(token.0) {
+                            conn.fail("origin stopped the play");
+                            self.close_list.push(token);
+                        }
                     }
                     codes::PLAY_PUBLISH_NOTIFY => self.pull_went_live(key),
                     // An edge upstream that had already started playing reports refusals
@@ -408,7 +419,11 @@ impl Relay {
                 if let Some(stream) = self.streams.get_mut(key) {
                     stream.pull = None;
                     stream.pull_live = false;
+                    stream.linger_until = None;
                     let players: Vec<(Token, u32)> = stream.players.iter().map(|p| (p.token, p.stream_id)).collect();
+                    if stream.is_unused() {
+                        self.streams.remove(key);
+                    }
                     for (player, stream_id) in players {
                         if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
                             let _ = session.send_status(stream_id, "error", player_code, description);

@@ -344,6 +344,15 @@ impl Relay {
         };
         conn.out.push(bytes);
         schedule_flush(&mut self.flush_list, token, conn);
+        // A client that sends commands and never reads the answers must not grow this.
+        if conn.out.len_bytes() > self.config.queue_hard_limit_bytes && conn.close_reason.is_none() {
+            conn.fail(format!(
+                "not reading: {} bytes queued (limit {})",
+                conn.out.len_bytes(),
+                self.config.queue_hard_limit_bytes
+            ));
+            self.close_list.push(token);
+        }
     }
 
     fn session_event(&mut self, token: Token, event: ServerSessionEvent) {
@@ -412,7 +421,9 @@ impl Relay {
         let Some(conn) = self.conns.get_mut(token.0) else { return };
         let peer = conn.peer;
         let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
-        let already_publishing = matches!(conn.role, Role::Publisher { .. });
+        // One role per connection: a player that also published would leave its
+        // subscriptions behind when the role changed.
+        let already_publishing = !matches!(conn.role, Role::Undecided);
         let Some(session) = conn.session() else { return };
         if busy || already_publishing {
             log::warn!("{peer}: publish {key} refused: already being published");
@@ -494,7 +505,8 @@ impl Relay {
             }
             schedule_flush(&mut self.flush_list, token, conn);
         }
-        stream.players.push(super::stream::Player { token, stream_id, state });
+        let needs_keyframe = !(stream.is_live() && stream.has_gop());
+        stream.players.push(super::stream::Player { token, stream_id, state, needs_keyframe });
         stream.linger_until = None;
         if !stream.is_live() && stream.publisher.is_none() && !self.config.origins.is_empty() {
             let via = self.conns.get(token.0).map(|conn| conn.via.clone()).unwrap_or_default();
@@ -555,27 +567,8 @@ impl Relay {
             if conn.close_reason.is_some() {
                 continue;
             }
-            let starts_here = frame.is_keyframe || (!has_video && kind != MediaKind::Video) || !frame.droppable;
-            match player.state {
-                PlayerState::WaitingForStart => {
-                    if frame.is_keyframe || (!has_video && kind == MediaKind::Audio) {
-                        player.state = PlayerState::Live;
-                    } else if frame.droppable {
-                        continue;
-                    }
-                }
-                PlayerState::Skipping => {
-                    let caught_up = conn.out.media_span_ms() <= self.config.queue_soft_limit_ms / 2;
-                    if frame.droppable && !(starts_here && caught_up) {
-                        self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    if frame.droppable {
-                        player.state = PlayerState::Live;
-                    }
-                }
-                PlayerState::Live => {}
-            }
+            // The hard limit comes first, whatever the player's state: a player that skips
+            // frames but still never reads must not sit on its queue forever.
             let span = conn.out.media_span_ms();
             if span > self.config.queue_hard_limit_ms || conn.out.len_bytes() > self.config.queue_hard_limit_bytes {
                 self.stats.slow_players_disconnected.fetch_add(1, Ordering::Relaxed);
@@ -587,6 +580,33 @@ impl Relay {
                 ));
                 self.close_list.push(player.token);
                 continue;
+            }
+            let starts_here = frame.is_keyframe || (!has_video && kind != MediaKind::Video) || !frame.droppable;
+            match player.state {
+                PlayerState::WaitingForStart => {
+                    if frame.is_keyframe || (!has_video && kind == MediaKind::Audio) {
+                        player.state = PlayerState::Live;
+                    } else if frame.droppable {
+                        continue;
+                    }
+                }
+                PlayerState::Skipping => {
+                    let caught_up = span <= self.config.queue_soft_limit_ms / 2;
+                    if frame.droppable && !(starts_here && caught_up) {
+                        self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if frame.droppable {
+                        player.state = PlayerState::Live;
+                    }
+                }
+                PlayerState::Live => {}
+            }
+            if kind == MediaKind::Video && frame.droppable && player.needs_keyframe {
+                if !frame.is_keyframe {
+                    continue;
+                }
+                player.needs_keyframe = false;
             }
             if frame.droppable && player.state == PlayerState::Live && span > self.config.queue_soft_limit_ms {
                 log::info!("{}: {span} ms queued on {key}: dropping frames until the next keyframe", conn.peer);
@@ -628,11 +648,17 @@ impl Relay {
         if stream.is_unused() {
             self.streams.remove(key);
         }
-        for (player, stream_id) in players {
+        for (player, stream_id) in &players {
             if let Some(session) = self.conns.get_mut(player.0).and_then(Conn::session) {
-                let _ = session.notify_publish_stopped(stream_id, &name);
+                let _ = session.notify_publish_stopped(*stream_id, &name);
             }
-            self.sync_session_output(player);
+            self.sync_session_output(*player);
+        }
+        // On an edge, players left waiting go back to the origin for the stream.
+        if let (false, Some((player, _))) = (self.config.origins.is_empty(), players.first()) {
+            let via = self.conns.get(player.0).map(|conn| conn.via.clone()).unwrap_or_default();
+            let app = key.split_once('/').map_or(key, |(app, _)| app).to_string();
+            self.ensure_pull(key, &name, &app, via);
         }
     }
 

@@ -78,6 +78,9 @@ pub struct Player {
     pub stream_id: u32,
     /// Where it stands.
     pub state: PlayerState,
+    /// No video keyframe sent since it joined or the source restarted: inter frames would
+    /// not decode, so they are held back even while audio flows.
+    pub needs_keyframe: bool,
 }
 
 /// A stream key's state in the relay.
@@ -155,6 +158,7 @@ impl LiveStream {
         self.rebase_on_next_frame = self.last_sent_timestamp.is_some();
         for player in &mut self.players {
             player.state = PlayerState::WaitingForStart;
+            player.needs_keyframe = true;
         }
     }
 
@@ -169,6 +173,7 @@ impl LiveStream {
         self.clear_caches();
         for player in &mut self.players {
             player.state = PlayerState::WaitingForStart;
+            player.needs_keyframe = true;
         }
     }
 
@@ -214,9 +219,15 @@ impl LiveStream {
             self.has_video = true;
         }
         if let Some(slot) = classification.header_slot {
+            let room = self.sequence_headers.len() < MAX_HEADER_SLOTS && frame.body.len() <= MAX_HEADER_BYTES;
             match self.sequence_headers.iter_mut().find(|(existing, _)| *existing == slot) {
                 Some((_, cached)) => *cached = frame.clone(),
-                None => self.sequence_headers.push((slot, frame.clone())),
+                // The slot key (codec, track) is the publisher's to choose: bound what it can
+                // make every late joiner receive and us hold.
+                None if room => {
+                    self.sequence_headers.push((slot, frame.clone()))
+                }
+                None => {}
             }
         } else if gop_cache && kind != MediaKind::Data {
             if frame.is_keyframe {
@@ -260,6 +271,11 @@ impl LiveStream {
         self.gop.first().is_some_and(|frame| frame.is_keyframe)
     }
 }
+
+/// Most distinct sequence headers (codec x track x kind) cached per stream.
+pub const MAX_HEADER_SLOTS: usize = 16;
+/// Largest sequence header cached; real ones are a few hundred bytes.
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024;
 
 /// Gap put between the last frame of one publisher and the first of the next.
 const FRAME_GAP_MS: u32 = 40;
@@ -463,5 +479,19 @@ mod tests {
         assert_eq!(joined(&stream).len(), 2);
         stream.stop_publishing();
         assert!(joined(&stream).is_empty());
+    }
+
+    #[test]
+    fn a_publisher_cannot_grow_the_header_cache_without_bound() {
+        let mut stream = LiveStream::new();
+        for i in 0..100u8 {
+            // Enhanced video SequenceStart with a made-up FourCC each time.
+            ingest(&mut stream, MediaKind::Video, 0, &[0x90, b'z', b'z', b'z', i, 1, 2, 3]);
+        }
+        assert_eq!(stream.join_frames().count(), MAX_HEADER_SLOTS);
+        let big = vec![0x90, b'b', b'i', b'g', b'!'].into_iter().chain(std::iter::repeat_n(0, MAX_HEADER_BYTES)).collect::<Vec<u8>>();
+        let mut fresh = LiveStream::new();
+        ingest(&mut fresh, MediaKind::Video, 0, &big);
+        assert_eq!(fresh.join_frames().count(), 0, "a header over MAX_HEADER_BYTES is not cached");
     }
 }
