@@ -30,6 +30,9 @@ pub const SIGNALS: Token = Token(usize::MAX - 3);
 
 const TICK: Duration = Duration::from_millis(500);
 const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Reads one connection gets before the loop moves on (1 MiB), so a fast peer cannot hold
+/// up the others' flushes and timers.
+const READS_PER_TURN: usize = 16;
 /// How long a graceful shutdown waits for queues to drain.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -42,6 +45,8 @@ pub struct Relay {
     pub(super) streams: HashMap<String, LiveStream>,
     pub(super) per_ip: HashMap<IpAddr, usize>,
     pub(super) flush_list: Vec<Token>,
+    /// Connections that still had bytes to read when their turn ended.
+    pub(super) read_again: Vec<Token>,
     /// Players whose live frames wait for the next batch write (`Config::write_batch`).
     pub(super) batched: Vec<Token>,
     pub(super) batch_deadline: Option<Instant>,
@@ -69,6 +74,7 @@ impl Relay {
             streams: HashMap::new(),
             per_ip: HashMap::new(),
             flush_list: Vec::new(),
+            read_again: Vec::new(),
             batched: Vec::new(),
             batch_deadline: None,
             close_list: Vec::new(),
@@ -91,7 +97,7 @@ impl Relay {
         loop {
             let now = Instant::now();
             let wake_at = self.batch_deadline.map_or(self.next_tick, |batch| batch.min(self.next_tick));
-            let timeout = wake_at.saturating_duration_since(now);
+            let timeout = if self.read_again.is_empty() { wake_at.saturating_duration_since(now) } else { Duration::ZERO };
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     return Err(error);
@@ -117,6 +123,10 @@ impl Relay {
                     }
                     token => self.conn_event(token, event),
                 }
+            }
+            let again = std::mem::take(&mut self.read_again);
+            for token in again {
+                self.read_from(token);
             }
             if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
@@ -220,10 +230,18 @@ impl Relay {
     /// connection's protocol phase.
     fn read_from(&mut self, token: Token) {
         let mut buffer = std::mem::take(&mut self.read_buffer);
+        let mut reads_left = READS_PER_TURN;
         while let Some(conn) = self.conns.get_mut(token.0) {
             if conn.close_reason.is_some() {
                 break;
             }
+            if reads_left == 0 {
+                // Edge-triggered: no new event will come for bytes already waiting, so the
+                // connection is read again after everyone else had a turn.
+                self.read_again.push(token);
+                break;
+            }
+            reads_left -= 1;
             match conn.socket.read(&mut buffer) {
                 Ok(0) => {
                     conn.fail("peer closed the connection");
