@@ -16,22 +16,18 @@ pub struct RtmpUrl {
 }
 
 impl RtmpUrl {
-    /// Parses and resolves `text`; the error says what is wrong with it.
+    /// Parses (with the relay's own URL parser) and resolves `text`; the error says what
+    /// is wrong with it.
     pub fn parse(text: &str) -> Result<RtmpUrl, String> {
-        let rest = text.strip_prefix("rtmp://").ok_or_else(|| format!("{text}: only rtmp:// URLs are supported"))?;
-        let (authority, path) = rest.split_once('/').ok_or_else(|| format!("{text}: no /app/stream path"))?;
-        let (app, stream) = path.split_once('/').ok_or_else(|| format!("{text}: no stream name after the app"))?;
-        if app.is_empty() || stream.is_empty() {
-            return Err(format!("{text}: empty app or stream name"));
-        }
-        let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:1935") };
+        let url = rtmp_edge::relay::RtmpUrl::parse(text)?;
+        let stream = url.name.filter(|name| !name.is_empty()).ok_or_else(|| format!("{text}: no stream name after the app"))?;
+        let authority = format!("{}:{}", url.host, url.port);
         let addr = authority
             .to_socket_addrs()
             .map_err(|e| format!("{text}: cannot resolve {authority}: {e}"))?
             .next()
             .ok_or_else(|| format!("{text}: {authority} resolves to nothing"))?;
-        let host = authority.clone();
-        Ok(RtmpUrl { addr, app: app.to_string(), stream: stream.to_string(), tc_url: format!("rtmp://{host}/{app}") })
+        Ok(RtmpUrl { addr, tc_url: format!("rtmp://{authority}/{}", url.app), app: url.app, stream })
     }
 }
 
