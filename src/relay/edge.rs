@@ -41,21 +41,19 @@ pub fn start_client_session(upstream: &UpstreamConn, chunk_size: u32) -> Result<
 
 impl Relay {
     /// Starts pulling `key` from the origins unless a pull already exists.
-    pub(super) fn ensure_pull(&mut self, key: &str, stream_name: &str, app: &str, via: String) {
+    pub(super) fn ensure_pull(&mut self, key: &str, via: String) {
         let Some(stream) = self.streams.get_mut(key) else { return };
         if stream.pull.is_some() {
             return;
         }
         stream.pull = Some(UpstreamLink::new(LinkPurpose::Pull));
         stream.via = via;
-        let _ = (stream_name, app);
         self.connect_link(key, LinkPurpose::Pull);
     }
 
     /// Starts the forward to the origin (edge mode) and the `--push` targets for a new
     /// local publish.
-    pub(super) fn start_pushes(&mut self, key: &str, app: &str, stream_name: &str) {
-        let _ = (app, stream_name);
+    pub(super) fn start_pushes(&mut self, key: &str) {
         let mut purposes = Vec::new();
         if !self.config.origins.is_empty() {
             purposes.push(LinkPurpose::Forward);

@@ -479,7 +479,7 @@ impl Relay {
             }
             self.sync_session_output(player);
         }
-        self.start_pushes(&key, app, stream_name);
+        self.start_pushes(&key);
     }
 
     fn on_play_requested(&mut self, token: Token, request_id: u32, app: &str, stream_name: &str, stream_id: u32) {
@@ -528,7 +528,7 @@ impl Relay {
         stream.linger_until = None;
         if !stream.is_live() && stream.publisher.is_none() && !self.config.origins.is_empty() {
             let via = self.conns.get(token.0).map(|conn| conn.via.clone()).unwrap_or_default();
-            self.ensure_pull(&key, stream_name, app, via);
+            self.ensure_pull(&key, via);
         }
     }
 
@@ -675,8 +675,7 @@ impl Relay {
         // On an edge, players left waiting go back to the origin for the stream.
         if let (false, Some((player, _))) = (self.config.origins.is_empty(), players.first()) {
             let via = self.conns.get(player.0).map(|conn| conn.via.clone()).unwrap_or_default();
-            let app = key.split_once('/').map_or(key, |(app, _)| app).to_string();
-            self.ensure_pull(key, &name, &app, via);
+            self.ensure_pull(key, via);
         }
     }
 

@@ -463,8 +463,8 @@ impl ServerSession {
                 self.finish_stream(stream_id);
                 Ok(())
             }
-            "publish" => self.publish_command(stream_id, transaction_id, arguments),
-            "play" => self.play_command(stream_id, transaction_id, arguments),
+            "publish" => self.publish_command(stream_id, arguments),
+            "play" => self.play_command(stream_id, arguments),
             "pause" | "pauseRaw" => {
                 let paused = as_bool(arguments.first()).unwrap_or(false);
                 let position_ms = as_number(arguments.get(1)).unwrap_or(0.0);
@@ -540,7 +540,7 @@ impl ServerSession {
         self.connection.send_command(0, "_result", transaction_id, Amf0Value::Null, vec![Amf0Value::Number(f64::from(id))])
     }
 
-    fn publish_command(&mut self, stream_id: u32, transaction_id: f64, arguments: Vec<Amf0Value>) -> Result<(), SessionError> {
+    fn publish_command(&mut self, stream_id: u32, arguments: Vec<Amf0Value>) -> Result<(), SessionError> {
         // publish(false) is how Flash (and Wirecast) stop publishing.
         let Some(stream_name) = as_string(arguments.first()).map(str::to_string) else {
             self.finish_stream(stream_id);
@@ -552,7 +552,6 @@ impl ServerSession {
         if role != StreamRole::Idle || self.has_pending_on(stream_id) {
             return self.send_status(stream_id, "error", codes::PUBLISH_BAD_NAME, "Stream is already in use.");
         }
-        let _ = transaction_id;
         let mode = PublishMode::parse(as_string(arguments.get(1)).unwrap_or("live"));
         let app = self.app.clone().unwrap_or_default();
         let request_id = self.add_pending(PendingRequest::Publish { stream_id, stream_name: stream_name.clone() });
@@ -560,8 +559,7 @@ impl ServerSession {
         Ok(())
     }
 
-    fn play_command(&mut self, stream_id: u32, transaction_id: f64, arguments: Vec<Amf0Value>) -> Result<(), SessionError> {
-        let _ = transaction_id;
+    fn play_command(&mut self, stream_id: u32, arguments: Vec<Amf0Value>) -> Result<(), SessionError> {
         let Some(stream_name) = as_string(arguments.first()).map(str::to_string) else {
             self.finish_stream(stream_id);
             return Ok(());
