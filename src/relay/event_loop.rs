@@ -141,6 +141,7 @@ impl Relay {
                 self.tick();
                 self.close_marked();
             }
+            self.publish_gauges();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || Instant::now() >= deadline {
                     let open = self.conns.len();
@@ -153,6 +154,20 @@ impl Relay {
                 }
             }
         }
+    }
+
+    fn publish_gauges(&self) {
+        let (mut players, mut publishers, mut pulls, mut pulls_live) = (0, 0, 0, 0);
+        for stream in self.streams.values() {
+            players += stream.players.len() as u64;
+            publishers += u64::from(stream.publisher.is_some());
+            pulls += u64::from(stream.pull.is_some());
+            pulls_live += u64::from(stream.pull.is_some() && stream.pull_live);
+        }
+        self.stats.players.store(players, Ordering::Relaxed);
+        self.stats.publishers.store(publishers, Ordering::Relaxed);
+        self.stats.pulls.store(pulls, Ordering::Relaxed);
+        self.stats.pulls_live.store(pulls_live, Ordering::Relaxed);
     }
 
     fn accept_all(&mut self) {

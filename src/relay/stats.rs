@@ -12,6 +12,10 @@ pub struct Stats {
     pub(super) frames_dropped: AtomicU64,
     pub(super) slow_players_disconnected: AtomicU64,
     pub(super) handshake_timeouts: AtomicU64,
+    pub(super) players: AtomicU64,
+    pub(super) publishers: AtomicU64,
+    pub(super) pulls: AtomicU64,
+    pub(super) pulls_live: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,6 +35,14 @@ pub struct StatsSnapshot {
     pub slow_players_disconnected: u64,
     /// Connections closed for not finishing handshake and connect in time.
     pub handshake_timeouts: u64,
+    /// Play subscriptions open now (a connection playing two streams counts twice).
+    pub players: u64,
+    /// Streams with a local publisher now.
+    pub publishers: u64,
+    /// Edge mode: upstream pulls open now (connected or retrying).
+    pub pulls: u64,
+    /// Edge mode: pulls whose upstream is playing now.
+    pub pulls_live: u64,
 }
 
 impl Stats {
@@ -45,6 +57,10 @@ impl Stats {
             frames_dropped: read(&self.frames_dropped),
             slow_players_disconnected: read(&self.slow_players_disconnected),
             handshake_timeouts: read(&self.handshake_timeouts),
+            players: read(&self.players),
+            publishers: read(&self.publishers),
+            pulls: read(&self.pulls),
+            pulls_live: read(&self.pulls_live),
         }
     }
 }
