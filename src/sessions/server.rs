@@ -260,6 +260,18 @@ impl ServerSession {
         self.send_status(stream_id, "status", codes::PLAY_UNPUBLISH_NOTIFY, &format!("{stream_name} is now unpublished."))
     }
 
+    /// Sends the StreamBegin user control event alone: how nginx-rtmp tells players that a
+    /// publisher (re)started, without an onStatus that some players take as a new stream.
+    pub fn send_stream_begin(&mut self, stream_id: u32) -> Result<(), SessionError> {
+        self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_begin(stream_id), 0)
+    }
+
+    /// Sends the StreamEOF user control event alone: the publisher left, the player stays.
+    /// ffmpeg and librtmp end playback on `NetStream.Play.UnpublishNotify` but not on this.
+    pub fn send_stream_eof(&mut self, stream_id: u32) -> Result<(), SessionError> {
+        self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_eof(stream_id), 0)
+    }
+
     /// Tells a player the stream ended for good (Play.Stop + StreamEOF), e.g. at shutdown.
     pub fn send_stream_end(&mut self, stream_id: u32, stream_name: &str) -> Result<(), SessionError> {
         self.send_status(stream_id, "status", codes::PLAY_STOP, &format!("Stopped playing {stream_name}."))?;
