@@ -1,9 +1,11 @@
-//! The relay: one thread, one `mio::Poll`, a `Slab` of connections.
+//! The relay: a sans-IO policy core ([`RelayCore`]) under a thin mio driver, on one thread.
 //!
 //! Publishers and players connect; each media message a publisher sends is chunk-encoded
-//! once and shared by reference with every player's write queue (see `DESIGN.md`).
-//! [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a relay on a thread for
-//! tests and embedding.
+//! once and shared by reference with every player's write queue. The core decides
+//! everything (streams, fan-out, slow players, admission, edge links, timers) from inputs
+//! and the time the driver passes in; the driver owns the sockets, the clock, signals and
+//! the resolver threads. [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a
+//! relay on a thread for tests and embedding.
 //!
 //! ```no_run
 //! use rtmp_edge::relay::{spawn, Config};
@@ -14,17 +16,14 @@
 //! ```
 
 mod config;
-mod conn;
-mod edge;
-mod event_loop;
+pub mod core;
+mod driver;
 mod inspect;
-mod out_queue;
 mod stats;
-mod stream;
 mod upstream;
 
+pub use self::core::{Action, CloseReason, ConnId, LinkPurpose, Refusal, RelayCore, StreamKey, StreamSummary};
 pub use config::Config;
-pub use event_loop::stream_key;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
 pub use upstream::{parse_host_port, RtmpUrl};
@@ -34,32 +33,50 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
-use event_loop::{Relay, LISTENER, SIGNALS, WAKER};
+use driver::{Driver, LISTENER, SIGNALS, WAKER};
 
-fn bind(config: &Config) -> io::Result<(Poll, TcpListener)> {
+/// Everything a relay thread needs, bound and registered.
+struct Bound {
+    poll: Poll,
+    listener: TcpListener,
+    waker: Arc<Waker>,
+    local_addr: SocketAddr,
+}
+
+fn bind(config: &Config) -> io::Result<Bound> {
     let poll = Poll::new()?;
     let mut listener = TcpListener::bind(config.listen)?;
     poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-    Ok((poll, listener))
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let local_addr = listener.local_addr()?;
+    Ok(Bound { poll, listener, waker, local_addr })
+}
+
+fn driver(config: Config, bound: Bound, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> io::Result<Driver> {
+    let dump_dir = config.dump_dir.clone();
+    let core = RelayCore::with_stats(config, rand::random(), Instant::now(), stats);
+    Driver::new(bound.poll, bound.listener, bound.waker, core, stop, dump_dir)
 }
 
 /// Runs the relay on this thread until SIGINT or SIGTERM, then shuts down gracefully
-/// (players are told the stream ended, queues are flushed). A second signal exits at once.
+/// (players are told the stream ended, queues are flushed for up to 3 s, new connections
+/// are refused). A second signal exits at once.
 pub fn run(config: Config) -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook_mio::v1_0::Signals;
 
-    let (poll, listener) = bind(&config)?;
-    log::info!("rtmp-edge listening on {}", listener.local_addr()?);
+    let bound = bind(&config)?;
+    log::info!("rtmp-edge listening on {}", bound.local_addr);
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+    bound.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut relay = Relay::new(config, poll, listener, Arc::new(Stats::default()), stop);
-    relay.run(|| {
+    let mut driver = driver(config, bound, Arc::new(Stats::default()), stop)?;
+    driver.run(|| {
         let mut count = 0;
         for signal in signals.pending() {
             log::info!("received signal {signal}");
@@ -81,15 +98,15 @@ pub struct RelayHandle {
 
 /// Binds `config.listen` and runs a relay on a new thread.
 pub fn spawn(config: Config) -> io::Result<RelayHandle> {
-    let (poll, listener) = bind(&config)?;
-    let local_addr = listener.local_addr()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let bound = bind(&config)?;
+    let local_addr = bound.local_addr;
+    let waker = Arc::clone(&bound.waker);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let mut relay = Relay::new(config, poll, listener, Arc::clone(&stats), Arc::clone(&stop));
+    let mut driver = driver(config, bound, Arc::clone(&stats), Arc::clone(&stop))?;
     let thread = std::thread::Builder::new()
         .name("rtmp-edge-relay".to_string())
-        .spawn(move || relay.run(|| 0))?;
+        .spawn(move || driver.run(|| 0))?;
     Ok(RelayHandle { local_addr, stats, stop, waker, thread: Some(thread) })
 }
 

@@ -1,4 +1,4 @@
-//! Counters the relay keeps, readable from other threads (tests, a future stats endpoint).
+//! Counters the relay keeps, readable from other threads (tests, the API and metrics).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +16,7 @@ pub struct Stats {
     pub(super) publishers: AtomicU64,
     pub(super) pulls: AtomicU64,
     pub(super) pulls_live: AtomicU64,
+    pub(super) media_ignored: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +44,8 @@ pub struct StatsSnapshot {
     pub pulls: u64,
     /// Edge mode: pulls whose upstream is playing now.
     pub pulls_live: u64,
+    /// Media messages not relayed because they were empty or too small to be media.
+    pub media_ignored: u64,
 }
 
 impl Stats {
@@ -61,6 +64,7 @@ impl Stats {
             publishers: read(&self.publishers),
             pulls: read(&self.pulls),
             pulls_live: read(&self.pulls_live),
+            media_ignored: read(&self.media_ignored),
         }
     }
 }

@@ -1,20 +1,20 @@
-//! Per-connection state: socket, protocol phase, output queue, and what it plays or publishes.
+//! Per-connection state in the core: protocol phase, output queue, role, timers.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
+use super::close::CloseReason;
+use super::links::UpstreamConn;
 use super::out_queue::OutQueue;
-use super::upstream::LinkPurpose;
+use super::stream::StreamKey;
 use crate::handshake::Handshake;
 use crate::sessions::{ClientSession, ServerSession};
 
 /// Where a connection is in the protocol.
 #[derive(Debug)]
 pub enum Phase {
+    /// An upstream connection waiting for its TCP connect (or its host's address).
+    Dialing,
     /// Exchanging C0-C2 / S0-S2.
     Handshake(Box<Handshake>),
     /// Serving a publisher or player.
@@ -23,125 +23,109 @@ pub enum Phase {
     Client(Box<ClientSession>),
 }
 
-/// What an upstream connection is for.
-#[derive(Clone, Debug)]
-pub struct UpstreamConn {
-    /// Local stream key it serves.
-    pub key: String,
-    /// Pull, forward or push.
-    pub purpose: LinkPurpose,
-    /// Where it goes, for logs (`host:port`).
-    pub target: String,
-    /// Application to connect to.
-    pub app: String,
-    /// Stream name to play or publish, query string included.
-    pub stream_name: String,
-    /// tcUrl naming the target.
-    pub tc_url: String,
-    /// Relay ids this request has passed through, ours last (loop detection).
-    pub via: String,
-    /// TCP connect still in progress.
-    pub connecting: bool,
-}
-
-/// What a connection does on the relay, for logs and cleanup.
+/// What a connection does on the relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Not publishing or playing yet.
     Undecided,
     /// Publishing `key` on message stream `stream_id`.
     Publisher {
-        /// Stream key (shared, so the per-message lookup does not allocate).
-        key: std::sync::Arc<str>,
+        /// The stream.
+        key: StreamKey,
         /// Message stream id.
         stream_id: u32,
     },
     /// Playing one or more streams.
     Player {
-        /// (stream key, message stream id) pairs.
-        subscriptions: Vec<(String, u32)>,
+        /// (stream, message stream id) pairs.
+        subscriptions: Vec<(StreamKey, u32)>,
     },
 }
 
 impl Role {
+    /// For log lines.
     pub fn describe(&self) -> String {
         match self {
             Role::Undecided => "undecided".to_string(),
             Role::Publisher { key, .. } => format!("publisher of {key}"),
             Role::Player { subscriptions } => {
-                let keys: Vec<&str> = subscriptions.iter().map(|(key, _)| key.as_str()).collect();
+                let keys: Vec<String> = subscriptions.iter().map(|(key, _)| key.to_string()).collect();
                 format!("player of {}", keys.join(","))
             }
         }
     }
 }
 
-/// One accepted TCP connection.
+/// One connection, accepted or opened by the relay.
 #[derive(Debug)]
 pub struct Conn {
-    pub socket: TcpStream,
+    /// The peer's address.
     pub peer: SocketAddr,
+    /// Protocol phase.
     pub phase: Phase,
+    /// Bytes waiting to be written.
     pub out: OutQueue,
-    /// Edge-triggered: true until a write returns WouldBlock, then until the next event.
-    pub writable: bool,
-    /// Queued in the relay's flush list already.
-    pub flush_scheduled: bool,
+    /// A write was requested and not yet handed to the driver.
+    pub write_requested: bool,
+    /// What it publishes or plays.
     pub role: Role,
     /// What the connection did, for its close log line (kept after the role ends).
     pub summary: String,
+    /// When it was accepted or opened.
     pub opened_at: Instant,
+    /// Last time bytes arrived or left.
     pub last_activity: Instant,
+    /// Last time bytes arrived.
+    pub last_input: Instant,
+    /// A ping went out and nothing arrived since.
     pub ping_outstanding: bool,
+    /// Bytes read from the peer.
     pub bytes_in: u64,
+    /// Bytes written to the peer.
     pub bytes_out: u64,
-    /// Set when the connection must close after this iteration, with the reason to log.
-    pub close_reason: Option<String>,
-    /// Close once everything queued is written, with this reason (shutdown, a forward
-    /// whose publisher stopped).
-    pub close_after_flush: Option<&'static str>,
-    pub dump: Option<BufWriter<File>>,
+    /// Frames not sent to it under the soft limit.
+    pub frames_dropped: u64,
+    /// Close once everything queued is written, for this reason.
+    pub close_after_flush: Option<CloseReason>,
+    /// Marked for closing at the end of the current input; nothing more is queued for it.
+    pub closing: Option<CloseReason>,
     /// Set for connections the relay opened to another server.
     pub upstream: Option<UpstreamConn>,
     /// Relay ids the client's connect said it came through (`rtmpEdgeVia`).
     pub via: String,
-    /// Stream names as requested (query included), by stream key, to pass upstream.
-    pub requested_names: Vec<(String, String)>,
+    /// Stream names as requested (query included), by stream, to pass upstream.
+    pub requested_names: Vec<(StreamKey, String)>,
+    /// Whether this connection's ignored media has been logged already.
+    pub ignored_media_logged: bool,
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, peer: SocketAddr, handshake: Handshake, now: Instant) -> Conn {
+    /// A connection in `phase`, opened now.
+    pub fn new(peer: SocketAddr, phase: Phase, now: Instant) -> Conn {
         Conn {
-            socket,
             peer,
-            phase: Phase::Handshake(Box::new(handshake)),
+            phase,
             out: OutQueue::default(),
-            writable: false,
-            flush_scheduled: false,
+            write_requested: false,
             role: Role::Undecided,
             summary: "did not publish or play".to_string(),
             opened_at: now,
             last_activity: now,
+            last_input: now,
             ping_outstanding: false,
             bytes_in: 0,
             bytes_out: 0,
-            close_reason: None,
+            frames_dropped: 0,
             close_after_flush: None,
-            dump: None,
+            closing: None,
             upstream: None,
             via: String::new(),
             requested_names: Vec::new(),
+            ignored_media_logged: false,
         }
     }
 
-    /// Marks the connection for closing (the first reason wins).
-    pub fn fail(&mut self, reason: impl Into<String>) {
-        if self.close_reason.is_none() {
-            self.close_reason = Some(reason.into());
-        }
-    }
-
-    /// The session, once the handshake is done.
+    /// The server session, once the handshake is done.
     pub fn session(&mut self) -> Option<&mut ServerSession> {
         match &mut self.phase {
             Phase::Server(session) => Some(session),
@@ -157,12 +141,17 @@ impl Conn {
         }
     }
 
-    /// Whether the client finished connecting (handshake done and connect accepted).
+    /// Whether the peer finished connecting (handshake done and connect accepted).
     pub fn is_connected(&self) -> bool {
         match &self.phase {
             Phase::Server(session) => session.app().is_some(),
             Phase::Client(session) => session.is_connected(),
-            Phase::Handshake(_) => false,
+            Phase::Handshake(_) | Phase::Dialing => false,
         }
+    }
+
+    /// The name requested for `key` (query included), if this connection asked for it.
+    pub fn requested_name(&self, key: &StreamKey) -> Option<&str> {
+        self.requested_names.iter().find(|(k, _)| k == key).map(|(_, name)| name.as_str())
     }
 }

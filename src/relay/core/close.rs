@@ -1,0 +1,168 @@
+//! Why a connection closed: one enum feeds the close log line and the counters.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::super::stats::Stats;
+
+/// Why the relay closed a connection, or why it went away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side.
+    PeerClosed,
+    /// Reading from the socket failed.
+    ReadFailed(String),
+    /// Writing to the socket failed.
+    WriteFailed(String),
+    /// The handshake bytes were not RTMP (or an unsupported version).
+    HandshakeFailed(String),
+    /// The peer broke the chunk or command protocol, or passed a limit.
+    ProtocolError(String),
+    /// Handshake and connect were not done within the handshake timeout.
+    HandshakeTimeout(Duration),
+    /// No traffic either way for the idle timeout.
+    Idle(Duration),
+    /// A player's queue passed a hard limit.
+    TooSlow {
+        /// How long its oldest unsent byte had waited.
+        waited_ms: u64,
+        /// Bytes queued, counting each entry's overhead.
+        queued_bytes: usize,
+        /// Entries queued.
+        queued_entries: usize,
+    },
+    /// A peer that sends commands but does not read the answers.
+    NotReading {
+        /// Bytes queued.
+        queued_bytes: usize,
+    },
+    /// The relay is shutting down.
+    Shutdown,
+    /// The local publisher of a forward or push stopped.
+    PublisherStopped,
+    /// A pull nobody watched any more, after its linger time.
+    PullUnwatched,
+    /// A local publisher took the stream over from a pull.
+    LocalPublisherTookOver,
+    /// The upstream refused the connect, play or publish with this status code.
+    UpstreamRefused(String),
+    /// The origin ended the play (NetStream.Play.Stop).
+    UpstreamStoppedPlay,
+    /// An upstream stage (connect, handshake, replies) did not finish in time.
+    UpstreamStageTimeout {
+        /// Which stage.
+        stage: &'static str,
+        /// Its deadline.
+        after: Duration,
+    },
+    /// A pull that was delivering media went silent.
+    UpstreamSilent(Duration),
+    /// An upstream stopped reading what we publish to it.
+    UpstreamTooSlow {
+        /// Bytes queued.
+        queued_bytes: usize,
+    },
+    /// Resolving or connecting to an upstream failed.
+    ConnectFailed(String),
+    /// The upstream session could not be started or driven.
+    UpstreamProtocolError(String),
+    /// The relay could not encode what it had to send (a bug, or a limit).
+    EncodeFailed(String),
+}
+
+impl CloseReason {
+    /// A short, stable name for counters and metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::ReadFailed(_) => "read_failed",
+            CloseReason::WriteFailed(_) => "write_failed",
+            CloseReason::HandshakeFailed(_) => "handshake_failed",
+            CloseReason::ProtocolError(_) => "protocol_error",
+            CloseReason::HandshakeTimeout(_) => "handshake_timeout",
+            CloseReason::Idle(_) => "idle",
+            CloseReason::TooSlow { .. } => "too_slow",
+            CloseReason::NotReading { .. } => "not_reading",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::PublisherStopped => "publisher_stopped",
+            CloseReason::PullUnwatched => "pull_unwatched",
+            CloseReason::LocalPublisherTookOver => "local_publisher_took_over",
+            CloseReason::UpstreamRefused(_) => "upstream_refused",
+            CloseReason::UpstreamStoppedPlay => "upstream_stopped_play",
+            CloseReason::UpstreamStageTimeout { .. } => "upstream_stage_timeout",
+            CloseReason::UpstreamSilent(_) => "upstream_silent",
+            CloseReason::UpstreamTooSlow { .. } => "upstream_too_slow",
+            CloseReason::ConnectFailed(_) => "connect_failed",
+            CloseReason::UpstreamProtocolError(_) => "upstream_protocol_error",
+            CloseReason::EncodeFailed(_) => "encode_failed",
+        }
+    }
+
+    /// Whether the peer is to blame: worth a warning rather than an info line.
+    pub fn is_peer_fault(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::HandshakeFailed(_)
+                | CloseReason::ProtocolError(_)
+                | CloseReason::HandshakeTimeout(_)
+                | CloseReason::TooSlow { .. }
+                | CloseReason::NotReading { .. }
+        )
+    }
+
+    /// Adds this close to the counters it belongs to.
+    pub(in crate::relay) fn count(&self, stats: &Stats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self {
+            CloseReason::HandshakeFailed(_) | CloseReason::ProtocolError(_) | CloseReason::NotReading { .. } => {
+                stats.protocol_errors.fetch_add(1, Relaxed);
+            }
+            CloseReason::HandshakeTimeout(_) => {
+                stats.handshake_timeouts.fetch_add(1, Relaxed);
+            }
+            CloseReason::TooSlow { .. } => {
+                stats.slow_players_disconnected.fetch_add(1, Relaxed);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => write!(f, "peer closed the connection"),
+            CloseReason::ReadFailed(error) => write!(f, "read error: {error}"),
+            CloseReason::WriteFailed(error) => write!(f, "write error: {error}"),
+            CloseReason::HandshakeFailed(error) => write!(f, "handshake failed: {error}"),
+            CloseReason::ProtocolError(error) => write!(f, "protocol error: {error}"),
+            CloseReason::HandshakeTimeout(after) => {
+                write!(f, "did not finish handshake and connect within {} s", after.as_secs_f64())
+            }
+            CloseReason::Idle(after) => write!(f, "idle for {} s", after.as_secs()),
+            CloseReason::TooSlow { waited_ms, queued_bytes, queued_entries } => write!(
+                f,
+                "too slow: oldest queued byte waited {waited_ms} ms, {queued_bytes} bytes in {queued_entries} entries queued"
+            ),
+            CloseReason::NotReading { queued_bytes } => {
+                write!(f, "not reading: {queued_bytes} bytes of replies queued")
+            }
+            CloseReason::Shutdown => write!(f, "relay shutting down"),
+            CloseReason::PublisherStopped => write!(f, "the local publisher stopped"),
+            CloseReason::PullUnwatched => write!(f, "pull no longer watched"),
+            CloseReason::LocalPublisherTookOver => write!(f, "a local publisher took over the stream"),
+            CloseReason::UpstreamRefused(code) => write!(f, "upstream refused: {code}"),
+            CloseReason::UpstreamStoppedPlay => write!(f, "origin stopped the play"),
+            CloseReason::UpstreamStageTimeout { stage, after } => {
+                write!(f, "upstream {stage} not done within {} s", after.as_secs_f64())
+            }
+            CloseReason::UpstreamSilent(after) => write!(f, "upstream silent for {} s", after.as_secs_f64()),
+            CloseReason::UpstreamTooSlow { queued_bytes } => {
+                write!(f, "upstream too slow: {queued_bytes} bytes queued")
+            }
+            CloseReason::ConnectFailed(error) => write!(f, "connect failed: {error}"),
+            CloseReason::UpstreamProtocolError(error) => write!(f, "upstream protocol error: {error}"),
+            CloseReason::EncodeFailed(error) => write!(f, "could not encode: {error}"),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Bytes in: the handshake, then the server or client session, then their events.
+
+use std::time::Instant;
+
+use super::close::CloseReason;
+use super::conn::Phase;
+use super::links::UpstreamStage;
+use super::{ConnId, RelayCore};
+use crate::chunk_io::ChunkDecoderLimits;
+use crate::handshake::HandshakeProgress;
+use crate::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
+
+/// Connect property carrying the ids of the relays a request passed through.
+pub const VIA_PROPERTY: &str = "rtmpEdgeVia";
+
+impl RelayCore {
+    pub(super) fn input(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        if conn.closing.is_some() {
+            return;
+        }
+        conn.bytes_in += bytes.len() as u64;
+        conn.last_activity = now;
+        conn.last_input = now;
+        conn.ping_outstanding = false;
+        match &mut conn.phase {
+            Phase::Handshake(handshake) => match handshake.process(bytes) {
+                Ok(HandshakeProgress::InProgress { response }) => {
+                    conn.out.push(response, now);
+                    Self::request_write(&mut self.actions, id, conn);
+                }
+                Ok(HandshakeProgress::Completed { response, remaining }) => {
+                    conn.out.push(response, now);
+                    Self::request_write(&mut self.actions, id, conn);
+                    if self.start_session(id, now) {
+                        self.session_input(id, &remaining, now);
+                    }
+                }
+                Err(error) => {
+                    Self::mark_close(&mut self.to_close, id, conn, CloseReason::HandshakeFailed(error.to_string()));
+                }
+            },
+            Phase::Server(_) | Phase::Client(_) => self.session_input(id, bytes, now),
+            // Nothing can arrive before the connect completes; ignore what a driver might pass.
+            Phase::Dialing => {}
+        }
+    }
+
+    /// The handshake is done: a server session for accepted peers, a client session for
+    /// upstream links. Returns whether the connection goes on.
+    fn start_session(&mut self, id: ConnId, now: Instant) -> bool {
+        let session_config = self.session_config();
+        let chunk_size = self.config.chunk_size;
+        let reply_timeout = self.config.upstream_reply_timeout;
+        let Some(conn) = self.conns.get_mut(id) else { return false };
+        match &mut conn.upstream {
+            None => {
+                conn.phase = Phase::Server(Box::new(ServerSession::new(session_config)));
+                true
+            }
+            Some(upstream) => match super::edge::start_client_session(upstream, chunk_size) {
+                Ok(client) => {
+                    upstream.stage = UpstreamStage::Replies;
+                    upstream.stage_deadline = now + reply_timeout;
+                    conn.phase = Phase::Client(Box::new(client));
+                    self.sync_output(id, now);
+                    true
+                }
+                Err(error) => {
+                    let reason = CloseReason::UpstreamProtocolError(format!("could not start the session: {error}"));
+                    Self::mark_close(&mut self.to_close, id, conn, reason);
+                    false
+                }
+            },
+        }
+    }
+
+    fn session_config(&self) -> ServerSessionConfig {
+        ServerSessionConfig {
+            chunk_size: self.config.chunk_size,
+            limits: ChunkDecoderLimits {
+                max_message_length: self.config.max_message_size,
+                // One message at the size limit plus room for audio interleaved with it.
+                max_partial_bytes: (self.config.max_message_size as usize).saturating_add(1024 * 1024),
+                ..ChunkDecoderLimits::default()
+            },
+            ..ServerSessionConfig::default()
+        }
+    }
+
+    fn session_input(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        match &mut conn.phase {
+            Phase::Server(session) => {
+                let mut events = std::mem::take(&mut self.server_events);
+                let result = session.handle_input(bytes);
+                while let Some(event) = session.poll_event() {
+                    events.push(event);
+                }
+                if let Err(error) = result {
+                    Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string()));
+                }
+                for event in events.drain(..) {
+                    self.server_event(id, event, now);
+                }
+                self.server_events = events;
+                self.sync_output(id, now);
+            }
+            Phase::Client(_) => self.client_input(id, bytes, now),
+            Phase::Handshake(_) | Phase::Dialing => {}
+        }
+    }
+
+    /// Moves whatever the session wrote into the connection's queue.
+    pub(super) fn sync_output(&mut self, id: ConnId, now: Instant) {
+        let hard_limit = self.config.queue_hard_limit_bytes;
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let bytes = match &mut conn.phase {
+            Phase::Server(session) if session.has_outbound() => session.take_outbound(),
+            Phase::Client(session) if session.has_outbound() => session.take_outbound(),
+            _ => return,
+        };
+        conn.out.push(bytes, now);
+        Self::request_write(&mut self.actions, id, conn);
+        // A client that sends commands and never reads the answers must not grow this.
+        if conn.out.cost() > hard_limit {
+            let reason = CloseReason::NotReading { queued_bytes: conn.out.cost() };
+            Self::mark_close(&mut self.to_close, id, conn, reason);
+        }
+    }
+
+    fn server_event(&mut self, id: ConnId, event: ServerSessionEvent, now: Instant) {
+        match event {
+            ServerSessionEvent::MediaReceived { kind, timestamp, data, .. } => self.on_media(id, kind, timestamp, data, now),
+            ServerSessionEvent::MetadataReceived { metadata, .. } => self.on_metadata(id, metadata, now),
+            ServerSessionEvent::ConnectionRequested { request_id, request } => {
+                self.on_connect_requested(id, request_id, &request)
+            }
+            ServerSessionEvent::PublishRequested { request_id, app, stream_name, stream_id, .. } => {
+                self.on_publish_requested(id, request_id, &app, &stream_name, stream_id, now)
+            }
+            ServerSessionEvent::PlayRequested { request_id, app, stream_name, stream_id, .. } => {
+                self.on_play_requested(id, request_id, &app, &stream_name, stream_id, now)
+            }
+            ServerSessionEvent::PublishFinished { .. } => self.end_publish(id, now),
+            ServerSessionEvent::PlayFinished { app, stream_name, stream_id } => {
+                self.end_play(id, &super::StreamKey::new(&app, &stream_name), stream_id, now)
+            }
+            ServerSessionEvent::PauseChanged { stream_id, paused, .. } => self.on_pause(id, stream_id, paused),
+            ServerSessionEvent::ReceiveChanged { stream_id, kind, enabled } => {
+                self.on_receive_changed(id, stream_id, kind, enabled)
+            }
+            ServerSessionEvent::InvalidMessageIgnored { type_id, reason } => {
+                if let Some(conn) = self.conns.get(id) {
+                    log::debug!("{}: ignored message type {type_id}: {reason}", conn.peer);
+                }
+            }
+            ServerSessionEvent::UnhandledCommand { name, .. } => {
+                if let Some(conn) = self.conns.get(id) {
+                    log::debug!("{}: unhandled command {name}", conn.peer);
+                }
+            }
+            ServerSessionEvent::AcknowledgementReceived { .. } | ServerSessionEvent::PingResponseReceived { .. } => {}
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+
+    fn on_connect_requested(&mut self, id: ConnId, request_id: u32, request: &crate::sessions::ConnectRequest) {
+        let node_id = self.node_id.clone();
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        log::info!(
+            "{}: connect app={} tcUrl={} flashVer={}",
+            conn.peer,
+            request.app,
+            request.tc_url.as_deref().unwrap_or("-"),
+            request.flash_ver.as_deref().unwrap_or("-")
+        );
+        let via = match request.properties.get(VIA_PROPERTY) {
+            Some(crate::Amf0Value::Utf8String(via)) => via.clone(),
+            _ => String::new(),
+        };
+        let looped = via.split(',').any(|hop| hop == node_id);
+        conn.via = via;
+        let peer = conn.peer;
+        let Some(session) = conn.session() else { return };
+        let result = if looped {
+            log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");
+            session.reject_request(request_id, LOOP_REFUSAL)
+        } else {
+            session.accept_request(request_id)
+        };
+        if let Err(error) = result {
+            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+        }
+    }
+}
+
+/// The description a looped connect is refused with.
+pub const LOOP_REFUSAL: &str = "Relay loop detected: the stream would be pulled from itself.";
+

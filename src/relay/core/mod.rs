@@ -1,0 +1,482 @@
+//! The relay's policy as a sans-IO state machine: streams, fan-out, slow players,
+//! admission, edge links and backoff, timers.
+//!
+//! [`RelayCore`] never touches a socket and never reads the clock. The driver feeds it what
+//! happened (a connection accepted, bytes read, bytes written, a connection closed, a host
+//! resolved, an outgoing connect done) with the current time, then drains [`Action`]s
+//! until there are none, and sleeps until [`RelayCore::poll_timeout`]. Bytes to send stay
+//! in the core's queues; the driver borrows them as slices ([`RelayCore::write_slices`])
+//! and reports what the socket took ([`RelayCore::handle_written`]), so frames shared by
+//! thousands of players are never copied.
+//!
+//! ```
+//! use std::time::Instant;
+//! use rtmp_edge::relay::{Action, Config, RelayCore};
+//!
+//! let now = Instant::now();
+//! let mut core = RelayCore::new(Config::default(), 7, now);
+//! let id = core.accept("127.0.0.1:50000".parse().unwrap(), now).unwrap();
+//! let mut c0_c1 = vec![3u8];
+//! c0_c1.extend_from_slice(&[0u8; 1536]);
+//! core.handle_input(id, &c0_c1, now);
+//! assert_eq!(core.poll_action(), Some(Action::Write(id)));
+//! let mut slices = [std::io::IoSlice::new(&[]); 8];
+//! let count = core.write_slices(id, &mut slices);
+//! let queued: usize = slices[..count].iter().map(|slice| slice.len()).sum();
+//! assert_eq!(queued, 1 + 1536 + 1536); // S0, S1, S2
+//! core.handle_written(id, queued, now);
+//! assert!(!core.has_queued(id));
+//! ```
+
+//! ```
+
+mod close;
+mod conn;
+mod edge;
+mod fanout;
+mod frame;
+mod ids;
+mod input;
+mod links;
+mod out_queue;
+mod play;
+mod publish;
+mod stream;
+mod timers;
+mod upstream_session;
+
+#[cfg(test)]
+mod tests;
+
+pub use close::CloseReason;
+pub use frame::SharedFrame;
+pub use ids::ConnId;
+pub use links::LinkPurpose;
+pub use out_queue::ENTRY_OVERHEAD;
+pub use stream::StreamKey;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::IoSlice;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conn::{Conn, Phase};
+use ids::IdTable;
+use stream::LiveStream;
+
+use super::stats::Stats;
+use super::Config;
+use crate::handshake::{Handshake, HandshakeRole};
+use crate::sessions::{ClientSessionEvent, ServerSessionEvent};
+
+/// How often the core checks timeouts, pings and upstream deadlines.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a graceful shutdown waits for queues to drain.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Something the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Bytes are queued for this connection: write them as the socket takes them
+    /// ([`RelayCore::write_slices`], then [`RelayCore::handle_written`]).
+    Write(ConnId),
+    /// Close this connection's socket. The core has already forgotten it.
+    Close {
+        /// Which connection.
+        id: ConnId,
+        /// Why (already logged and counted).
+        reason: CloseReason,
+    },
+    /// Open a TCP connection to `addr` for this (upstream) connection, then report
+    /// [`RelayCore::handle_connected`] or [`RelayCore::handle_closed`].
+    Connect {
+        /// The connection the socket belongs to.
+        id: ConnId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Resolve `host`, then report [`RelayCore::handle_resolved`]. Never in the loop thread.
+    Resolve {
+        /// The connection waiting for the address.
+        id: ConnId,
+        /// Host name.
+        host: String,
+        /// Port to pair the addresses with.
+        port: u16,
+    },
+    /// A graceful shutdown finished: every connection is closed.
+    Stopped,
+}
+
+/// Why a new connection was refused at accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` are open.
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
+    /// `max_connections_per_ip` are open from this address.
+    TooManyFromAddress {
+        /// The address.
+        ip: IpAddr,
+        /// The limit.
+        max: usize,
+    },
+    /// The relay is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::TooManyConnections { max } => write!(f, "{max} connections open (--max-connections)"),
+            Refusal::TooManyFromAddress { ip, max } => {
+                write!(f, "{max} connections open from {ip} (--max-connections-per-ip)")
+            }
+            Refusal::ShuttingDown => write!(f, "shutting down"),
+        }
+    }
+}
+
+/// One stream as [`RelayCore::stream_summaries`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream.
+    pub key: StreamKey,
+    /// Its local publisher.
+    pub publisher: Option<ConnId>,
+    /// Play subscriptions.
+    pub players: usize,
+    /// Whether a source (publisher or pull) is live.
+    pub live: bool,
+    /// Frames in the GOP cache.
+    pub gop_frames: usize,
+    /// Bytes the GOP cache holds.
+    pub gop_bytes: usize,
+    /// Media time the GOP cache spans (ms).
+    pub gop_ms: u32,
+    /// Edge pull: (playing now, reconnects so far).
+    pub pull: Option<(bool, u64)>,
+}
+
+/// The relay's whole policy state. See the [module docs](self).
+pub struct RelayCore {
+    config: Config,
+    conns: IdTable<Conn>,
+    streams: HashMap<StreamKey, LiveStream>,
+    per_ip: HashMap<IpAddr, usize>,
+    actions: VecDeque<Action>,
+    /// Connections marked for closing during the current input, closed at its end.
+    to_close: Vec<(ConnId, CloseReason)>,
+    /// Players whose live frames wait for the next batch write (`Config::write_batch`).
+    batched: Vec<ConnId>,
+    batch_deadline: Option<Instant>,
+    stats: Arc<Stats>,
+    shutdown_deadline: Option<Instant>,
+    stopped: bool,
+    next_tick: Instant,
+    epoch: Instant,
+    /// This relay's id in `rtmpEdgeVia`, to refuse pulling a stream from itself.
+    node_id: String,
+    rng_state: u64,
+    server_events: Vec<ServerSessionEvent>,
+    client_events: Vec<ClientSessionEvent>,
+}
+
+impl fmt::Debug for RelayCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayCore")
+            .field("connections", &self.conns.len())
+            .field("streams", &self.streams.len())
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelayCore {
+    /// A core with no connections. `seed` drives backoff jitter and the relay's id, so a test
+    /// that fixes it gets the same decisions every run.
+    pub fn new(config: Config, seed: u64, now: Instant) -> RelayCore {
+        Self::with_stats(config, seed, now, Arc::new(Stats::default()))
+    }
+
+    /// Like [`new`](Self::new), counting into `stats` (which other threads may read).
+    pub fn with_stats(config: Config, seed: u64, now: Instant, stats: Arc<Stats>) -> RelayCore {
+        let mut core = RelayCore {
+            config,
+            conns: IdTable::default(),
+            streams: HashMap::new(),
+            per_ip: HashMap::new(),
+            actions: VecDeque::new(),
+            to_close: Vec::new(),
+            batched: Vec::new(),
+            batch_deadline: None,
+            stats,
+            shutdown_deadline: None,
+            stopped: false,
+            next_tick: now + TICK,
+            epoch: now,
+            node_id: String::new(),
+            // xorshift must not start at zero.
+            rng_state: seed | 1,
+            server_events: Vec::new(),
+            client_events: Vec::new(),
+        };
+        core.node_id = format!("{:016x}", core.next_random());
+        core
+    }
+
+    /// The counters this core updates.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// This relay's id in loop detection.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Connections open now (accepted and upstream).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether `id` names an open connection.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.conns.contains(id)
+    }
+
+    /// What each stream holds now, sorted by key: for logs, the API and metrics.
+    pub fn stream_summaries(&self) -> Vec<StreamSummary> {
+        let mut summaries: Vec<StreamSummary> = self
+            .streams
+            .iter()
+            .map(|(key, stream)| {
+                let (gop_frames, gop_bytes) = stream.gop_held();
+                StreamSummary {
+                    key: key.clone(),
+                    publisher: stream.publisher.map(|(id, _)| id),
+                    players: stream.players.len(),
+                    live: stream.is_live(),
+                    gop_frames,
+                    gop_bytes,
+                    gop_ms: stream.gop_span_ms(),
+                    pull: stream.pull.as_ref().map(|link| (link.ready, link.reconnects)),
+                }
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.key.cmp(&b.key));
+        summaries
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// A connection was accepted from `peer`. Refused connections are logged and counted
+    /// here; the driver just drops the socket.
+    pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> Result<ConnId, Refusal> {
+        let refusal = if self.shutdown_deadline.is_some() {
+            Some(Refusal::ShuttingDown)
+        } else if self.conns.len() >= self.config.max_connections {
+            Some(Refusal::TooManyConnections { max: self.config.max_connections })
+        } else if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
+            Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            self.stats.connections_refused.fetch_add(1, Relaxed);
+            log::warn!("{peer}: refused: {refusal}");
+            return Err(refusal);
+        }
+        let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
+        let id = self.conns.insert(Conn::new(peer, Phase::Handshake(Box::new(handshake)), now));
+        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        self.stats.connections_accepted.fetch_add(1, Relaxed);
+        self.stats.connections_open.fetch_add(1, Relaxed);
+        log::info!("{peer}: connection {id} opened");
+        Ok(id)
+    }
+
+    /// Bytes arrived on `id`.
+    pub fn handle_input(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
+        self.input(id, bytes, now);
+        self.finish(now);
+    }
+
+    /// The socket took `written` bytes of what [`write_slices`](Self::write_slices) gave.
+    pub fn handle_written(&mut self, id: ConnId, written: usize, now: Instant) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.out.consume(written);
+            conn.bytes_out += written as u64;
+            if written > 0 {
+                conn.last_activity = now;
+            }
+            if conn.out.is_empty() {
+                if let Some(reason) = conn.close_after_flush.clone() {
+                    Self::mark_close(&mut self.to_close, id, conn, reason);
+                }
+            }
+        }
+        self.finish(now);
+    }
+
+    /// The connection closed under the driver (peer closed, I/O error, connect failed).
+    pub fn handle_closed(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            Self::mark_close(&mut self.to_close, id, conn, reason);
+        }
+        self.finish(now);
+    }
+
+    /// Time passed: run whatever is due. Call it at [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.batch_deadline.is_some_and(|deadline| now >= deadline) {
+            self.batch_deadline = None;
+            // Batched players were marked as having a write requested when batched.
+            for id in self.batched.drain(..) {
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.write_requested = true;
+                    self.actions.push_back(Action::Write(id));
+                }
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.tick(now);
+        }
+        self.finish(now);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) has work next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let mut next = self.next_tick;
+        for deadline in [self.batch_deadline, self.shutdown_deadline].into_iter().flatten() {
+            next = next.min(deadline);
+        }
+        Some(next)
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front()?;
+        if let Action::Write(id) = &action {
+            if let Some(conn) = self.conns.get_mut(*id) {
+                conn.write_requested = false;
+            }
+        }
+        Some(action)
+    }
+
+    /// Fills `slices` with the front of `id`'s queue; returns how many were filled.
+    pub fn write_slices<'a>(&'a self, id: ConnId, slices: &mut [IoSlice<'a>]) -> usize {
+        self.conns.get(id).map_or(0, |conn| conn.out.fill_slices(slices))
+    }
+
+    /// Whether `id` has bytes waiting to be written.
+    pub fn has_queued(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_some_and(|conn| !conn.out.is_empty())
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    fn epoch_ms(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng_state = x;
+        x
+    }
+
+    /// A fraction in [0, 1) for backoff jitter.
+    fn jitter(&mut self) -> f64 {
+        (self.next_random() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Asks the driver to write `id`'s queue (once until the driver picks it up).
+    fn request_write(actions: &mut VecDeque<Action>, id: ConnId, conn: &mut Conn) {
+        if !conn.write_requested {
+            conn.write_requested = true;
+            actions.push_back(Action::Write(id));
+        }
+    }
+
+    /// Marks `id` for closing at the end of the current input (the first reason wins).
+    fn mark_close(to_close: &mut Vec<(ConnId, CloseReason)>, id: ConnId, conn: &mut Conn, reason: CloseReason) {
+        if conn.closing.is_none() {
+            conn.closing = Some(reason.clone());
+            to_close.push((id, reason));
+        }
+    }
+
+    /// Marks a connection for closing by id.
+    fn fail(&mut self, id: ConnId, reason: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            Self::mark_close(&mut self.to_close, id, conn, reason);
+        }
+    }
+
+    /// Closes what was marked during this input, and notices the end of a shutdown.
+    fn finish(&mut self, now: Instant) {
+        while let Some((id, reason)) = self.to_close.pop() {
+            self.close(id, reason, now);
+        }
+        if self.shutdown_deadline.is_some() && self.conns.is_empty() && !self.stopped {
+            self.stopped = true;
+            log::info!("shutdown complete");
+            self.actions.push_back(Action::Stopped);
+        }
+    }
+
+    /// The one close path: leave streams, fail links, forget the connection, log.
+    fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let Some(conn) = self.conns.get(id) else { return };
+        let role = conn.role.clone();
+        let upstream = conn.upstream.clone();
+        if let Some(upstream) = &upstream {
+            self.upstream_closed(id, upstream, &reason, now);
+        }
+        match &role {
+            conn::Role::Publisher { .. } => self.end_publish(id, now),
+            conn::Role::Player { subscriptions } => {
+                for (key, stream_id) in subscriptions {
+                    self.end_play(id, key, *stream_id, now);
+                }
+            }
+            conn::Role::Undecided => {}
+        }
+        let Some(conn) = self.conns.remove(id) else { return };
+        if upstream.is_none() {
+            if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.per_ip.remove(&conn.peer.ip());
+                }
+            }
+        }
+        self.stats.connections_open.fetch_sub(1, Relaxed);
+        reason.count(&self.stats);
+        let seconds = now.saturating_duration_since(conn.opened_at).as_secs_f64();
+        let line = format!(
+            "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
+            conn.peer, conn.summary, conn.bytes_in, conn.bytes_out
+        );
+        if reason.is_peer_fault() {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        self.actions.push_back(Action::Close { id, reason });
+    }
+}

@@ -1,0 +1,147 @@
+//! Players: joining a stream, pause and receiveAudio/receiveVideo, and leaving.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::close::CloseReason;
+use super::conn::Role;
+use super::fanout::queue_frame;
+use super::stream::{Player, PlayerState, StreamKey};
+use super::{ConnId, RelayCore};
+use crate::sessions::MediaKind;
+
+impl RelayCore {
+    pub(super) fn on_play_requested(
+        &mut self,
+        id: ConnId,
+        request_id: u32,
+        app: &str,
+        stream_name: &str,
+        stream_id: u32,
+        now: Instant,
+    ) {
+        let key = StreamKey::new(app, stream_name);
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let is_publisher = matches!(conn.role, Role::Publisher { .. });
+        let Some(session) = conn.session() else { return };
+        if is_publisher {
+            if let Err(error) = session.reject_request(request_id, "A publishing connection cannot play.") {
+                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+            }
+            return;
+        }
+        if let Err(error) = session.accept_request(request_id) {
+            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+            return;
+        }
+        let announced_codecs = session.peer_capabilities().is_some();
+        match &mut conn.role {
+            Role::Player { subscriptions } => subscriptions.push((key.clone(), stream_id)),
+            role => *role = Role::Player { subscriptions: vec![(key.clone(), stream_id)] },
+        }
+        conn.summary = conn.role.describe();
+        if conn.requested_name(&key).is_none() {
+            conn.requested_names.push((key.clone(), stream_name.to_string()));
+        }
+        log::info!("{}: playing {key}", conn.peer);
+        if !announced_codecs {
+            log::debug!("{}: announced no E-RTMP codecs: {key} passes through as published", conn.peer);
+        }
+        self.stats.players.fetch_add(1, Relaxed);
+        self.sync_output(id, now);
+        self.join(id, &key, stream_id, now);
+    }
+
+    /// Adds the player to the stream; a live stream sends it what a joiner needs at once.
+    fn join(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, now: Instant) {
+        let stream = self.streams.entry(key.clone()).or_default();
+        let mut player = Player::new(id, stream_id);
+        if stream.is_live() {
+            let Some(conn) = self.conns.get_mut(id) else { return };
+            for frame in stream.join_frames() {
+                queue_frame(conn, stream_id, frame, now, &mut self.to_close, id);
+            }
+            if stream.has_gop() || !stream.has_video {
+                player.state = PlayerState::Live;
+            }
+            player.needs_keyframe = !stream.has_gop();
+            Self::request_write(&mut self.actions, id, conn);
+        }
+        stream.players.push(player);
+        stream.linger_until = None;
+        let wants_pull = !stream.is_live() && stream.publisher.is_none() && !self.config.origins.is_empty();
+        if wants_pull {
+            self.ensure_pull(key, id, now);
+        }
+    }
+
+    /// The play on (`id`, `stream_id`) of `key` ended (or its connection closed).
+    pub(super) fn end_play(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, now: Instant) {
+        if let Some(stream) = self.streams.get_mut(key) {
+            let before = stream.players.len();
+            stream.players.retain(|p| !(p.conn == id && p.stream_id == stream_id));
+            if stream.players.len() < before {
+                self.stats.players.fetch_sub((before - stream.players.len()) as u64, Relaxed);
+            }
+            if stream.players.is_empty() && stream.pull.is_some() && stream.linger_until.is_none() {
+                stream.linger_until = Some(now + self.config.pull_linger);
+            }
+        }
+        self.remove_if_unused(key);
+        if let Some(conn) = self.conns.get_mut(id) {
+            if let Role::Player { subscriptions } = &mut conn.role {
+                subscriptions.retain(|(k, sid)| !(k == key && *sid == stream_id));
+                // A client that plays name after name must not grow this list.
+                if !subscriptions.iter().any(|(k, _)| k == key) {
+                    conn.requested_names.retain(|(k, _)| k != key);
+                }
+            }
+        }
+    }
+
+    /// `pause(true)` stops delivery of media (headers still go, so nothing is missed);
+    /// `pause(false)` resumes at the next keyframe.
+    pub(super) fn on_pause(&mut self, id: ConnId, stream_id: u32, paused: bool) {
+        for key in self.subscribed_keys(id, stream_id) {
+            let Some(player) = self.streams.get_mut(&key).and_then(|stream| stream.player_mut(id, stream_id)) else {
+                continue;
+            };
+            if player.paused && !paused {
+                player.wait_for_start();
+            }
+            player.paused = paused;
+        }
+        if let Some(conn) = self.conns.get(id) {
+            log::info!("{}: {} stream {stream_id}", conn.peer, if paused { "paused" } else { "unpaused" });
+        }
+    }
+
+    /// `receiveAudio` / `receiveVideo`: that kind is left out until turned back on; video
+    /// comes back at a keyframe.
+    pub(super) fn on_receive_changed(&mut self, id: ConnId, stream_id: u32, kind: MediaKind, enabled: bool) {
+        for key in self.subscribed_keys(id, stream_id) {
+            let Some(player) = self.streams.get_mut(&key).and_then(|stream| stream.player_mut(id, stream_id)) else {
+                continue;
+            };
+            match kind {
+                MediaKind::Audio => player.receive_audio = enabled,
+                MediaKind::Video => {
+                    if enabled && !player.receive_video {
+                        player.needs_keyframe = true;
+                    }
+                    player.receive_video = enabled;
+                }
+                MediaKind::Data => {}
+            }
+        }
+    }
+
+    fn subscribed_keys(&self, id: ConnId, stream_id: u32) -> Vec<StreamKey> {
+        match self.conns.get(id).map(|conn| &conn.role) {
+            Some(Role::Player { subscriptions }) => {
+                subscriptions.iter().filter(|(_, sid)| *sid == stream_id).map(|(key, _)| key.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}

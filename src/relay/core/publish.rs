@@ -1,0 +1,137 @@
+//! Publishers: taking a stream, its media and metadata, and leaving it.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::close::CloseReason;
+use super::conn::Role;
+use super::frame::is_implausibly_small;
+use super::stream::{LiveStream, StreamKey};
+use super::{ConnId, RelayCore};
+use crate::sessions::{MediaKind, ServerSession, SessionError, StreamMetadata};
+use crate::time::RtmpTimestamp;
+
+impl RelayCore {
+    pub(super) fn on_publish_requested(
+        &mut self,
+        id: ConnId,
+        request_id: u32,
+        app: &str,
+        stream_name: &str,
+        stream_id: u32,
+        now: Instant,
+    ) {
+        let key = StreamKey::new(app, stream_name);
+        let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let peer = conn.peer;
+        // One role per connection: a player that also published would leave its
+        // subscriptions behind when the role changed.
+        let has_role = !matches!(conn.role, Role::Undecided);
+        let Some(session) = conn.session() else { return };
+        if busy || has_role {
+            let why = if busy { "Stream is already being published." } else { "This connection already plays or publishes." };
+            log::warn!("{peer}: publish {key} refused: {why}");
+            if let Err(error) = session.reject_request(request_id, why) {
+                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+            }
+            return;
+        }
+        if let Err(error) = session.accept_request(request_id) {
+            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+            return;
+        }
+        conn.role = Role::Publisher { key: key.clone(), stream_id };
+        conn.requested_names.push((key.clone(), stream_name.to_string()));
+        conn.summary = format!("publisher of {key}");
+        log::info!("{peer}: publishing {key}");
+        self.stats.publishers.fetch_add(1, Relaxed);
+        let stream = self.streams.entry(key.clone()).or_default();
+        stream.publisher = Some((id, stream_id));
+        stream.restart_source();
+        // A local publisher takes over from a pull of the same stream.
+        if stream.pull.is_some() {
+            self.drop_pull(&key, CloseReason::LocalPublisherTookOver);
+        }
+        self.tell_players_source_started(&key, now);
+        self.start_pushes(&key, now);
+    }
+
+    /// Players waiting on `key` learn that a source started: StreamBegin alone, as
+    /// nginx-rtmp sends it, so players of every kind carry on as one stream.
+    pub(super) fn tell_players_source_started(&mut self, key: &StreamKey, now: Instant) {
+        self.tell_players(key, now, ServerSession::send_stream_begin);
+    }
+
+    /// Players of `key` learn that its source went away: StreamEOF alone. ffmpeg and librtmp
+    /// end playback on `NetStream.Play.UnpublishNotify`; they stay on StreamEOF, and resume
+    /// when the next source starts.
+    pub(super) fn tell_players_source_stopped(&mut self, key: &StreamKey, now: Instant) {
+        self.tell_players(key, now, ServerSession::send_stream_eof);
+    }
+
+    fn tell_players(&mut self, key: &StreamKey, now: Instant, send: fn(&mut ServerSession, u32) -> Result<(), SessionError>) {
+        let Some(stream) = self.streams.get(key) else { return };
+        let players: Vec<(ConnId, u32)> = stream.players.iter().map(|p| (p.conn, p.stream_id)).collect();
+        for (player, stream_id) in players {
+            if let Some(session) = self.conns.get_mut(player).and_then(|conn| conn.session()) {
+                let _ = send(session, stream_id);
+            }
+            self.sync_output(player, now);
+        }
+    }
+
+    pub(super) fn on_media(&mut self, id: ConnId, kind: MediaKind, timestamp: RtmpTimestamp, data: Bytes, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let Role::Publisher { key, .. } = &conn.role else { return };
+        if is_implausibly_small(kind, &data) {
+            self.stats.media_ignored.fetch_add(1, Relaxed);
+            if !conn.ignored_media_logged {
+                conn.ignored_media_logged = true;
+                log::warn!(
+                    "{}: {key}: {kind:?} message of {} bytes not relayed (too small to be media); further ones are counted, not logged",
+                    conn.peer,
+                    data.len()
+                );
+            }
+            return;
+        }
+        let key = key.clone();
+        self.fan_out(&key, kind, timestamp, data, now);
+    }
+
+    pub(super) fn on_metadata(&mut self, id: ConnId, metadata: StreamMetadata, now: Instant) {
+        let Some(conn) = self.conns.get(id) else { return };
+        let Role::Publisher { key, .. } = &conn.role else { return };
+        let key = key.clone();
+        self.fan_out_metadata(&key, metadata.raw, now);
+    }
+
+    /// The publisher on `id` stopped (or its connection closed).
+    pub(super) fn end_publish(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
+        conn.requested_names.retain(|(k, _)| *k != key);
+        log::info!("{}: stopped publishing {key}", conn.peer);
+        self.stats.publishers.fetch_sub(1, Relaxed);
+        self.stop_pushes(&key, now);
+        let Some(stream) = self.streams.get_mut(&key) else { return };
+        stream.publisher = None;
+        stream.source_lost();
+        self.tell_players_source_stopped(&key, now);
+        // On an edge, players left waiting go back to the origin for the stream.
+        let first_player = self.streams.get(&key).and_then(|stream| stream.players.first()).map(|p| p.conn);
+        match first_player {
+            Some(player) if !self.config.origins.is_empty() => self.ensure_pull(&key, player, now),
+            _ => self.remove_if_unused(&key),
+        }
+    }
+
+    pub(super) fn remove_if_unused(&mut self, key: &StreamKey) {
+        if self.streams.get(key).is_some_and(LiveStream::is_unused) {
+            self.streams.remove(key);
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! A fake driver for core tests: in-memory peers, a fake clock, no sockets.
+//!
+//! Client peers speak to the core through the library's Handshake and ClientSession; origin
+//! peers (what an upstream connection reaches) through a ServerSession. A peer that is not
+//! `reading` leaves its bytes queued in the core, like a player that stopped reading.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::handshake::{Handshake, HandshakeProgress, HandshakeRole};
+use crate::relay::core::{Action, CloseReason, ConnId, RelayCore};
+use crate::relay::{Config, StatsSnapshot};
+use crate::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, MediaKind, PublishMode, ServerSession, ServerSessionConfig,
+    ServerSessionEvent,
+};
+use crate::time::RtmpTimestamp;
+
+/// What a peer runs once its handshake is done.
+pub enum PeerSession {
+    Client(Box<ClientSession>),
+    /// An origin: accepts connect and play/publish when `answering`.
+    Origin(Box<ServerSession>),
+}
+
+pub struct Peer {
+    pub id: ConnId,
+    handshake: Option<Handshake>,
+    pending_session: Option<PeerSession>,
+    pub session: Option<PeerSession>,
+    pub client_events: Vec<ClientSessionEvent>,
+    pub origin_events: Vec<ServerSessionEvent>,
+    /// Whether bytes the core queues for this peer are taken.
+    pub reading: bool,
+    /// An origin peer that takes bytes but never answers (a silent origin).
+    pub answering: bool,
+    pub closed: Option<CloseReason>,
+    /// Bytes taken from the core for this peer.
+    pub bytes_received: usize,
+}
+
+impl Peer {
+    pub fn client(&mut self) -> &mut ClientSession {
+        match &mut self.session {
+            Some(PeerSession::Client(session)) => session,
+            _ => panic!("peer {} has no client session", self.id),
+        }
+    }
+
+    /// Media events received, as (kind, timestamp, body).
+    pub fn media(&self) -> Vec<(MediaKind, u32, Bytes)> {
+        self.client_events
+            .iter()
+            .filter_map(|event| match event {
+                ClientSessionEvent::MediaReceived { kind, timestamp, data, .. } => Some((*kind, timestamp.value(), data.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn count_events(&self, mut matches: impl FnMut(&ClientSessionEvent) -> bool) -> usize {
+        self.client_events.iter().filter(|event| matches(event)).count()
+    }
+}
+
+pub struct Harness {
+    pub core: RelayCore,
+    pub now: Instant,
+    pub peers: HashMap<ConnId, Peer>,
+    /// Connect actions, in order, with the time they were asked for.
+    pub connects: Vec<(ConnId, SocketAddr, Instant)>,
+    pub resolves: Vec<(ConnId, String, u16)>,
+    pub closes: Vec<(ConnId, CloseReason, Instant)>,
+    pub stopped: bool,
+    next_port: u16,
+}
+
+pub fn test_config() -> Config {
+    Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() }
+}
+
+/// A video keyframe (AVC NALU) body of `len` bytes.
+pub fn keyframe(len: usize) -> Bytes {
+    let mut body = vec![0x17, 0x01, 0, 0, 0];
+    body.resize(len.max(5), 0xAB);
+    Bytes::from(body)
+}
+
+/// A video inter frame body of `len` bytes.
+pub fn inter_frame(len: usize) -> Bytes {
+    let mut body = vec![0x27, 0x01, 0, 0, 0];
+    body.resize(len.max(5), 0xCD);
+    Bytes::from(body)
+}
+
+/// The AVC sequence header.
+pub fn avc_header() -> Bytes {
+    Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Harness {
+        let now = Instant::now();
+        Harness {
+            core: RelayCore::new(config, 42, now),
+            now,
+            peers: HashMap::new(),
+            connects: Vec::new(),
+            resolves: Vec::new(),
+            closes: Vec::new(),
+            stopped: false,
+            next_port: 40000,
+        }
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.core.stats().snapshot()
+    }
+
+    pub fn peer(&mut self, id: ConnId) -> &mut Peer {
+        self.peers.get_mut(&id).unwrap_or_else(|| panic!("no peer {id}"))
+    }
+
+    fn new_peer(&mut self, id: ConnId, handshake: Handshake, session: PeerSession) {
+        let peer = Peer {
+            id,
+            handshake: Some(handshake),
+            pending_session: Some(session),
+            session: None,
+            client_events: Vec::new(),
+            origin_events: Vec::new(),
+            reading: true,
+            answering: true,
+            closed: None,
+            bytes_received: 0,
+        };
+        self.peers.insert(id, peer);
+    }
+
+    /// A client connects from 127.0.0.1 (a new port each time) and sends C0+C1.
+    pub fn connect_client(&mut self) -> ConnId {
+        self.next_port += 1;
+        let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        self.connect_client_from(peer)
+    }
+
+    pub fn connect_client_from(&mut self, addr: SocketAddr) -> ConnId {
+        let id = self.core.accept(addr, self.now).expect("accepted");
+        let mut handshake = Handshake::new(HandshakeRole::Client, 0);
+        let hello = handshake.start();
+        let session = PeerSession::Client(Box::new(ClientSession::new(ClientSessionConfig::default())));
+        self.new_peer(id, handshake, session);
+        self.core.handle_input(id, &hello, self.now);
+        self.pump();
+        id
+    }
+
+    /// A client that connects to `app` and publishes `name`; pumps until it is publishing.
+    pub fn publisher(&mut self, app: &str, name: &str) -> ConnId {
+        let id = self.connect_client();
+        let client = self.peer(id).client();
+        client.connect(app, &format!("rtmp://127.0.0.1/{app}")).unwrap();
+        client.request_publishing(name, PublishMode::Live).unwrap();
+        self.send_outbound(id);
+        self.pump();
+        assert_eq!(
+            self.peer(id).count_events(|e| matches!(e, ClientSessionEvent::PublishStarted { .. })),
+            1,
+            "publish of {app}/{name} started: {:?}",
+            self.peer(id).client_events
+        );
+        id
+    }
+
+    /// A client that connects to `app` and plays `name`; pumps until the play is answered.
+    pub fn player(&mut self, app: &str, name: &str) -> ConnId {
+        let id = self.connect_client();
+        let client = self.peer(id).client();
+        client.connect(app, &format!("rtmp://127.0.0.1/{app}")).unwrap();
+        client.request_playback(name).unwrap();
+        self.send_outbound(id);
+        self.pump();
+        id
+    }
+
+    pub fn send_media(&mut self, id: ConnId, kind: MediaKind, timestamp: u32, body: Bytes) {
+        self.peer(id).client().publish_media(kind, RtmpTimestamp::new(timestamp), body).unwrap();
+        self.send_outbound(id);
+    }
+
+    /// Sends whatever the peer's session has queued to the core.
+    pub fn send_outbound(&mut self, id: ConnId) {
+        let bytes = match self.peers.get_mut(&id).and_then(|peer| peer.session.as_mut()) {
+            Some(PeerSession::Client(session)) => session.take_outbound(),
+            Some(PeerSession::Origin(session)) => session.take_outbound(),
+            None => return,
+        };
+        if !bytes.is_empty() {
+            self.core.handle_input(id, &bytes, self.now);
+        }
+    }
+
+    /// Sends raw bytes from a peer.
+    pub fn send_raw(&mut self, id: ConnId, bytes: &[u8]) {
+        self.core.handle_input(id, bytes, self.now);
+    }
+
+    /// The relay's upstream connection `id` reaches an origin peer (TCP connected) that
+    /// answers everything.
+    pub fn accept_upstream(&mut self, id: ConnId) {
+        self.accept_upstream_as(id, true, true);
+    }
+
+    /// Like [`accept_upstream`](Self::accept_upstream), for an origin that may not read
+    /// at all, or read (and finish the handshake) but never answer a command.
+    pub fn accept_upstream_as(&mut self, id: ConnId, reading: bool, answering: bool) {
+        let handshake = Handshake::new(HandshakeRole::Server, 0);
+        let session = PeerSession::Origin(Box::new(ServerSession::new(ServerSessionConfig::default())));
+        self.new_peer(id, handshake, session);
+        let peer = self.peer(id);
+        peer.reading = reading;
+        peer.answering = answering;
+        self.core.handle_connected(id, self.now);
+        self.pump();
+    }
+
+    /// Runs the core's actions and the peers' answers until nothing moves.
+    pub fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some(action) = self.core.poll_action() {
+                moved = true;
+                match action {
+                    Action::Write(_) => {}
+                    Action::Close { id, reason } => {
+                        if let Some(peer) = self.peers.get_mut(&id) {
+                            peer.closed = Some(reason.clone());
+                        }
+                        self.closes.push((id, reason, self.now));
+                    }
+                    Action::Connect { id, addr } => self.connects.push((id, addr, self.now)),
+                    Action::Resolve { id, host, port } => self.resolves.push((id, host, port)),
+                    Action::Stopped => self.stopped = true,
+                }
+            }
+            let ids: Vec<ConnId> = self.peers.keys().copied().collect();
+            for id in ids {
+                if self.deliver(id) {
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the harness did not settle");
+    }
+
+    /// Moves queued bytes from the core to a reading peer, and its answers back.
+    fn deliver(&mut self, id: ConnId) -> bool {
+        let reading = self.peers.get(&id).is_some_and(|peer| peer.reading && peer.closed.is_none());
+        if !reading || !self.core.has_queued(id) {
+            return false;
+        }
+        let mut bytes = Vec::new();
+        while self.core.has_queued(id) {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let count = self.core.write_slices(id, &mut slices);
+            let before = bytes.len();
+            for slice in &slices[..count] {
+                bytes.extend_from_slice(slice);
+            }
+            let written = bytes.len() - before;
+            self.core.handle_written(id, written, self.now);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else { return true };
+        peer.bytes_received += bytes.len();
+        let mut input = Bytes::from(bytes);
+        if let Some(handshake) = &mut peer.handshake {
+            match handshake.process(&input).expect("relay handshake bytes") {
+                HandshakeProgress::InProgress { response } => {
+                    self.core.handle_input(id, &response, self.now);
+                    return true;
+                }
+                HandshakeProgress::Completed { response, remaining } => {
+                    peer.handshake = None;
+                    peer.session = peer.pending_session.take();
+                    input = remaining;
+                    if !response.is_empty() {
+                        self.core.handle_input(id, &response, self.now);
+                    }
+                }
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&id) else { return true };
+        let answering = peer.answering;
+        match &mut peer.session {
+            Some(PeerSession::Client(session)) => {
+                session.handle_input(&input).expect("client session input");
+                while let Some(event) = session.poll_event() {
+                    peer.client_events.push(event);
+                }
+            }
+            Some(PeerSession::Origin(session)) => {
+                session.handle_input(&input).expect("origin session input");
+                while let Some(event) = session.poll_event() {
+                    if answering {
+                        if let ServerSessionEvent::ConnectionRequested { request_id, .. }
+                        | ServerSessionEvent::PlayRequested { request_id, .. }
+                        | ServerSessionEvent::PublishRequested { request_id, .. } = &event
+                        {
+                            session.accept_request(*request_id).expect("origin accepts");
+                        }
+                    }
+                    peer.origin_events.push(event);
+                }
+            }
+            None => {}
+        }
+        self.send_outbound(id);
+        true
+    }
+
+    /// Moves the clock forward in steps, firing every timeout on time.
+    pub fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        loop {
+            self.pump();
+            match self.core.poll_timeout() {
+                Some(at) if at <= end => {
+                    self.now = self.now.max(at);
+                    self.core.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.core.handle_timeout(end);
+        self.pump();
+    }
+
+    /// Moves the clock to `until` or until `condition` holds, whichever is first.
+    pub fn advance_until(&mut self, limit: Duration, mut condition: impl FnMut(&Harness) -> bool) -> bool {
+        let step = Duration::from_millis(10);
+        let end = self.now + limit;
+        while self.now < end {
+            if condition(self) {
+                return true;
+            }
+            self.advance(step);
+        }
+        condition(self)
+    }
+
+    pub fn close_reason(&self, id: ConnId) -> Option<&CloseReason> {
+        self.closes.iter().find(|(closed, _, _)| *closed == id).map(|(_, reason, _)| reason)
+    }
+}

@@ -1,0 +1,7 @@
+//! Core tests: the relay's policy driven directly, with a fake clock and no sockets.
+
+mod edge;
+mod hostile;
+mod players;
+mod stream_cache;
+mod harness;

@@ -1,0 +1,109 @@
+//! What happens with time: handshake and idle timeouts, keep-alive pings, queues that
+//! stopped draining, upstream deadlines, and the graceful shutdown.
+
+use std::time::Instant;
+
+use super::close::CloseReason;
+use super::conn::Role;
+use super::{ConnId, RelayCore, SHUTDOWN_GRACE};
+
+impl RelayCore {
+    pub(super) fn tick(&mut self, now: Instant) {
+        self.upstream_tick(now);
+        let handshake_timeout = self.config.handshake_timeout;
+        let idle_timeout = self.config.idle_timeout;
+        let limits = self.queue_limits();
+        let mut to_ping = Vec::new();
+        let mut to_close: Vec<(ConnId, CloseReason)> = Vec::new();
+        for (id, conn) in self.conns.iter_mut() {
+            if conn.closing.is_some() {
+                continue;
+            }
+            // A queue that stopped draining breaks its limits even when nothing new arrives
+            // (the publisher paused, or only control bytes were queued).
+            if let Some(reason) = limits.broken_by(&conn.out, now) {
+                let reason = match (&conn.role, &conn.upstream) {
+                    (Role::Player { .. }, _) => reason,
+                    (_, Some(_)) => CloseReason::UpstreamTooSlow { queued_bytes: conn.out.cost() },
+                    _ => CloseReason::NotReading { queued_bytes: conn.out.cost() },
+                };
+                to_close.push((id, reason));
+                continue;
+            }
+            if conn.upstream.is_some() {
+                continue;
+            }
+            if !conn.is_connected() && now.saturating_duration_since(conn.opened_at) > handshake_timeout {
+                to_close.push((id, CloseReason::HandshakeTimeout(handshake_timeout)));
+                continue;
+            }
+            let idle = now.saturating_duration_since(conn.last_activity);
+            if idle > idle_timeout {
+                to_close.push((id, CloseReason::Idle(idle)));
+            } else if idle > idle_timeout / 2 && !conn.ping_outstanding && conn.is_connected() {
+                // Players waiting for a stream send nothing; a ping keeps the honest ones alive.
+                conn.ping_outstanding = true;
+                to_ping.push(id);
+            }
+        }
+        for (id, reason) in to_close {
+            self.fail(id, reason);
+        }
+        let timestamp = self.epoch_ms(now);
+        for id in to_ping {
+            if let Some(session) = self.conns.get_mut(id).and_then(|conn| conn.session()) {
+                let _ = session.send_ping_request(timestamp);
+            }
+            self.sync_output(id, now);
+        }
+        if self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
+            let open = self.conns.len();
+            for id in self.conns.ids() {
+                self.fail(id, CloseReason::Shutdown);
+            }
+            if open > 0 {
+                log::info!("shutdown: {open} connections closed at the deadline");
+            }
+        }
+    }
+
+    /// Stops taking connections, tells players their streams ended (`NetStream.Play.Stop`),
+    /// and closes each connection once its queue is written, or at the deadline. Links make
+    /// no new connections. [`Action::Stopped`](super::Action::Stopped) follows when all are
+    /// closed.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        log::info!("shutting down: no new connections, telling players the streams ended");
+        self.shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+        for stream in self.streams.values_mut() {
+            for link in stream.pull.iter_mut().chain(stream.pushes.iter_mut()) {
+                link.retry_at = None;
+            }
+        }
+        for id in self.conns.ids() {
+            let Some(conn) = self.conns.get_mut(id) else { continue };
+            if let Role::Player { subscriptions } = conn.role.clone() {
+                if let Some(session) = conn.session() {
+                    for (key, stream_id) in subscriptions {
+                        let _ = session.send_stream_end(stream_id, key.name());
+                    }
+                }
+            }
+            self.sync_output(id, now);
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.close_after_flush = Some(CloseReason::Shutdown);
+                if conn.out.is_empty() {
+                    Self::mark_close(&mut self.to_close, id, conn, CloseReason::Shutdown);
+                }
+            }
+        }
+        self.finish(now);
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+}

@@ -1,0 +1,371 @@
+//! The only part of the relay that touches the OS: one `mio::Poll`, the sockets, the
+//! clock, signals and the resolver threads. Everything it learns goes to the
+//! [`RelayCore`]; everything the core asks for ([`Action`]) it does.
+
+mod resolver;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IoSlice, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::core::{Action, CloseReason, ConnId, RelayCore};
+use resolver::Resolver;
+
+pub const LISTENER: Token = Token(usize::MAX - 1);
+pub const WAKER: Token = Token(usize::MAX - 2);
+pub const SIGNALS: Token = Token(usize::MAX - 3);
+
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Reads one connection gets before the loop moves on (1 MiB), so a fast peer cannot hold
+/// up the others' writes and timers.
+const READS_PER_TURN: usize = 16;
+/// Most slices handed to one writev call (well under Linux's IOV_MAX of 1024).
+const MAX_SLICES_PER_WRITE: usize = 64;
+
+fn token_of(id: ConnId) -> Token {
+    Token(id.to_u64() as usize)
+}
+
+fn id_of(token: Token) -> Option<ConnId> {
+    ConnId::from_u64(token.0 as u64)
+}
+
+struct Socket {
+    id: ConnId,
+    stream: TcpStream,
+    /// Edge-triggered: true until a write returns WouldBlock, then until the next event.
+    writable: bool,
+    /// An outgoing connect still in progress.
+    connecting: bool,
+    dump: Option<BufWriter<File>>,
+}
+
+/// The event loop around one [`RelayCore`].
+pub struct Driver {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    sockets: Vec<Option<Socket>>,
+    core: RelayCore,
+    resolver: Resolver,
+    read_buffer: Vec<u8>,
+    /// Connections that still had bytes to read when their turn ended.
+    read_again: Vec<ConnId>,
+    stop: Arc<AtomicBool>,
+    dump_dir: Option<PathBuf>,
+    stopped: bool,
+}
+
+impl Driver {
+    /// A driver for `core`, accepting on `listener` (already registered under [`LISTENER`]).
+    pub fn new(
+        poll: Poll,
+        listener: TcpListener,
+        waker: Arc<Waker>,
+        core: RelayCore,
+        stop: Arc<AtomicBool>,
+        dump_dir: Option<PathBuf>,
+    ) -> io::Result<Driver> {
+        Ok(Driver {
+            poll,
+            listener: Some(listener),
+            sockets: Vec::new(),
+            core,
+            resolver: Resolver::start(waker)?,
+            read_buffer: vec![0; READ_BUFFER_SIZE],
+            read_again: Vec::new(),
+            stop,
+            dump_dir,
+            stopped: false,
+        })
+    }
+
+    /// Runs until a shutdown completes. `on_signal` is polled when the SIGNALS token fires
+    /// and returns how many signals arrived: the first begins a graceful shutdown, the
+    /// second exits at once.
+    pub fn run(&mut self, mut on_signal: impl FnMut() -> usize) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.read_again.is_empty() {
+                self.core.poll_timeout().map(|at| at.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => self.take_resolver_answers(),
+                    SIGNALS => {
+                        let count = on_signal();
+                        if count > 0 && self.core.is_shutting_down() {
+                            log::warn!("second signal: exiting now");
+                            return Ok(());
+                        }
+                        if count > 1 {
+                            log::warn!("two signals at once: exiting now");
+                            return Ok(());
+                        }
+                        if count > 0 {
+                            self.stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    token => self.socket_event(token, event),
+                }
+                self.run_actions();
+            }
+            for id in std::mem::take(&mut self.read_again) {
+                self.read_from(id);
+                self.run_actions();
+            }
+            if self.stop.load(Ordering::SeqCst) && !self.core.is_shutting_down() {
+                // Dropping the listener makes new connections fail at once instead of
+                // waiting in a backlog nobody accepts from.
+                if let Some(mut listener) = self.listener.take() {
+                    let _ = self.poll.registry().deregister(&mut listener);
+                }
+                self.core.begin_shutdown(Instant::now());
+            }
+            let now = Instant::now();
+            if self.core.poll_timeout().is_some_and(|at| now >= at) {
+                self.core.handle_timeout(now);
+            }
+            self.run_actions();
+            if self.stopped {
+                return Ok(());
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    // EMFILE and friends: keep serving the existing connections.
+                    log::error!("accept failed: {error}");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            let Ok(id) = self.core.accept(peer, now) else { continue };
+            if let Err(error) = self.add_socket(id, &mut stream, false) {
+                self.core.handle_closed(id, CloseReason::ReadFailed(format!("could not register: {error}")), now);
+                continue;
+            }
+            let dump = self.dump_dir.as_ref().and_then(|dir| {
+                let path = dir.join(format!("{}-{peer}.rtmp", id.to_u64()).replace(':', "_"));
+                File::create(&path)
+                    .map_err(|error| log::warn!("{peer}: cannot create dump file {}: {error}", path.display()))
+                    .ok()
+                    .map(BufWriter::new)
+            });
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump });
+        }
+    }
+
+    fn add_socket(&mut self, id: ConnId, stream: &mut TcpStream, connecting: bool) -> io::Result<()> {
+        if !connecting {
+            stream.set_nodelay(true)?;
+        }
+        self.poll.registry().register(stream, token_of(id), Interest::READABLE | Interest::WRITABLE)
+    }
+
+    fn put_socket(&mut self, socket: Socket) {
+        let index = socket.id.index();
+        if self.sockets.len() <= index {
+            self.sockets.resize_with(index + 1, || None);
+        }
+        if let Some(slot) = self.sockets.get_mut(index) {
+            *slot = Some(socket);
+        }
+    }
+
+    fn socket_mut(&mut self, id: ConnId) -> Option<&mut Socket> {
+        socket_in(&mut self.sockets, id)
+    }
+
+    fn take_resolver_answers(&mut self) {
+        for (id, result) in self.resolver.take_answers() {
+            self.core.handle_resolved(id, result, Instant::now());
+        }
+    }
+
+    fn socket_event(&mut self, token: Token, event: &Event) {
+        let Some(id) = id_of(token) else { return };
+        let Some(socket) = self.socket_mut(id) else { return };
+        if socket.connecting && (event.is_writable() || event.is_error()) {
+            let failure = match socket.stream.take_error() {
+                Ok(Some(error)) | Err(error) => Some(error),
+                Ok(None) => match socket.stream.peer_addr() {
+                    Ok(_) => None,
+                    Err(error) if error.kind() == io::ErrorKind::NotConnected => return,
+                    Err(error) => Some(error),
+                },
+            };
+            let now = Instant::now();
+            match failure {
+                Some(error) => {
+                    self.core.handle_closed(id, CloseReason::ConnectFailed(error.to_string()), now);
+                    return;
+                }
+                None => {
+                    socket.connecting = false;
+                    let _ = socket.stream.set_nodelay(true);
+                    self.core.handle_connected(id, now);
+                }
+            }
+        }
+        if event.is_writable() {
+            if let Some(socket) = self.socket_mut(id) {
+                socket.writable = true;
+            }
+            self.write_to(id);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read_from(id);
+        }
+    }
+
+    /// Reads until WouldBlock (the socket is edge-triggered) or the per-turn budget.
+    fn read_from(&mut self, id: ConnId) {
+        let mut buffer = std::mem::take(&mut self.read_buffer);
+        let mut budget_used = true;
+        for _ in 0..READS_PER_TURN {
+            let Some(socket) = socket_in(&mut self.sockets, id) else {
+                budget_used = false;
+                break;
+            };
+            if socket.connecting || !self.core.is_open(id) {
+                budget_used = false;
+                break;
+            }
+            let now = Instant::now();
+            match socket.stream.read(&mut buffer) {
+                Ok(0) => {
+                    self.core.handle_closed(id, CloseReason::PeerClosed, now);
+                    budget_used = false;
+                    break;
+                }
+                Ok(read) => {
+                    let input = buffer.get(..read).unwrap_or_default();
+                    if let Some(dump) = &mut socket.dump {
+                        if let Err(error) = dump.write_all(input) {
+                            log::warn!("{id}: dump write failed, dump stopped: {error}");
+                            socket.dump = None;
+                        }
+                    }
+                    self.core.handle_input(id, input, now);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    budget_used = false;
+                    break;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.core.handle_closed(id, CloseReason::ReadFailed(error.to_string()), now);
+                    budget_used = false;
+                    break;
+                }
+            }
+        }
+        // Edge-triggered: no new event comes for bytes already waiting, so a connection that
+        // used its whole budget is read again after everyone else had a turn.
+        if budget_used && self.core.is_open(id) {
+            self.read_again.push(id);
+        }
+        self.read_buffer = buffer;
+    }
+
+    /// Writes as much of `id`'s queue as the socket takes.
+    fn write_to(&mut self, id: ConnId) {
+        loop {
+            let Some(socket) = socket_in(&mut self.sockets, id) else { return };
+            if !socket.writable || socket.connecting {
+                return;
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES_PER_WRITE];
+            let count = self.core.write_slices(id, &mut slices);
+            if count == 0 {
+                return;
+            }
+            let result = socket.stream.write_vectored(slices.get(..count).unwrap_or_default());
+            let now = Instant::now();
+            match result {
+                Ok(0) => {
+                    self.core.handle_closed(id, CloseReason::WriteFailed("socket accepted no bytes".to_string()), now);
+                    return;
+                }
+                Ok(written) => self.core.handle_written(id, written, now),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    socket.writable = false;
+                    return;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.core.handle_closed(id, CloseReason::WriteFailed(error.to_string()), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Does what the core asked for, until it asks nothing more.
+    fn run_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Write(id) => self.write_to(id),
+                Action::Close { id, .. } => self.remove_socket(id),
+                Action::Connect { id, addr } => self.connect(id, addr),
+                Action::Resolve { id, host, port } => {
+                    if let Err(error) = self.resolver.request(id, host, port) {
+                        self.core.handle_resolved(id, Err(error), Instant::now());
+                    }
+                }
+                Action::Stopped => self.stopped = true,
+            }
+        }
+    }
+
+    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr) {
+        let result = TcpStream::connect(addr).and_then(|mut stream| {
+            self.add_socket(id, &mut stream, true)?;
+            Ok(stream)
+        });
+        match result {
+            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None }),
+            Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),
+        }
+    }
+
+    fn remove_socket(&mut self, id: ConnId) {
+        let Some(slot) = self.sockets.get_mut(id.index()) else { return };
+        if slot.as_ref().is_none_or(|socket| socket.id != id) {
+            return;
+        }
+        if let Some(mut socket) = slot.take() {
+            let _ = self.poll.registry().deregister(&mut socket.stream);
+            if let Some(mut dump) = socket.dump.take() {
+                let _ = dump.flush();
+            }
+        }
+    }
+}
+
+fn socket_in(sockets: &mut [Option<Socket>], id: ConnId) -> Option<&mut Socket> {
+    sockets.get_mut(id.index())?.as_mut().filter(|socket| socket.id == id)
+}
