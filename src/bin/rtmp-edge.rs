@@ -26,14 +26,26 @@ fn options() -> Options {
     options.optopt(
         "",
         "queue-soft-limit",
-        &format!("media queued for a player before frames are dropped to the next keyframe (default {})", defaults.queue_soft_limit_ms),
+        &format!("ms a player's oldest queued byte may wait before frames are dropped to the next keyframe (default {})", defaults.queue_soft_limit_ms),
         "MS",
     );
     options.optopt(
         "",
         "queue-hard-limit",
-        &format!("media queued for a player before it is disconnected (default {})", defaults.queue_hard_limit_ms),
+        &format!("ms a player's oldest queued byte may wait before it is disconnected (default {})", defaults.queue_hard_limit_ms),
         "MS",
+    );
+    options.optopt(
+        "",
+        "queue-max-bytes",
+        &format!("bytes queued for a player, with per-message overhead, before it is disconnected (default {})", defaults.queue_hard_limit_bytes),
+        "BYTES",
+    );
+    options.optopt(
+        "",
+        "queue-max-messages",
+        &format!("messages queued for a player before it is disconnected (default {})", defaults.queue_hard_limit_entries),
+        "N",
     );
     options.optopt(
         "",
@@ -52,8 +64,26 @@ fn options() -> Options {
     options.optopt(
         "",
         "upstream-timeout",
-        &format!("seconds for an upstream to start, or to stay silent (default {})", defaults.upstream_timeout.as_secs()),
+        &format!("seconds a pull that delivered media may stay silent (default {})", defaults.upstream_timeout.as_secs()),
         "SECONDS",
+    );
+    options.optopt(
+        "",
+        "upstream-connect-timeout",
+        &format!("ms for an upstream's DNS and TCP connect (default {})", defaults.upstream_connect_timeout.as_millis()),
+        "MS",
+    );
+    options.optopt(
+        "",
+        "upstream-handshake-timeout",
+        &format!("ms for an upstream's RTMP handshake (default {})", defaults.upstream_handshake_timeout.as_millis()),
+        "MS",
+    );
+    options.optopt(
+        "",
+        "upstream-reply-timeout",
+        &format!("ms for an upstream to answer connect and play/publish (default {})", defaults.upstream_reply_timeout.as_millis()),
+        "MS",
     );
     options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp://HOST[:PORT]/APP[/NAME]");
     options.optopt("", "write-batch", "write live frames to players at most every MS milliseconds (default 0: at once)", "MS");
@@ -108,6 +138,12 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
     if let Some(ms) = parse(matches, "queue-hard-limit")? {
         config.queue_hard_limit_ms = ms;
     }
+    if let Some(bytes) = parse(matches, "queue-max-bytes")? {
+        config.queue_hard_limit_bytes = bytes;
+    }
+    if let Some(n) = parse(matches, "queue-max-messages")? {
+        config.queue_hard_limit_entries = n;
+    }
     if config.queue_soft_limit_ms > config.queue_hard_limit_ms {
         return Err("--queue-soft-limit must not exceed --queue-hard-limit".to_string());
     }
@@ -129,6 +165,15 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
     }
     if let Some(seconds) = parse::<u64>(matches, "upstream-timeout")? {
         config.upstream_timeout = Duration::from_secs(seconds.max(1));
+    }
+    for (name, field) in [
+        ("upstream-connect-timeout", &mut config.upstream_connect_timeout),
+        ("upstream-handshake-timeout", &mut config.upstream_handshake_timeout),
+        ("upstream-reply-timeout", &mut config.upstream_reply_timeout),
+    ] {
+        if let Some(ms) = parse::<u64>(matches, name)? {
+            *field = Duration::from_millis(ms.max(100));
+        }
     }
     for url in matches.opt_strs("push") {
         config.push.push(relay::RtmpUrl::parse(&url).map_err(|error| format!("--push: {error}"))?);
