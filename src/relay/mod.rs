@@ -22,7 +22,7 @@ mod inspect;
 mod stats;
 mod upstream;
 
-pub use self::core::{Action, CloseReason, ConnId, LinkPurpose, Refusal, RelayCore, StreamKey, StreamSummary};
+pub use self::core::{Action, CloseReason, ConnId, LinkPurpose, ListenerKind, Refusal, RelayCore, StreamKey, StreamSummary};
 pub use config::Config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
@@ -38,29 +38,28 @@ use std::time::Instant;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
-use driver::{Driver, LISTENER, SIGNALS, WAKER};
+use driver::{Driver, Listener, SIGNALS, WAKER};
 
-/// Everything a relay thread needs, bound and registered.
+/// Everything a relay thread needs, bound.
 struct Bound {
     poll: Poll,
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
 }
 
 fn bind(config: &Config) -> io::Result<Bound> {
     let poll = Poll::new()?;
-    let mut listener = TcpListener::bind(config.listen)?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let listener = TcpListener::bind(config.listen)?;
     let local_addr = listener.local_addr()?;
-    Ok(Bound { poll, listener, waker, local_addr })
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    Ok(Bound { poll, listeners: vec![Listener { socket: listener, kind: ListenerKind::Rtmp }], waker, local_addr })
 }
 
 fn driver(config: Config, bound: Bound, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> io::Result<Driver> {
     let dump_dir = config.dump_dir.clone();
     let core = RelayCore::with_stats(config, rand::random(), Instant::now(), stats);
-    Driver::new(bound.poll, bound.listener, bound.waker, core, stop, dump_dir)
+    Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir)
 }
 
 /// Runs the relay on this thread until SIGINT or SIGTERM, then shuts down gracefully

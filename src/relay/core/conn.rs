@@ -97,6 +97,8 @@ pub struct Conn {
     pub requested_names: Vec<(StreamKey, String)>,
     /// Whether this connection's ignored media has been logged already.
     pub ignored_media_logged: bool,
+    /// The listener (protocol) it came in on; upstream connections say what they speak.
+    pub protocol: super::ListenerKind,
 }
 
 impl Conn {
@@ -122,6 +124,7 @@ impl Conn {
             via: String::new(),
             requested_names: Vec::new(),
             ignored_media_logged: false,
+            protocol: super::ListenerKind::Rtmp,
         }
     }
 

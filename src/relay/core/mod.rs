@@ -11,11 +11,11 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use rtmp_edge::relay::{Action, Config, RelayCore};
+//! use rtmp_edge::relay::{Action, Config, ListenerKind, RelayCore};
 //!
 //! let now = Instant::now();
 //! let mut core = RelayCore::new(Config::default(), 7, now);
-//! let id = core.accept("127.0.0.1:50000".parse().unwrap(), now).unwrap();
+//! let id = core.accept("127.0.0.1:50000".parse().unwrap(), ListenerKind::Rtmp, now).unwrap();
 //! let mut c0_c1 = vec![3u8];
 //! c0_c1.extend_from_slice(&[0u8; 1536]);
 //! core.handle_input(id, &c0_c1, now);
@@ -111,6 +111,25 @@ pub enum Action {
     Stopped,
 }
 
+/// What a listener speaks: the driver tells the core which listener accepted a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListenerKind {
+    /// Plain RTMP.
+    Rtmp,
+    /// RTMP over TLS (the driver decrypts; the core sees RTMP bytes).
+    Rtmps,
+}
+
+impl ListenerKind {
+    /// The protocol's name in logs and the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            ListenerKind::Rtmp => "rtmp",
+            ListenerKind::Rtmps => "rtmps",
+        }
+    }
+}
+
 /// Why a new connection was refused at accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -180,6 +199,8 @@ pub struct RelayCore {
     stopped: bool,
     next_tick: Instant,
     epoch: Instant,
+    /// Wall-clock time at `epoch` (since the Unix epoch), as the driver last told it.
+    unix_at_epoch: Duration,
     /// This relay's id in `rtmpEdgeVia`, to refuse pulling a stream from itself.
     node_id: String,
     rng_state: u64,
@@ -220,6 +241,7 @@ impl RelayCore {
             stopped: false,
             next_tick: now + TICK,
             epoch: now,
+            unix_at_epoch: Duration::ZERO,
             node_id: String::new(),
             // xorshift must not start at zero.
             rng_state: seed | 1,
@@ -275,9 +297,33 @@ impl RelayCore {
 
     // ------------------------------------------------------------------ inputs
 
-    /// A connection was accepted from `peer`. Refused connections are logged and counted
-    /// here; the driver just drops the socket.
-    pub fn accept(&mut self, peer: SocketAddr, now: Instant) -> Result<ConnId, Refusal> {
+    /// Tells the core the wall-clock time (since the Unix epoch) at `now`, for what needs
+    /// it (expiring signed URLs, API timestamps). The core never reads a clock itself.
+    pub fn set_unix_time(&mut self, now: Instant, unix: Duration) {
+        self.unix_at_epoch = unix.saturating_sub(now.saturating_duration_since(self.epoch));
+    }
+
+    /// Wall-clock time at `now`, from the last [`set_unix_time`](Self::set_unix_time).
+    pub fn unix_time(&self, now: Instant) -> Duration {
+        self.unix_at_epoch + now.saturating_duration_since(self.epoch)
+    }
+
+    /// Applies a new configuration. Limits, origins, pushes and timeouts apply to new
+    /// connections, new pulls and new link attempts; live streams and their players go on.
+    /// The listen address and dump directory belong to the driver and are not changed here.
+    pub fn reload(&mut self, config: Config) {
+        log::info!("configuration reloaded");
+        self.config = config;
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A connection was accepted from `peer` on a `kind` listener. Refused connections are
+    /// logged and counted here; the driver just drops the socket.
+    pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
         let refusal = if self.shutdown_deadline.is_some() {
             Some(Refusal::ShuttingDown)
         } else if self.conns.len() >= self.config.max_connections {
@@ -293,11 +339,13 @@ impl RelayCore {
             return Err(refusal);
         }
         let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
-        let id = self.conns.insert(Conn::new(peer, Phase::Handshake(Box::new(handshake)), now));
+        let mut conn = Conn::new(peer, Phase::Handshake(Box::new(handshake)), now);
+        conn.protocol = kind;
+        let id = self.conns.insert(conn);
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         self.stats.connections_open.fetch_add(1, Relaxed);
-        log::info!("{peer}: connection {id} opened");
+        log::info!("{peer}: {} connection {id} opened", kind.label());
         Ok(id)
     }
 

@@ -15,12 +15,16 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::core::{Action, CloseReason, ConnId, RelayCore};
+use super::core::{Action, CloseReason, ConnId, ListenerKind, RelayCore};
 use resolver::Resolver;
 
-pub const LISTENER: Token = Token(usize::MAX - 1);
 pub const WAKER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
+/// Listener `i` is registered as `LISTENERS_TOP - i`.
+const LISTENERS_TOP: usize = usize::MAX - 16;
+/// Most listeners one driver serves (the tokens below them are never connection ids,
+/// whose generation fits in 31 bits).
+const MAX_LISTENERS: usize = 16;
 
 const READ_BUFFER_SIZE: usize = 64 * 1024;
 /// Reads one connection gets before the loop moves on (1 MiB), so a fast peer cannot hold
@@ -47,10 +51,19 @@ struct Socket {
     dump: Option<BufWriter<File>>,
 }
 
+/// A socket the driver accepts on, and what it speaks.
+pub struct Listener {
+    /// The bound, listening socket.
+    pub socket: TcpListener,
+    /// What connections accepted on it speak.
+    pub kind: ListenerKind,
+}
+
 /// The event loop around one [`RelayCore`].
 pub struct Driver {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// Dropped (so new connections are refused) when a shutdown begins.
+    listeners: Vec<Listener>,
     sockets: Vec<Option<Socket>>,
     core: RelayCore,
     resolver: Resolver,
@@ -63,18 +76,26 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for `core`, accepting on `listener` (already registered under [`LISTENER`]).
+    /// A driver for `core`, accepting on `listeners` (it registers them).
     pub fn new(
         poll: Poll,
-        listener: TcpListener,
+        mut listeners: Vec<Listener>,
         waker: Arc<Waker>,
-        core: RelayCore,
+        mut core: RelayCore,
         stop: Arc<AtomicBool>,
         dump_dir: Option<PathBuf>,
     ) -> io::Result<Driver> {
+        if listeners.len() > MAX_LISTENERS {
+            return Err(io::Error::other(format!("at most {MAX_LISTENERS} listeners")));
+        }
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            poll.registry().register(&mut listener.socket, Token(LISTENERS_TOP - index), Interest::READABLE)?;
+        }
+        let now = Instant::now();
+        core.set_unix_time(now, unix_now());
         Ok(Driver {
             poll,
-            listener: Some(listener),
+            listeners,
             sockets: Vec::new(),
             core,
             resolver: Resolver::start(waker)?,
@@ -105,7 +126,9 @@ impl Driver {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
+                    Token(token) if token <= LISTENERS_TOP && token > LISTENERS_TOP - MAX_LISTENERS => {
+                        self.accept_all(LISTENERS_TOP - token)
+                    }
                     WAKER => self.take_resolver_answers(),
                     SIGNALS => {
                         let count = on_signal();
@@ -132,8 +155,8 @@ impl Driver {
             if self.stop.load(Ordering::SeqCst) && !self.core.is_shutting_down() {
                 // Dropping the listener makes new connections fail at once instead of
                 // waiting in a backlog nobody accepts from.
-                if let Some(mut listener) = self.listener.take() {
-                    let _ = self.poll.registry().deregister(&mut listener);
+                for mut listener in self.listeners.drain(..) {
+                    let _ = self.poll.registry().deregister(&mut listener.socket);
                 }
                 self.core.begin_shutdown(Instant::now());
             }
@@ -148,10 +171,11 @@ impl Driver {
         }
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, index: usize) {
         loop {
-            let Some(listener) = &self.listener else { return };
-            let (mut stream, peer) = match listener.accept() {
+            let Some(listener) = self.listeners.get(index) else { return };
+            let kind = listener.kind;
+            let (mut stream, peer) = match listener.socket.accept() {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -162,7 +186,7 @@ impl Driver {
                 }
             };
             let now = Instant::now();
-            let Ok(id) = self.core.accept(peer, now) else { continue };
+            let Ok(id) = self.core.accept(peer, kind, now) else { continue };
             if let Err(error) = self.add_socket(id, &mut stream, false) {
                 self.core.handle_closed(id, CloseReason::ReadFailed(format!("could not register: {error}")), now);
                 continue;
@@ -368,4 +392,8 @@ impl Driver {
 
 fn socket_in(sockets: &mut [Option<Socket>], id: ConnId) -> Option<&mut Socket> {
     sockets.get_mut(id.index())?.as_mut().filter(|socket| socket.id == id)
+}
+
+fn unix_now() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }

@@ -149,7 +149,7 @@ impl Harness {
     }
 
     pub fn connect_client_from(&mut self, addr: SocketAddr) -> ConnId {
-        let id = self.core.accept(addr, self.now).expect("accepted");
+        let id = self.core.accept(addr, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
         let mut handshake = Handshake::new(HandshakeRole::Client, 0);
         let hello = handshake.start();
         let session = PeerSession::Client(Box::new(ClientSession::new(ClientSessionConfig::default())));

@@ -221,7 +221,7 @@ fn a_late_joiner_gets_metadata_headers_then_the_gop() {
 fn a_handshake_that_stops_halfway_times_out() {
     let config = Config { handshake_timeout: Duration::from_secs(2), ..test_config() };
     let mut h = Harness::new(config);
-    let id = h.core.accept("127.0.0.1:1000".parse().unwrap(), h.now).unwrap();
+    let id = h.core.accept("127.0.0.1:1000".parse().unwrap(), crate::relay::ListenerKind::Rtmp, h.now).unwrap();
     h.send_raw(id, &[3, 0, 0]);
     h.advance(Duration::from_millis(1900));
     assert!(h.close_reason(id).is_none());
