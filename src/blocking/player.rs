@@ -31,12 +31,19 @@ pub struct Player {
 
 impl Player {
     pub(super) fn new(connection: Connection, stream_id: u32, events: VecDeque<ClientSessionEvent>) -> Player {
-        Player { connection, stream_id, events, waiting: false, end_on_unpublish: true, finished: false }
+        // What came with Play.Start already says whether the stream waits; the iterator
+        // goes over these events again in order, to the same end.
+        let waiting = events.iter().fold(false, |waiting, event| match event {
+            ClientSessionEvent::WaitingForPublisher { stream_id: id, .. } if *id == stream_id => true,
+            ClientSessionEvent::StreamBegin { stream_id: id } if *id == stream_id => false,
+            _ => waiting,
+        });
+        Player { connection, stream_id, events, waiting, end_on_unpublish: true, finished: false }
     }
 
     /// Whether the server said the stream has no publisher at the moment (see
-    /// [`ClientSessionEvent::WaitingForPublisher`]); it turns false at StreamBegin. Only
-    /// as current as the last tag the iterator returned.
+    /// [`ClientSessionEvent::WaitingForPublisher`]); it turns false at StreamBegin. As
+    /// current as what came with Play.Start, then as the last tag the iterator returned.
     pub fn is_waiting(&self) -> bool {
         self.waiting
     }
