@@ -32,12 +32,12 @@
 //!
 //! ## Sans-IO
 //!
-//! Every module here except [`relay`] and [`blocking`] is sans-IO: the caller feeds it
+//! Every module here except `relay` and `blocking` is sans-IO: the caller feeds it
 //! the bytes that arrived and drains the bytes to send and the events to act on. Nothing
 //! in the protocol layers opens a socket, reads a clock or takes the time: acknowledgements
 //! are counted in bytes, and pings are sent when the caller decides to. So the same code
 //! runs under mio (the relay), tokio (`examples/tokio_relay.rs`), blocking `std::net`
-//! ([`blocking`], `examples/record.rs`), or over recorded files.
+//! (`blocking`, `examples/record.rs`), or over recorded files.
 //!
 //! | module | job |
 //! |---|---|
@@ -49,14 +49,14 @@
 //! | [`media`] | FLV audio/video tag headers, legacy and Enhanced RTMP |
 //! | [`flv`] | FLV file reading and writing |
 //! | [`sessions`] | server and client command flows as events and requests |
-//! | [`blocking`] | a client over `std::net::TcpStream` (feature `blocking`) |
-//! | [`relay`] | the mio event loop behind the `rtmp-edge` binary (feature `relay`) |
+//! | `blocking` | a client over `std::net::TcpStream` (feature `blocking`) |
+//! | `relay` | the mio event loop behind the `rtmp-edge` binary (feature `relay`) |
 //!
 //! ## Features
 //!
 //! - `relay` (default): the relay and the two binaries; pulls in mio, signal-hook,
 //!   env_logger, getopts and slab.
-//! - `blocking` (default): [`blocking`], std only.
+//! - `blocking` (default): the `blocking` module, std only.
 //!
 //! With `default-features = false` the crate is the sans-IO library alone: bytes, AMF0,
 //! HMAC-SHA256 for the digest handshake, rand for its random bytes, and log.

@@ -2,9 +2,9 @@
 //! publish FLV tags, in a few lines (feature `blocking`, std only).
 //!
 //! It is the library's sans-IO pieces put together the simplest way, and shows how to
-//! drive them: [`handshake`] (the handshake loop), then a
-//! [`ClientSession`](crate::sessions::ClientSession) fed with every read and drained after
-//! it. A refusal from the server is an [`Error::Rejected`], not an event to miss.
+//! drive them: [`handshake`] (the handshake loop), then a [`ClientSession`] fed with every
+//! read and drained after it. A refusal from the server is an [`Error::Rejected`], not an
+//! event to miss.
 //!
 //! ```no_run
 //! use rtmp_edge::blocking;

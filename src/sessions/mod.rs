@@ -22,8 +22,8 @@
 //! **What a client must watch for.** A refusal (of connect, createStream, play or publish)
 //! is the event [`ClientSessionEvent::RequestRejected`], not an error from a call: a loop
 //! that waits only for [`ClientSessionEvent::PlaybackStarted`] waits forever. Check
-//! [`ClientSession::rejection`] too, or use [`crate::blocking`], which turns a refusal
-//! into an error. A play that the server accepted before the stream has a publisher gets
+//! [`ClientSession::rejection`] too, or use `rtmp_edge::blocking` (feature `blocking`),
+//! which turns a refusal into an error. A play that the server accepted before the stream has a publisher gets
 //! [`ClientSessionEvent::WaitingForPublisher`] after `PlaybackStarted`; its media starts
 //! after [`ClientSessionEvent::StreamBegin`].
 //!
