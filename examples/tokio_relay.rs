@@ -101,37 +101,42 @@ async fn serve(mut socket: TcpStream, streams: Streams) -> Result<(), Error> {
         }
     };
 
-    let mut session = ServerSession::new(ServerSessionConfig::default());
     let mut role = Role::Undecided;
+    let result = run_session(&mut socket, leftover, &mut role, &streams).await;
+    // However the connection ended, a publisher leaves its stream.
+    leave(&role, &streams);
+    result
+}
+
+/// The session loop: drain events, write, then wait for the peer or the stream.
+async fn run_session(socket: &mut TcpStream, leftover: Bytes, role: &mut Role, streams: &Streams) -> Result<(), Error> {
+    let mut session = ServerSession::new(ServerSessionConfig::default());
+    let mut buffer = vec![0u8; 64 * 1024];
     session.handle_input(&leftover)?;
-    let result = loop {
-        if let Err(error) = handle_events(&mut session, &mut role, &streams) {
-            break Err(error);
-        }
+    loop {
+        handle_events(&mut session, role, streams)?;
         if session.has_outbound() {
             socket.write_all(&session.take_outbound()).await?;
         }
         // Wait for the peer's bytes or, for a player, its stream's next frame.
         let frame = async {
-            match &mut role {
+            match &mut *role {
                 Role::Player { frames, .. } => Some(frames.recv().await),
                 _ => std::future::pending().await,
             }
         };
         tokio::select! {
             read = socket.read(&mut buffer) => match read? {
-                0 => break Ok(()),
+                0 => return Ok(()),
                 read => session.handle_input(&buffer[..read])?,
             },
             Some(frame) = frame => match frame {
-                Ok(frame) => forward(&mut session, &mut role, frame)?,
-                Err(broadcast::error::RecvError::Lagged(missed)) => break Err(format!("player fell {missed} frames behind").into()),
-                Err(broadcast::error::RecvError::Closed) => break Ok(()),
+                Ok(frame) => forward(&mut session, role, frame)?,
+                Err(broadcast::error::RecvError::Lagged(missed)) => return Err(format!("player fell {missed} frames behind").into()),
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
         }
-    };
-    leave(&role, &streams);
-    result
+    }
 }
 
 fn handle_events(session: &mut ServerSession, role: &mut Role, streams: &Streams) -> Result<(), Error> {
