@@ -137,7 +137,7 @@ impl RtmpUrl {
             Some((authority, path)) => (authority, path),
             None => (before_query, ""),
         };
-        let (host, port) = parse_authority(authority, scheme.default_port())?;
+        let (host, port) = parse_host_port(authority, scheme.default_port())?;
         let (app, stream_name) = match path.split_once('/') {
             Some((app, name)) => (app, non_empty(name)),
             None => (path, None),
@@ -239,8 +239,18 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn parse_authority(authority: &str, default_port: u16) -> Result<(String, u16), UrlError> {
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port` (the part of a URL between `://`
+/// and the path, or an address given on its own, like an origin), with `default_port`
+/// when none is given. The host comes back without brackets.
+///
+/// ```
+/// use rtmp_edge::url::{parse_host_port, UrlError};
+///
+/// assert_eq!(parse_host_port("origin.example", 1935), Ok(("origin.example".to_string(), 1935)));
+/// assert_eq!(parse_host_port("[::1]:1940", 1935), Ok(("::1".to_string(), 1940)));
+/// assert_eq!(parse_host_port("h:99999", 1935), Err(UrlError::InvalidPort("99999".to_string())));
+/// ```
+pub fn parse_host_port(authority: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']').ok_or_else(|| UrlError::InvalidHost(authority.to_string()))?;
         match after {
