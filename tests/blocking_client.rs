@@ -131,3 +131,29 @@ fn a_player_waiting_on_nginx_is_told_and_records_what_follows() {
         assert_eq!(assert_contiguous_run(&input, &output, codec_type, input[codec_type].len(), "nginx recording"), 0);
     }
 }
+
+/// A server that completes the handshake, then does `after` with the connection.
+fn handshake_then(after: impl FnOnce(std::net::TcpStream) + Send + 'static) -> RtmpUrl {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        blocking::handshake(&mut socket, rtmp_edge::handshake::HandshakeRole::Server).unwrap();
+        after(socket);
+    });
+    url(&format!("rtmp://{address}/live/s"))
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout_and_one_that_hangs_up_is_closed() {
+    let (keep, kept) = std::sync::mpsc::channel();
+    let silent = handshake_then(move |socket| keep.send(socket).unwrap());
+    let options = blocking::Options { reply_timeout: Some(Duration::from_millis(300)), ..blocking::Options::default() };
+    let result = blocking::connect_with(&silent, options).unwrap().play();
+    assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
+    drop(kept);
+
+    let hangs_up = handshake_then(drop);
+    let result = blocking::connect(&hangs_up).unwrap().publish(PublishMode::Live);
+    assert!(matches!(result, Err(Error::Closed | Error::Io(_))), "{result:?}");
+}

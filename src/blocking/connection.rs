@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -81,13 +81,19 @@ impl Connection {
 
     /// Sends what is queued, then reads until the session raises an event that `wanted`
     /// matches. Returns it and the events that came after it in the same read; a
-    /// refusal first is an error.
+    /// refusal first is an error, and so is `timeout` passing (a server that keeps
+    /// talking without answering would otherwise hold us past every read timeout).
     pub fn wait_for(
         &mut self,
+        timeout: Option<Duration>,
         wanted: impl Fn(&ClientSessionEvent) -> bool,
     ) -> Result<(ClientSessionEvent, VecDeque<ClientSessionEvent>), Error> {
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         self.flush()?;
         loop {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(Error::TimedOut);
+            }
             while let Some(event) = self.session.poll_event() {
                 if wanted(&event) {
                     let rest = std::iter::from_fn(|| self.session.poll_event()).collect();

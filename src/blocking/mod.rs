@@ -232,7 +232,7 @@ impl Client {
     pub fn play(mut self) -> Result<Player, Error> {
         self.connection.session.play(&self.url)?;
         let (started, early) =
-            self.connection.wait_for(|event| matches!(event, ClientSessionEvent::PlaybackStarted { .. }))?;
+            self.connection.wait_for(self.options.reply_timeout, |event| matches!(event, ClientSessionEvent::PlaybackStarted { .. }))?;
         let stream_id = match started {
             ClientSessionEvent::PlaybackStarted { stream_id, .. } => stream_id,
             _ => 0,
@@ -245,7 +245,9 @@ impl Client {
     /// NetStream.Publish.Start.
     pub fn publish(mut self, mode: PublishMode) -> Result<Publisher, Error> {
         self.connection.session.publish(&self.url, mode)?;
-        let (_, early) = self.connection.wait_for(|event| matches!(event, ClientSessionEvent::PublishStarted { .. }))?;
+        let (_, early) = self
+            .connection
+            .wait_for(self.options.reply_timeout, |event| matches!(event, ClientSessionEvent::PublishStarted { .. }))?;
         let mut publisher = Publisher::new(self.connection);
         publisher.handle_events(early)?;
         Ok(publisher)
