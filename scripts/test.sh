@@ -174,6 +174,7 @@ export CARGO_PROFILE_RELEASE_INCREMENTAL="${CARGO_PROFILE_RELEASE_INCREMENTAL:-f
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log "jobs=$CARGO_BUILD_JOBS test-threads=$RUST_TEST_THREADS lto=$CARGO_PROFILE_RELEASE_LTO"
 
+bash scripts/check-lib.sh && step_done "scripts/check-lib.sh"
 log "cargo test --release --all-targets"
 cargo test --release --all-targets
 step_done "cargo test --release --all-targets"

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
-use rtmp_edge::relay::{Config, RelayHandle, RtmpUrl};
+use rtmp_edge::relay::{Config, RelayHandle};
+use rtmp_edge::url::RtmpUrl;
 use rtmp_edge::sessions::{
     codes, ClientSessionEvent, MediaKind, ServerSession, ServerSessionConfig, ServerSessionEvent,
 };

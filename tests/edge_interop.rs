@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use common::interop::*;
 use common::*;
-use rtmp_edge::relay::{Config, RelayHandle, RtmpUrl};
+use rtmp_edge::relay::{Config, RelayHandle};
+use rtmp_edge::url::RtmpUrl;
 
 const FIXTURE: &str = "h264_aac.flv";
 /// Publishers send the file twice (`-stream_loop 1`) so that the stream outlasts setup.

@@ -157,7 +157,7 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
         config.write_batch = Duration::from_millis(ms.min(1000));
     }
     for origin in matches.opt_strs("origin") {
-        relay::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;
+        rtmp_edge::url::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;
         config.origins.push(origin);
     }
     if let Some(seconds) = parse::<u64>(matches, "pull-linger")? {
@@ -176,7 +176,7 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
         }
     }
     for url in matches.opt_strs("push") {
-        config.push.push(relay::RtmpUrl::parse(&url).map_err(|error| format!("--push: {error}"))?);
+        config.push.push(rtmp_edge::url::RtmpUrl::parse(&url).map_err(|error| format!("--push {url}: {error}"))?);
     }
     if let Some(dir) = matches.opt_str("dump") {
         let dir = PathBuf::from(dir);

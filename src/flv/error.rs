@@ -2,6 +2,7 @@ use std::fmt;
 
 /// Why an FLV file could not be read, or a tag could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FlvError {
     /// The file is shorter than the 9-byte header.
     TruncatedHeader(usize),

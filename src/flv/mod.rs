@@ -7,8 +7,16 @@
 //!
 //! Used for fixtures, benchmarks and recording; not on the relay's hot path.
 //!
-//! Reading is zero-copy: [`FlvReader`] takes the whole file as [`Bytes`] and every
-//! [`FlvTag::data`] is a slice of it.
+//! Reading is zero-copy: [`FlvReader`] takes the whole file as [`Bytes`] (or reads it,
+//! with [`FlvReader::open`] and [`FlvReader::from_reader`]) and every [`FlvTag::data`] is
+//! a slice of it.
+//!
+//! Tags and sessions: a tag's type is a [`MediaKind`](crate::sessions::MediaKind) (`From`
+//! both ways, with script data as `MediaKind::Data`). A client publishes a tag with
+//! [`ClientSession::publish_tag`](crate::sessions::ClientSession::publish_tag), which
+//! sends `onMetaData` script tags as metadata, and records with
+//! [`ClientSessionEvent::to_flv_tag`](crate::sessions::ClientSessionEvent::to_flv_tag),
+//! which covers both media and metadata events.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -103,7 +111,9 @@ pub struct FlvTag {
 
 impl FlvTag {
     /// The RTMP message carrying this tag, on the given message stream. The data is
-    /// shared, not copied.
+    /// shared, not copied. This is the message layer's view, for chunk-level code; a
+    /// session publishes a tag with
+    /// [`ClientSession::publish_tag`](crate::sessions::ClientSession::publish_tag).
     pub fn to_message(&self, message_stream_id: u32) -> MessagePayload {
         MessagePayload {
             timestamp: self.timestamp,

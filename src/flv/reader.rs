@@ -1,5 +1,8 @@
 //! FLV file reading, zero-copy over the whole file.
 
+use std::io::{self, Read};
+use std::path::Path;
+
 use bytes::Bytes;
 
 use super::{FlvError, FlvTag, FlvTagType, FLV_HEADER_SIZE, TAG_HEADER_SIZE};
@@ -69,6 +72,32 @@ impl FlvReader {
             previous_tag_size: 0,
             finished: false,
         })
+    }
+
+    /// Reads the file at `path` into memory and validates its header. An invalid header
+    /// is an [`io::ErrorKind::InvalidData`] error whose source is the [`FlvError`].
+    ///
+    /// ```no_run
+    /// use rtmp_edge::flv::FlvReader;
+    ///
+    /// for tag in FlvReader::open("input.flv")? {
+    ///     let tag = tag?;
+    ///     println!("{:?} at {} ms", tag.tag_type, tag.timestamp);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> io::Result<FlvReader> {
+        let file = std::fs::read(path)?;
+        FlvReader::new(Bytes::from(file)).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+
+    /// Reads `source` to its end (a pipe, a socket, an HTTP body) and validates the
+    /// header; the same errors as [`open`](Self::open). The reader works on the whole
+    /// file, so this returns only once the source ends.
+    pub fn from_reader(mut source: impl Read) -> io::Result<FlvReader> {
+        let mut file = Vec::new();
+        source.read_to_end(&mut file)?;
+        FlvReader::new(Bytes::from(file)).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
     }
 
     /// The file header.

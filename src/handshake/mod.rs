@@ -204,8 +204,15 @@ impl fmt::Debug for Handshake {
 }
 
 impl Handshake {
-    /// A handshake for `role` whose C1/S1 carries `epoch_ms` (the caller's clock, in ms) and
-    /// random bytes from the thread-local generator.
+    /// A handshake for `role` whose C1/S1 carries `epoch_ms` and random bytes from the
+    /// thread-local generator.
+    ///
+    /// `epoch_ms` fills the 4-byte time field of C1/S1: by the spec, the sender's
+    /// millisecond clock at the handshake, the epoch from which its own message
+    /// timestamps count. Peers echo it in C2/S2 and otherwise ignore it, and this library
+    /// checks nothing against it, so any value works. A client with no clock of its own
+    /// can pass 0 (ffmpeg does); a server may pass its uptime in ms, as the relay does.
+    /// It does not affect the session's timestamps, which are whatever the caller sends.
     pub fn new(role: HandshakeRole, epoch_ms: u32) -> Handshake {
         let mut random = [0u8; RANDOM_LEN];
         rand::fill(&mut random[..]);

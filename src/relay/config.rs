@@ -57,7 +57,7 @@ pub struct Config {
     /// Time an upstream connection has for the connect and play/publish answers.
     pub upstream_reply_timeout: Duration,
     /// Extra destinations every local publish (or the one named in the URL) is re-published to.
-    pub push: Vec<super::upstream::RtmpUrl>,
+    pub push: Vec<crate::url::RtmpUrl>,
     /// Most upstream connections being set up at once.
     pub max_upstream_connects: usize,
 }

@@ -20,13 +20,11 @@ pub mod core;
 mod driver;
 mod inspect;
 mod stats;
-mod upstream;
 
 pub use self::core::{Action, CloseReason, ConnId, LinkPurpose, ListenerKind, Refusal, RelayCore, StreamKey, StreamSummary};
 pub use config::Config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
-pub use upstream::{parse_host_port, RtmpUrl};
 
 use std::io;
 use std::net::SocketAddr;

@@ -8,11 +8,13 @@ use super::capabilities::EnhancedCapabilities;
 use super::connection::{ChunkConnection, ControlOutcome};
 use super::events::{ClientSessionEvent, MediaKind, PublishMode, RejectedRequestKind, StatusInfo};
 use super::server::media_chunk_stream;
-use super::status::{as_number, codes, read_metadata, read_status};
+use super::status::{as_number, codes, is_set_data_frame, looks_like_metadata, read_metadata, read_status, SET_DATA_FRAME};
 use super::SessionError;
 use crate::chunk_io::{csid, ChunkDecoderLimits, MessagePayload};
+use crate::flv::{FlvTag, FlvTagType};
 use crate::messages::{type_id, RtmpMessage, UserControlEvent};
 use crate::time::RtmpTimestamp;
+use crate::url::RtmpUrl;
 use crate::Amf0Value;
 
 /// How a [`ClientSession`] presents itself.
@@ -80,6 +82,8 @@ struct ClientStream {
     id: u32,
     name: String,
     role: ClientStreamRole,
+    /// The server sent StreamBegin for this stream (and no StreamEOF since).
+    begun: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,11 +96,30 @@ enum ConnectState {
 
 /// The client half of an RTMP session (after the handshake).
 ///
-/// Call [`connect`](Self::connect), then [`request_playback`](Self::request_playback) or
-/// [`request_publishing`](Self::request_publishing); requests made before the connect is
-/// accepted are queued and sent once it is. Feed the server's bytes to
+/// Call [`play`](Self::play) or [`publish`](Self::publish) with a URL, or the two steps
+/// they take: [`connect`](Self::connect), then [`request_playback`](Self::request_playback)
+/// or [`request_publishing`](Self::request_publishing). Requests made before the connect
+/// is accepted are queued and sent once it is. Feed the server's bytes to
 /// [`handle_input`](Self::handle_input), then drain [`poll_event`](Self::poll_event) and
 /// [`take_outbound`](Self::take_outbound).
+///
+/// A publisher must keep reading too, however little it expects: the server's
+/// acknowledgement window and ping requests are answered from `handle_input`, and a
+/// refusal or a status arrives there. Servers close publishers that never acknowledge.
+///
+/// ```
+/// use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, PublishMode};
+/// use rtmp_edge::url::RtmpUrl;
+///
+/// let url = RtmpUrl::parse("rtmp://127.0.0.1/live/stream?key=k")?;
+/// let mut client = ClientSession::new(ClientSessionConfig::default());
+/// // connect(app "live", tcUrl "rtmp://127.0.0.1:1935/live"), then publish "stream?key=k"
+/// // once the server accepts the connect.
+/// client.publish(&url, PublishMode::Live)?;
+/// let connect_bytes = client.take_outbound(); // write these after the handshake
+/// assert!(!connect_bytes.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientSessionConfig,
@@ -108,6 +131,7 @@ pub struct ClientSession {
     queued: VecDeque<StreamIntent>,
     streams: Vec<ClientStream>,
     server_capabilities: Option<EnhancedCapabilities>,
+    rejection: Option<(RejectedRequestKind, StatusInfo)>,
 }
 
 impl ClientSession {
@@ -124,13 +148,34 @@ impl ClientSession {
             queued: VecDeque::new(),
             streams: Vec::new(),
             server_capabilities: None,
+            rejection: None,
         }
+    }
+
+    /// Connects to `url`'s app (with its tcUrl) and asks to play its stream: the two steps
+    /// of [`connect`](Self::connect) and [`request_playback`](Self::request_playback) in
+    /// one call. The stream name goes with the URL's query
+    /// ([`RtmpUrl::play_path`]). Fails, sending nothing, if the URL names no stream.
+    pub fn play(&mut self, url: &RtmpUrl) -> Result<(), SessionError> {
+        let play_path = url.play_path().ok_or(SessionError::NoStreamName)?;
+        self.connect(url.app(), &url.tc_url())?;
+        self.request_playback(&play_path)
+    }
+
+    /// Connects to `url`'s app (with its tcUrl) and asks to publish its stream: the two
+    /// steps of [`connect`](Self::connect) and
+    /// [`request_publishing`](Self::request_publishing) in one call. Fails, sending
+    /// nothing, if the URL names no stream.
+    pub fn publish(&mut self, url: &RtmpUrl, mode: PublishMode) -> Result<(), SessionError> {
+        let play_path = url.play_path().ok_or(SessionError::NoStreamName)?;
+        self.connect(url.app(), &url.tc_url())?;
+        self.request_publishing(&play_path, mode)
     }
 
     /// Sends `connect` for `app` (which may carry a `?query`), naming `tc_url`.
     pub fn connect(&mut self, app: &str, tc_url: &str) -> Result<(), SessionError> {
         if self.state != ConnectState::NotConnected {
-            return Err(SessionError::InvalidState("connect was already sent"));
+            return Err(SessionError::AlreadyConnected);
         }
         self.connection.set_outgoing_chunk_size(self.config.chunk_size)?;
         let mut properties = HashMap::new();
@@ -182,20 +227,36 @@ impl ClientSession {
     /// Sends metadata received elsewhere as raw `onMetaData` AMF bytes
     /// ([`StreamMetadata::raw`](super::StreamMetadata)), adding the `@setDataFrame` prefix.
     pub fn publish_metadata_raw(&mut self, timestamp: RtmpTimestamp, raw: &[u8]) -> Result<(), SessionError> {
-        let mut body = BytesMut::with_capacity(16 + raw.len());
-        body.put_slice(b"\x02\x00\x0d@setDataFrame");
+        let mut body = BytesMut::with_capacity(SET_DATA_FRAME.len() + raw.len());
+        body.put_slice(SET_DATA_FRAME);
         body.put_slice(raw);
         self.publish_media(MediaKind::Data, timestamp, body.freeze())
     }
 
-    /// Sends one audio, video or data message on the publishing stream.
+    /// Sends one FLV tag on the publishing stream, as an encoder would: audio and video
+    /// as they are; a script tag holding `onMetaData` as metadata (wrapped in
+    /// `@setDataFrame`, as [`publish_metadata_raw`](Self::publish_metadata_raw) does, unless
+    /// it already is); any other script tag (`onCuePoint`, `onTextData`...) as a data
+    /// message. Tags read from an FLV file can be passed straight through.
+    pub fn publish_tag(&mut self, tag: &FlvTag) -> Result<(), SessionError> {
+        match tag.tag_type {
+            FlvTagType::Script if looks_like_metadata(&tag.data) && !is_set_data_frame(&tag.data) => {
+                self.publish_metadata_raw(tag.timestamp, &tag.data)
+            }
+            tag_type => self.publish_media(tag_type.into(), tag.timestamp, tag.data.clone()),
+        }
+    }
+
+    /// Sends one audio, video or data message on the publishing stream, as it is.
+    /// Metadata sent this way must carry its own `@setDataFrame` prefix; prefer
+    /// [`publish_tag`](Self::publish_tag) or [`publish_metadata_raw`](Self::publish_metadata_raw).
     pub fn publish_media(&mut self, kind: MediaKind, timestamp: RtmpTimestamp, data: Bytes) -> Result<(), SessionError> {
         let stream_id = self
             .streams
             .iter()
             .find(|s| s.role == ClientStreamRole::Publishing)
             .map(|s| s.id)
-            .ok_or(SessionError::InvalidState("not publishing"))?;
+            .ok_or(SessionError::NotPublishing)?;
         let (chunk_stream_id, type_id) = media_chunk_stream(kind);
         let payload = MessagePayload { timestamp, type_id, message_stream_id: stream_id, data };
         self.connection.send_payload(chunk_stream_id, &payload)
@@ -254,6 +315,13 @@ impl ClientSession {
         self.server_capabilities.as_ref()
     }
 
+    /// The last request the server refused, and its status: the same as the last
+    /// [`ClientSessionEvent::RequestRejected`], kept for callers that only wait for a
+    /// start event. `None` while nothing has been refused.
+    pub fn rejection(&self) -> Option<(RejectedRequestKind, &StatusInfo)> {
+        self.rejection.as_ref().map(|(kind, status)| (*kind, status))
+    }
+
     /// Whether the server accepted `connect`.
     pub fn is_connected(&self) -> bool {
         self.state == ConnectState::Connected
@@ -271,8 +339,8 @@ impl ClientSession {
                 self.queued.push_back(intent);
                 Ok(())
             }
-            ConnectState::NotConnected => Err(SessionError::InvalidState("call connect first")),
-            ConnectState::Rejected => Err(SessionError::InvalidState("the server rejected connect")),
+            ConnectState::NotConnected => Err(SessionError::NotConnected),
+            ConnectState::Rejected => Err(SessionError::ConnectRejected),
         }
     }
 
@@ -349,9 +417,11 @@ impl ClientSession {
             }
             ControlOutcome::PingResponse(_) => {}
             ControlOutcome::UserControl(UserControlEvent::StreamBegin { stream_id }) => {
+                self.set_begun(stream_id, true);
                 self.events.push_back(ClientSessionEvent::StreamBegin { stream_id })
             }
             ControlOutcome::UserControl(UserControlEvent::StreamEof { stream_id }) => {
+                self.set_begun(stream_id, false);
                 self.events.push_back(ClientSessionEvent::StreamEof { stream_id })
             }
             ControlOutcome::UserControl(_) => {}
@@ -430,7 +500,7 @@ impl ClientSession {
                     Some(Transaction::CreateStream(StreamIntent::Publish(..))) => RejectedRequestKind::CreateStream,
                     Some(Transaction::Ignored) | None => return Ok(()),
                 };
-                self.events.push_back(ClientSessionEvent::RequestRejected { kind, status });
+                self.reject(kind, status);
                 Ok(())
             }
             "onStatus" => {
@@ -459,12 +529,12 @@ impl ClientSession {
                 let arguments = vec![Amf0Value::Utf8String(name.clone()), Amf0Value::Number(-2000.0)];
                 self.connection.send_command(stream_id, "play", 0.0, Amf0Value::Null, arguments)?;
                 self.connection.send(csid::PROTOCOL_CONTROL, buffer, 0)?;
-                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PlayRequested });
+                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PlayRequested, begun: false });
             }
             StreamIntent::Publish(name, mode) => {
                 let arguments = vec![Amf0Value::Utf8String(name.clone()), Amf0Value::Utf8String(mode.as_str().to_string())];
                 self.connection.send_command(stream_id, "publish", 0.0, Amf0Value::Null, arguments)?;
-                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PublishRequested });
+                self.streams.push(ClientStream { id: stream_id, name, role: ClientStreamRole::PublishRequested, begun: false });
             }
         }
         Ok(())
@@ -476,24 +546,41 @@ impl ClientSession {
             return;
         };
         let is_error = status.level.eq_ignore_ascii_case("error");
-        let event = match (&stream.role, status.code.as_str()) {
+        let stream_name = stream.name.clone();
+        match (&stream.role, status.code.as_str()) {
             (ClientStreamRole::PlayRequested, codes::PLAY_START) => {
                 stream.role = ClientStreamRole::Playing;
-                ClientSessionEvent::PlaybackStarted { stream_id, stream_name: stream.name.clone() }
+                let waiting = !stream.begun;
+                self.events.push_back(ClientSessionEvent::PlaybackStarted { stream_id, stream_name: stream_name.clone() });
+                if waiting {
+                    self.events.push_back(ClientSessionEvent::WaitingForPublisher { stream_id, stream_name });
+                }
             }
             (ClientStreamRole::PublishRequested, codes::PUBLISH_START) => {
                 stream.role = ClientStreamRole::Publishing;
-                ClientSessionEvent::PublishStarted { stream_id, stream_name: stream.name.clone() }
+                self.events.push_back(ClientSessionEvent::PublishStarted { stream_id, stream_name });
             }
-            (ClientStreamRole::PlayRequested, _) if is_error => {
-                ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Play, status }
-            }
+            (ClientStreamRole::PlayRequested, _) if is_error => self.reject(RejectedRequestKind::Play, status),
             (ClientStreamRole::PublishRequested | ClientStreamRole::Publishing, _) if is_error => {
-                ClientSessionEvent::RequestRejected { kind: RejectedRequestKind::Publish, status }
+                self.reject(RejectedRequestKind::Publish, status)
             }
-            _ => ClientSessionEvent::StatusReceived { stream_id, status },
-        };
-        self.events.push_back(event);
+            (ClientStreamRole::Playing, codes::PLAY_UNPUBLISH_NOTIFY) => {
+                self.events.push_back(ClientSessionEvent::StatusReceived { stream_id, status });
+                self.events.push_back(ClientSessionEvent::WaitingForPublisher { stream_id, stream_name });
+            }
+            _ => self.events.push_back(ClientSessionEvent::StatusReceived { stream_id, status }),
+        }
+    }
+
+    fn reject(&mut self, kind: RejectedRequestKind, status: StatusInfo) {
+        self.rejection = Some((kind, status.clone()));
+        self.events.push_back(ClientSessionEvent::RequestRejected { kind, status });
+    }
+
+    fn set_begun(&mut self, stream_id: u32, begun: bool) {
+        if let Some(stream) = self.streams.iter_mut().find(|s| s.id == stream_id) {
+            stream.begun = begun;
+        }
     }
 
     fn ignore(&mut self, type_id: u8, reason: String) {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::flv::{FlvTag, FlvTagType};
 use crate::time::RtmpTimestamp;
 use crate::Amf0Value;
 
@@ -61,7 +62,17 @@ impl PublishMode {
     }
 }
 
-/// Which kind of media a message carries.
+/// Which kind of media a message carries: the three RTMP message types that are also the
+/// three FLV tag types, so it converts to and from [`FlvTagType`] both ways
+/// (`Data` is [`FlvTagType::Script`]).
+///
+/// ```
+/// use rtmp_edge::flv::FlvTagType;
+/// use rtmp_edge::sessions::MediaKind;
+///
+/// assert_eq!(FlvTagType::from(MediaKind::Data), FlvTagType::Script);
+/// assert_eq!(MediaKind::from(FlvTagType::Video), MediaKind::Video);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     /// Message type 8.
@@ -70,6 +81,33 @@ pub enum MediaKind {
     Video,
     /// Message type 18 (AMF0 data other than metadata, e.g. `onTextData`, `onCuePoint`).
     Data,
+}
+
+impl From<MediaKind> for FlvTagType {
+    fn from(kind: MediaKind) -> FlvTagType {
+        match kind {
+            MediaKind::Audio => FlvTagType::Audio,
+            MediaKind::Video => FlvTagType::Video,
+            MediaKind::Data => FlvTagType::Script,
+        }
+    }
+}
+
+impl From<FlvTagType> for MediaKind {
+    fn from(tag_type: FlvTagType) -> MediaKind {
+        match tag_type {
+            FlvTagType::Audio => MediaKind::Audio,
+            FlvTagType::Video => MediaKind::Video,
+            FlvTagType::Script => MediaKind::Data,
+        }
+    }
+}
+
+/// The FLV tag of a media or metadata event: media keeps its body, metadata becomes the
+/// `onMetaData` script tag FLV files carry (its [`StreamMetadata::raw`] bytes). The data is
+/// shared, not copied.
+fn flv_tag(kind: MediaKind, timestamp: RtmpTimestamp, data: &Bytes) -> FlvTag {
+    FlvTag { tag_type: kind.into(), timestamp, data: data.clone() }
 }
 
 /// Stream metadata (`onMetaData`), kept as the original bytes for pass-through plus a
@@ -97,6 +135,7 @@ pub struct StatusInfo {
 
 /// Events a [`ServerSession`](super::ServerSession) raises.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ServerSessionEvent {
     /// The client sent `connect`. Accept or reject `request_id`.
     ConnectionRequested {
@@ -180,7 +219,8 @@ pub enum ServerSessionEvent {
         /// The metadata.
         metadata: StreamMetadata,
     },
-    /// A publisher sent audio, video or a data message other than metadata.
+    /// A publisher sent audio, video or a data message other than metadata (which is
+    /// [`MetadataReceived`](Self::MetadataReceived)).
     MediaReceived {
         /// Message stream id.
         stream_id: u32,
@@ -226,6 +266,7 @@ pub enum ServerSessionEvent {
 
 /// Which client request a server refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RejectedRequestKind {
     /// `connect`.
     Connect,
@@ -238,7 +279,12 @@ pub enum RejectedRequestKind {
 }
 
 /// Events a [`ClientSession`](super::ClientSession) raises.
+///
+/// A recorder wants two of them: [`MetadataReceived`](Self::MetadataReceived) and
+/// [`MediaReceived`](Self::MediaReceived); [`to_flv_tag`](Self::to_flv_tag) turns either
+/// into the FLV tag to write.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum ClientSessionEvent {
     /// The server accepted `connect`.
     ConnectionAccepted {
@@ -248,6 +294,8 @@ pub enum ClientSessionEvent {
         properties: HashMap<String, Amf0Value>,
     },
     /// The server refused a request (`_error`, or an onStatus error for play/publish).
+    /// Nothing fails on the client's side: this event is the only sign, and
+    /// [`ClientSession::rejection`](super::ClientSession::rejection) keeps it.
     RequestRejected {
         /// What was refused.
         kind: RejectedRequestKind,
@@ -256,6 +304,23 @@ pub enum ClientSessionEvent {
     },
     /// Playback started (NetStream.Play.Start).
     PlaybackStarted {
+        /// Message stream id.
+        stream_id: u32,
+        /// Stream name as requested.
+        stream_name: String,
+    },
+    /// The server accepted a play but the stream has no publisher yet, or its publisher
+    /// left (NetStream.Play.UnpublishNotify); the connection stays, and media follows
+    /// [`StreamBegin`](Self::StreamBegin) once a publisher starts.
+    ///
+    /// Servers tell this in different ways, and some not at all. Raised when:
+    /// - NetStream.Play.Start arrives before any StreamBegin for the stream (nginx-rtmp,
+    ///   and [`ServerSession::accept_play_waiting`](super::ServerSession::accept_play_waiting),
+    ///   hold StreamBegin back until the stream has a publisher), right after
+    ///   [`PlaybackStarted`](Self::PlaybackStarted);
+    /// - NetStream.Play.UnpublishNotify arrives on a playing stream, right after its
+    ///   [`StatusReceived`](Self::StatusReceived).
+    WaitingForPublisher {
         /// Message stream id.
         stream_id: u32,
         /// Stream name as requested.
@@ -284,7 +349,8 @@ pub enum ClientSessionEvent {
         /// The metadata.
         metadata: StreamMetadata,
     },
-    /// Audio, video or data from the server.
+    /// Audio, video or data from the server. Metadata (`onMetaData`) is not here but in
+    /// [`MetadataReceived`](Self::MetadataReceived).
     MediaReceived {
         /// Message stream id.
         stream_id: u32,
@@ -330,4 +396,35 @@ pub enum ClientSessionEvent {
         /// What was wrong.
         reason: String,
     },
+}
+
+impl ServerSessionEvent {
+    /// The FLV tag for a [`MediaReceived`](Self::MediaReceived) or
+    /// [`MetadataReceived`](Self::MetadataReceived) event (metadata becomes an
+    /// `onMetaData` script tag); `None` for every other event.
+    pub fn to_flv_tag(&self) -> Option<FlvTag> {
+        match self {
+            ServerSessionEvent::MediaReceived { kind, timestamp, data, .. } => Some(flv_tag(*kind, *timestamp, data)),
+            ServerSessionEvent::MetadataReceived { timestamp, metadata, .. } => {
+                Some(flv_tag(MediaKind::Data, *timestamp, &metadata.raw))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ClientSessionEvent {
+    /// The FLV tag for a [`MediaReceived`](Self::MediaReceived) or
+    /// [`MetadataReceived`](Self::MetadataReceived) event (metadata becomes an
+    /// `onMetaData` script tag); `None` for every other event. Writing every `Some` to an
+    /// [`FlvWriter`](crate::flv::FlvWriter) records the stream.
+    pub fn to_flv_tag(&self) -> Option<FlvTag> {
+        match self {
+            ClientSessionEvent::MediaReceived { kind, timestamp, data, .. } => Some(flv_tag(*kind, *timestamp, data)),
+            ClientSessionEvent::MetadataReceived { timestamp, metadata, .. } => {
+                Some(flv_tag(MediaKind::Data, *timestamp, &metadata.raw))
+            }
+            _ => None,
+        }
+    }
 }

@@ -11,6 +11,22 @@
 //! allocates per media message beyond the event itself: media bodies are `Bytes` slices of
 //! the input.
 //!
+//! **No clock.** Sessions take bytes, never the time, and need none:
+//! - acknowledgements are due by bytes received (a window the peer announced), and are
+//!   queued by the `handle_input` call that completes one;
+//! - a peer's ping request is answered in the same `handle_input` call;
+//! - a ping of your own (`send_ping_request`) carries whatever timestamp you pass.
+//!
+//! Keep-alives, timeouts and deadlines are the caller's policy, on the caller's clock.
+//!
+//! **What a client must watch for.** A refusal (of connect, createStream, play or publish)
+//! is the event [`ClientSessionEvent::RequestRejected`], not an error from a call: a loop
+//! that waits only for [`ClientSessionEvent::PlaybackStarted`] waits forever. Check
+//! [`ClientSession::rejection`] too, or use `rtmp_edge::blocking` (feature `blocking`),
+//! which turns a refusal into an error. A play that the server accepted before the stream has a publisher gets
+//! [`ClientSessionEvent::WaitingForPublisher`] after `PlaybackStarted`; its media starts
+//! after [`ClientSessionEvent::StreamBegin`].
+//!
 //! ```
 //! use rtmp_edge::sessions::*;
 //!
@@ -67,7 +83,13 @@ use crate::chunk_io::ChunkError;
 use crate::messages::MessageError;
 
 /// Why a session could not go on, or refused a call.
+///
+/// [`Chunk`](SessionError::Chunk) and
+/// [`TooManyMessagesBeforeConnect`](SessionError::TooManyMessagesBeforeConnect) come from
+/// `handle_input` and mean the peer broke the protocol: close the connection. The others
+/// answer a call that does not fit the session's state, and the session carries on.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The chunk layer rejected the peer's bytes; the connection should close.
     Chunk(ChunkError),
@@ -75,8 +97,25 @@ pub enum SessionError {
     Message(MessageError),
     /// `accept_request`/`reject_request` named a request that is not pending.
     UnknownRequest(u32),
-    /// The call does not fit the session's state (e.g. publishing before connecting).
-    InvalidState(&'static str),
+    /// The request named is pending but is not of the kind the call answers (e.g.
+    /// [`ServerSession::accept_play_waiting`] for a publish).
+    WrongRequestKind(u32),
+    /// `connect` (or `play`/`publish`, which connect) was called a second time.
+    AlreadyConnected,
+    /// A stream was requested before `connect`.
+    NotConnected,
+    /// A stream was requested after the server refused `connect`.
+    ConnectRejected,
+    /// Media was sent while no publish had been accepted.
+    NotPublishing,
+    /// [`ClientSession::play`] or [`ClientSession::publish`] got a URL that names no
+    /// stream (`rtmp://host/app` without `/name`).
+    NoStreamName,
+    /// The client sent more than `max` messages while its `connect` awaited an answer.
+    TooManyMessagesBeforeConnect {
+        /// The most that are held.
+        max: usize,
+    },
     /// The peer opened more message streams than allowed.
     TooManyStreams {
         /// The configured maximum.
@@ -90,7 +129,15 @@ impl fmt::Display for SessionError {
             SessionError::Chunk(error) => write!(f, "chunk stream error: {error}"),
             SessionError::Message(error) => write!(f, "message error: {error}"),
             SessionError::UnknownRequest(id) => write!(f, "no pending request with id {id}"),
-            SessionError::InvalidState(what) => write!(f, "invalid session state: {what}"),
+            SessionError::WrongRequestKind(id) => write!(f, "request {id} is not of the kind this call answers"),
+            SessionError::AlreadyConnected => write!(f, "connect was already sent"),
+            SessionError::NotConnected => write!(f, "a stream was requested before connect"),
+            SessionError::ConnectRejected => write!(f, "the server rejected connect"),
+            SessionError::NotPublishing => write!(f, "media sent while not publishing"),
+            SessionError::NoStreamName => write!(f, "the URL names no stream (rtmp://HOST/APP/STREAM)"),
+            SessionError::TooManyMessagesBeforeConnect { max } => {
+                write!(f, "peer sent more than {max} messages before connect was answered")
+            }
             SessionError::TooManyStreams { max } => write!(f, "peer opened more than {max} streams"),
         }
     }

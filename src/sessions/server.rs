@@ -197,23 +197,50 @@ impl ServerSession {
                 self.set_role(stream_id, StreamRole::Publishing(stream_name));
                 self.send_status(stream_id, "status", codes::PUBLISH_START, &description)
             }
-            PendingRequest::Play { stream_id, stream_name, reset } => {
-                self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_begin(stream_id), 0)?;
-                if reset {
-                    self.send_status(stream_id, "status", codes::PLAY_RESET, &format!("Playing and resetting {stream_name}."))?;
-                }
-                self.send_status(stream_id, "status", codes::PLAY_START, &format!("Started playing {stream_name}."))?;
-                let access = RtmpMessage::data(vec![
-                    Amf0Value::Utf8String("|RtmpSampleAccess".to_string()),
-                    Amf0Value::Boolean(true),
-                    Amf0Value::Boolean(true),
-                ]);
-                let payload = access.into_payload(RtmpTimestamp::ZERO, stream_id)?;
-                self.connection.send_standalone(csid::DATA, &payload)?;
-                self.set_role(stream_id, StreamRole::Playing(stream_name));
-                Ok(())
-            }
+            PendingRequest::Play { stream_id, stream_name, reset } => self.start_play(stream_id, stream_name, reset, true),
         }
+    }
+
+    /// Accepts a pending play for a stream that has no publisher yet, and tells the player
+    /// it waits: the same replies as [`accept_request`](Self::accept_request) (Play.Reset,
+    /// Play.Start, `|RtmpSampleAccess`) without StreamBegin, as nginx-rtmp answers a play
+    /// of an idle stream. Our [`ClientSession`](super::ClientSession) reports
+    /// [`WaitingForPublisher`](super::ClientSessionEvent::WaitingForPublisher); ffmpeg,
+    /// rtmpdump and GStreamer simply wait. Call
+    /// [`notify_publish_started`](Self::notify_publish_started), which sends the
+    /// StreamBegin, when the publisher arrives.
+    ///
+    /// A request that is not a play is left pending and refused with
+    /// [`SessionError::WrongRequestKind`].
+    pub fn accept_play_waiting(&mut self, request_id: u32) -> Result<(), SessionError> {
+        match self.pending.iter().find(|(id, _)| *id == request_id) {
+            Some((_, PendingRequest::Play { .. })) => {}
+            Some(_) => return Err(SessionError::WrongRequestKind(request_id)),
+            None => return Err(SessionError::UnknownRequest(request_id)),
+        }
+        match self.take_pending(request_id)? {
+            PendingRequest::Play { stream_id, stream_name, reset } => self.start_play(stream_id, stream_name, reset, false),
+            _ => Err(SessionError::WrongRequestKind(request_id)),
+        }
+    }
+
+    fn start_play(&mut self, stream_id: u32, stream_name: String, reset: bool, begin: bool) -> Result<(), SessionError> {
+        if begin {
+            self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_begin(stream_id), 0)?;
+        }
+        if reset {
+            self.send_status(stream_id, "status", codes::PLAY_RESET, &format!("Playing and resetting {stream_name}."))?;
+        }
+        self.send_status(stream_id, "status", codes::PLAY_START, &format!("Started playing {stream_name}."))?;
+        let access = RtmpMessage::data(vec![
+            Amf0Value::Utf8String("|RtmpSampleAccess".to_string()),
+            Amf0Value::Boolean(true),
+            Amf0Value::Boolean(true),
+        ]);
+        let payload = access.into_payload(RtmpTimestamp::ZERO, stream_id)?;
+        self.connection.send_standalone(csid::DATA, &payload)?;
+        self.set_role(stream_id, StreamRole::Playing(stream_name));
+        Ok(())
     }
 
     /// Rejects a pending request with the usual code for its kind
@@ -318,7 +345,7 @@ impl ServerSession {
     fn handle_payload(&mut self, payload: MessagePayload) -> Result<(), SessionError> {
         if self.connect_requested && self.app.is_none() && payload.type_id >= type_id::AUDIO {
             if self.deferred.len() >= MAX_DEFERRED_MESSAGES {
-                return Err(SessionError::InvalidState("too many messages sent before connect was answered"));
+                return Err(SessionError::TooManyMessagesBeforeConnect { max: MAX_DEFERRED_MESSAGES });
             }
             self.deferred.push_back(payload);
             return Ok(());

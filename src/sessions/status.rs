@@ -96,7 +96,7 @@ pub(super) fn as_bool(value: Option<&Amf0Value>) -> Option<bool> {
 }
 
 /// The AMF0 bytes of `@setDataFrame` as a string value: marker, length, text.
-const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
+pub(super) const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
 /// The AMF0 bytes of `onMetaData` as a string value.
 const ON_META_DATA: &[u8] = b"\x02\x00\x0aonMetaData";
 
@@ -122,4 +122,9 @@ pub(super) fn read_metadata(body: &bytes::Bytes, values: &[Amf0Value]) -> Option
 /// AMF could not be parsed: they still pass through).
 pub(super) fn looks_like_metadata(body: &[u8]) -> bool {
     body.starts_with(ON_META_DATA) || body.strip_prefix(SET_DATA_FRAME).is_some_and(|rest| rest.starts_with(ON_META_DATA))
+}
+
+/// Whether an AMF0 data body starts with `@setDataFrame` (an encoder's metadata).
+pub(super) fn is_set_data_frame(body: &[u8]) -> bool {
+    body.starts_with(SET_DATA_FRAME)
 }

@@ -15,6 +15,8 @@ enum Policy {
     RejectConnect,
     RejectPublish,
     RejectPlay,
+    /// Accepts plays with `accept_play_waiting`, everything else with `accept_request`.
+    AcceptPlayWaiting,
 }
 
 struct Pair {
@@ -55,6 +57,8 @@ impl Pair {
                     );
                     if reject {
                         self.server.reject_request(request_id, "not allowed").unwrap();
+                    } else if matches!((self.policy, kind), (Policy::AcceptPlayWaiting, 2)) {
+                        self.server.accept_play_waiting(request_id).unwrap();
                     } else {
                         self.server.accept_request(request_id).unwrap();
                     }
@@ -442,4 +446,212 @@ fn several_streams_share_one_connection() {
         timestamp: RtmpTimestamp::new(7),
         data: Bytes::from_static(b"\xaf\x01y"),
     }));
+}
+
+#[test]
+fn play_with_a_url_connects_to_its_app_and_plays_its_stream() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    let url = crate::url::RtmpUrl::parse("rtmp://127.0.0.1/live/cam/1?token=t").unwrap();
+    pair.client.play(&url).unwrap();
+    pair.run();
+    let ServerSessionEvent::ConnectionRequested { request, .. } = &pair.server_events[0] else {
+        panic!("expected connect first, got {:?}", pair.server_events[0]);
+    };
+    assert_eq!((request.app.as_str(), request.query.as_deref()), ("live", None));
+    assert_eq!(request.tc_url.as_deref(), Some("rtmp://127.0.0.1:1935/live"));
+    assert!(pair.server_events.iter().any(
+        |event| matches!(event, ServerSessionEvent::PlayRequested { stream_name, .. } if stream_name == "cam/1?token=t")
+    ));
+    // StreamBegin came before Play.Start: the stream is live, nobody waits.
+    let starts: Vec<_> = pair
+        .client_events
+        .iter()
+        .filter(|event| {
+            matches!(
+                event,
+                ClientSessionEvent::StreamBegin { .. }
+                    | ClientSessionEvent::PlaybackStarted { .. }
+                    | ClientSessionEvent::WaitingForPublisher { .. }
+            )
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        starts,
+        vec![
+            ClientSessionEvent::StreamBegin { stream_id: 1 },
+            ClientSessionEvent::PlaybackStarted { stream_id: 1, stream_name: "cam/1?token=t".into() },
+        ]
+    );
+}
+
+#[test]
+fn publish_with_a_url_sends_the_query_with_the_stream_name() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    let url = crate::url::RtmpUrl::parse("rtmp://127.0.0.1:1940/app/key?auth=1").unwrap();
+    pair.client.publish(&url, PublishMode::Record).unwrap();
+    pair.run();
+    assert!(pair.server_events.iter().any(|event| matches!(
+        event,
+        ServerSessionEvent::PublishRequested { app, stream_name, mode: PublishMode::Record, .. }
+            if app == "app" && stream_name == "key?auth=1"
+    )));
+    assert!(pair.client_events.contains(&ClientSessionEvent::PublishStarted { stream_id: 1, stream_name: "key?auth=1".into() }));
+}
+
+#[test]
+fn a_url_without_a_stream_sends_nothing() {
+    let mut client = ClientSession::new(ClientSessionConfig::default());
+    let url = crate::url::RtmpUrl::parse("rtmp://127.0.0.1/live").unwrap();
+    assert_eq!(client.play(&url), Err(SessionError::NoStreamName));
+    assert_eq!(client.publish(&url, PublishMode::Live), Err(SessionError::NoStreamName));
+    assert!(!client.has_outbound());
+    // Nothing was half done: the client can still connect.
+    client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+}
+
+#[test]
+fn a_play_accepted_before_its_publisher_says_it_waits() {
+    let mut pair = Pair::new(Policy::AcceptPlayWaiting);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_playback("later").unwrap();
+    pair.run();
+    let stream_events = |events: &[ClientSessionEvent]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                ClientSessionEvent::StreamBegin { .. } => Some("StreamBegin".to_string()),
+                ClientSessionEvent::PlaybackStarted { .. } => Some("PlaybackStarted".to_string()),
+                ClientSessionEvent::WaitingForPublisher { stream_id: 1, stream_name } => Some(format!("Waiting {stream_name}")),
+                ClientSessionEvent::StatusReceived { status, .. } => Some(status.code.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(stream_events(&pair.client_events), [codes::PLAY_RESET, "PlaybackStarted", "Waiting later"]);
+
+    pair.client_events.clear();
+    pair.server.notify_publish_started(1, "later").unwrap();
+    pair.server.send_media(1, MediaKind::Audio, RtmpTimestamp::new(5), Bytes::from_static(b"\xaf\x01x")).unwrap();
+    pair.run();
+    assert_eq!(stream_events(&pair.client_events), ["StreamBegin", codes::PLAY_PUBLISH_NOTIFY]);
+    assert!(matches!(pair.client_events.last(), Some(ClientSessionEvent::MediaReceived { kind: MediaKind::Audio, .. })));
+
+    pair.client_events.clear();
+    pair.server.notify_publish_stopped(1, "later").unwrap();
+    pair.run();
+    assert_eq!(stream_events(&pair.client_events), [codes::PLAY_UNPUBLISH_NOTIFY, "Waiting later"]);
+}
+
+#[test]
+fn accept_play_waiting_answers_only_plays() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut client = ClientSession::new(ClientSessionConfig::default());
+    client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    server.handle_input(&client.take_outbound()).unwrap();
+    let Some(ServerSessionEvent::ConnectionRequested { request_id, .. }) = server.poll_event() else {
+        panic!("no connect request");
+    };
+    assert_eq!(server.accept_play_waiting(request_id), Err(SessionError::WrongRequestKind(request_id)));
+    assert_eq!(server.accept_play_waiting(request_id + 100), Err(SessionError::UnknownRequest(request_id + 100)));
+    // Still pending, so it can be answered properly.
+    server.accept_request(request_id).unwrap();
+}
+
+#[test]
+fn publish_tag_sends_script_tags_as_metadata_or_data() {
+    use crate::flv::{FlvTag, FlvTagType};
+    let mut pair = published_pair();
+    pair.server_events.clear();
+    let on_meta_data: &[u8] = b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09";
+    let mut with_prefix = b"\x02\x00\x0d@setDataFrame".to_vec();
+    with_prefix.extend_from_slice(on_meta_data);
+    let cue_point: &[u8] = b"\x02\x00\x0aonCuePoint\x05";
+    let tag = |tag_type, timestamp, data: &[u8]| FlvTag {
+        tag_type,
+        timestamp: RtmpTimestamp::new(timestamp),
+        data: Bytes::copy_from_slice(data),
+    };
+    for sent in [
+        tag(FlvTagType::Script, 0, on_meta_data),
+        tag(FlvTagType::Script, 1, &with_prefix),
+        tag(FlvTagType::Script, 2, cue_point),
+        tag(FlvTagType::Audio, 3, b"\xaf\x00\x12\x10"),
+        tag(FlvTagType::Video, 4, b"\x17\x00\x00\x00\x00"),
+    ] {
+        pair.client.publish_tag(&sent).unwrap();
+    }
+    pair.run();
+    let received: Vec<(FlvTagType, u32, Bytes, bool)> = pair
+        .server_events
+        .iter()
+        .filter_map(|event| {
+            let is_metadata = matches!(event, ServerSessionEvent::MetadataReceived { .. });
+            event.to_flv_tag().map(|tag| (tag.tag_type, tag.timestamp.value(), tag.data, is_metadata))
+        })
+        .collect();
+    let expected = vec![
+        // Either way, onMetaData arrives as metadata, its body without the prefix.
+        (FlvTagType::Script, 0, Bytes::from_static(on_meta_data), true),
+        (FlvTagType::Script, 1, Bytes::from_static(on_meta_data), true),
+        (FlvTagType::Script, 2, Bytes::from_static(cue_point), false),
+        (FlvTagType::Audio, 3, Bytes::from_static(b"\xaf\x00\x12\x10"), false),
+        (FlvTagType::Video, 4, Bytes::from_static(b"\x17\x00\x00\x00\x00"), false),
+    ];
+    assert_eq!(received, expected);
+}
+
+#[test]
+fn client_events_become_the_flv_tags_a_recorder_writes() {
+    use crate::flv::{FlvTag, FlvTagType};
+    let metadata = StreamMetadata { raw: Bytes::from_static(b"\x02\x00\x0aonMetaData\x05"), properties: HashMap::new() };
+    let event = ClientSessionEvent::MetadataReceived { stream_id: 1, timestamp: RtmpTimestamp::new(7), metadata };
+    assert_eq!(
+        event.to_flv_tag(),
+        Some(FlvTag {
+            tag_type: FlvTagType::Script,
+            timestamp: RtmpTimestamp::new(7),
+            data: Bytes::from_static(b"\x02\x00\x0aonMetaData\x05")
+        })
+    );
+    let event = ClientSessionEvent::MediaReceived {
+        stream_id: 1,
+        kind: MediaKind::Video,
+        timestamp: RtmpTimestamp::new(9),
+        data: Bytes::from_static(b"\x27\x01"),
+    };
+    assert_eq!(
+        event.to_flv_tag(),
+        Some(FlvTag { tag_type: FlvTagType::Video, timestamp: RtmpTimestamp::new(9), data: Bytes::from_static(b"\x27\x01") })
+    );
+    assert_eq!(ClientSessionEvent::StreamBegin { stream_id: 1 }.to_flv_tag(), None);
+    for kind in [MediaKind::Audio, MediaKind::Video, MediaKind::Data] {
+        assert_eq!(MediaKind::from(FlvTagType::from(kind)), kind);
+        assert_eq!(FlvTagType::from(kind).type_id(), media_chunk_stream(kind).1);
+    }
+}
+
+#[test]
+fn a_refusal_is_kept_for_callers_that_missed_the_event() {
+    let mut pair = Pair::new(Policy::RejectPlay);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    assert_eq!(pair.client.rejection(), None);
+    pair.client.request_playback("missing").unwrap();
+    pair.run();
+    let (kind, status) = pair.client.rejection().unwrap();
+    assert_eq!((kind, status.code.as_str()), (RejectedRequestKind::Play, codes::PLAY_STREAM_NOT_FOUND));
+}
+
+#[test]
+fn calls_out_of_order_are_typed_errors() {
+    let mut client = ClientSession::new(ClientSessionConfig::default());
+    assert_eq!(client.request_playback("s"), Err(SessionError::NotConnected));
+    assert_eq!(client.publish_media(MediaKind::Audio, RtmpTimestamp::ZERO, Bytes::new()), Err(SessionError::NotPublishing));
+    client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    assert_eq!(client.connect("live", "rtmp://127.0.0.1/live"), Err(SessionError::AlreadyConnected));
+
+    let mut pair = Pair::new(Policy::RejectConnect);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.run();
+    assert_eq!(pair.client.request_playback("s"), Err(SessionError::ConnectRejected));
 }

@@ -27,6 +27,7 @@ use rtmp_edge::sessions::{
 use rtmp_edge::time::RtmpTimestamp;
 
 pub mod interop;
+pub mod library;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);

@@ -12,17 +12,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rtmp_edge::flv::{FlvReader, FlvTag, FlvTagType};
 use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use rtmp_edge::media::{classify_audio, classify_video};
-use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, MediaKind, PublishMode};
+use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent, PublishMode};
 use rtmp_edge::time::RtmpTimestamp;
 
 use crate::shared::Shared;
 use crate::url::RtmpUrl;
-
-const METADATA_PREFIX: &[u8] = b"\x02\x00\x0aonMetaData";
 
 /// An FLV file's tags, ready to loop.
 pub struct Media {
@@ -35,8 +32,7 @@ pub struct Media {
 impl Media {
     /// Reads the whole file; fails on a malformed or empty one.
     pub fn load(path: &str) -> Result<Media, String> {
-        let file = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-        let reader = FlvReader::new(Bytes::from(file)).map_err(|e| format!("{path}: {e}"))?;
+        let reader = FlvReader::open(path).map_err(|e| format!("{path}: {e}"))?;
         let tags = reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{path}: {e}"))?;
         let media_timestamps: Vec<u32> =
             tags.iter().filter(|t| t.tag_type == FlvTagType::Video).map(|t| t.timestamp.value()).collect();
@@ -165,15 +161,8 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
             }
             let lag = Instant::now().saturating_duration_since(due);
             let rtmp_timestamp = RtmpTimestamp::new(timestamp);
-            match tag.tag_type {
-                FlvTagType::Audio => session.publish_media(MediaKind::Audio, rtmp_timestamp, tag.data.clone()),
-                FlvTagType::Video => session.publish_media(MediaKind::Video, rtmp_timestamp, tag.data.clone()),
-                FlvTagType::Script if tag.data.starts_with(METADATA_PREFIX) => {
-                    session.publish_metadata_raw(rtmp_timestamp, &tag.data)
-                }
-                FlvTagType::Script => session.publish_media(MediaKind::Data, rtmp_timestamp, tag.data.clone()),
-            }
-            .map_err(session_error)?;
+            // publish_tag sends onMetaData script tags as @setDataFrame metadata.
+            session.publish_tag(&FlvTag { timestamp: rtmp_timestamp, ..tag.clone() }).map_err(session_error)?;
             let sent_us = shared.micros_since_base(Instant::now());
             if tag.tag_type != FlvTagType::Script {
                 // Before the write: a player may read the message before write_all returns.

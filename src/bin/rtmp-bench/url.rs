@@ -1,6 +1,9 @@
-//! `rtmp://host[:port]/app/stream` as the load generator needs it.
+//! `rtmp://host[:port]/app/stream` as the load generator needs it: parsed by the
+//! library's [`rtmp_edge::url::RtmpUrl`], resolved once up front.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use rtmp_edge::url::Scheme;
 
 /// Where to connect and what to ask for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,18 +19,19 @@ pub struct RtmpUrl {
 }
 
 impl RtmpUrl {
-    /// Parses (with the relay's own URL parser) and resolves `text`; the error says what
-    /// is wrong with it.
+    /// Parses and resolves `text`; the error says what is wrong with it.
     pub fn parse(text: &str) -> Result<RtmpUrl, String> {
-        let url = rtmp_edge::relay::RtmpUrl::parse(text)?;
-        let stream = url.name.filter(|name| !name.is_empty()).ok_or_else(|| format!("{text}: no stream name after the app"))?;
-        let authority = format!("{}:{}", url.host, url.port);
-        let addr = authority
+        let url = rtmp_edge::url::RtmpUrl::parse(text).map_err(|e| format!("{text}: {e}"))?;
+        if url.scheme() == Scheme::Rtmps {
+            return Err(format!("{text}: rtmps:// is not supported by rtmp-bench"));
+        }
+        let stream = url.play_path().ok_or_else(|| format!("{text}: no stream name after the app"))?;
+        let addr = (url.host(), url.port())
             .to_socket_addrs()
-            .map_err(|e| format!("{text}: cannot resolve {authority}: {e}"))?
+            .map_err(|e| format!("{text}: cannot resolve {}: {e}", url.authority()))?
             .next()
-            .ok_or_else(|| format!("{text}: {authority} resolves to nothing"))?;
-        Ok(RtmpUrl { addr, tc_url: format!("rtmp://{authority}/{}", url.app), app: url.app, stream })
+            .ok_or_else(|| format!("{text}: {} resolves to nothing", url.authority()))?;
+        Ok(RtmpUrl { addr, tc_url: url.tc_url(), app: url.app().to_string(), stream })
     }
 }
 
@@ -45,5 +49,6 @@ mod tests {
         assert_eq!(RtmpUrl::parse("rtmp://127.0.0.1/live/x").unwrap().addr.port(), 1935);
         assert!(RtmpUrl::parse("http://127.0.0.1/live/x").is_err());
         assert!(RtmpUrl::parse("rtmp://127.0.0.1/live").is_err());
+        assert!(RtmpUrl::parse("rtmps://127.0.0.1/live/x").is_err());
     }
 }

@@ -15,7 +15,7 @@ use super::links::{LinkPurpose, UpstreamConn, UpstreamLink, UpstreamStage};
 use super::stream::{LiveStream, StreamKey};
 use super::{Action, ConnId, RelayCore};
 use crate::handshake::{Handshake, HandshakeRole};
-use crate::relay::upstream::parse_host_port;
+use crate::url::parse_host_port;
 use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, SessionError};
 use crate::Amf0Value;
 
@@ -99,9 +99,9 @@ impl RelayCore {
             links.push(UpstreamLink::new(LinkPurpose::Forward, stream_name.clone()));
         }
         for (index, target) in self.config.push.iter().enumerate() {
-            let matches = target.name.as_deref().is_none_or(|wanted| wanted.split('?').next() == Some(key.name()));
+            let matches = target.stream_name().is_none_or(|wanted| wanted == key.name());
             if matches {
-                let name = target.name.clone().unwrap_or_else(|| stream_name.clone());
+                let name = target.play_path().unwrap_or_else(|| stream_name.clone());
                 links.push(UpstreamLink::new(LinkPurpose::Push(index), name));
             }
         }
@@ -154,7 +154,7 @@ impl RelayCore {
             }
             LinkPurpose::Push(index) => {
                 let target = self.config.push.get(index)?;
-                (target.host.clone(), target.port, target.app.clone())
+                (target.host().to_string(), target.port(), target.app().to_string())
             }
         };
         let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };

@@ -30,7 +30,12 @@ impl RelayCore {
             }
             return;
         }
-        if let Err(error) = session.accept_request(request_id) {
+        // A stream that is not live yet gets Play.Start without StreamBegin, as nginx-rtmp
+        // answers: clients can tell the play waits for its publisher. StreamBegin follows
+        // when a source starts.
+        let live = self.streams.get(&key).is_some_and(|stream| stream.is_live());
+        let accepted = if live { session.accept_request(request_id) } else { session.accept_play_waiting(request_id) };
+        if let Err(error) = accepted {
             Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
             return;
         }

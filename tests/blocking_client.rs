@@ -1,0 +1,159 @@
+//! `rtmp_edge::blocking` against real servers: the relay in-process and nginx-rtmp, with
+//! ffmpeg on the other end. Checked by content: the packets ffprobe reads from what one
+//! side wrote hash the same as the fixture the other side sent.
+
+mod common;
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::interop::*;
+use common::library::*;
+use common::*;
+use rtmp_edge::blocking::{self, Error, Player};
+use rtmp_edge::flv::{FlvTag, FlvTagType};
+use rtmp_edge::sessions::{codes, PublishMode, RejectedRequestKind, SessionError};
+use rtmp_edge::url::RtmpUrl;
+
+const FIXTURE: &str = "h264_aac.flv";
+
+fn url(text: &str) -> RtmpUrl {
+    RtmpUrl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// Plays on a thread until the iterator ends; the handle gives every tag, in order.
+fn record_on_thread(player: Player) -> JoinHandle<Vec<FlvTag>> {
+    std::thread::spawn(move || player.map(|tag| tag.unwrap_or_else(|e| panic!("player: {e}"))).collect())
+}
+
+#[test]
+fn ffmpeg_publishes_and_the_blocking_client_records() {
+    let ffmpeg = require_program("ffmpeg");
+    let dir = TempDir::new("blocking-record");
+    let relay = start_relay(test_config());
+    let source = live_url(relay.local_addr(), "s");
+    // play() returns at NetStream.Play.Start: the relay has the player before ffmpeg starts.
+    let player = blocking::connect(&url(&source)).unwrap().play().unwrap();
+    let recorder = record_on_thread(player);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
+    expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
+    // The relay says UnpublishNotify when ffmpeg leaves, which ends the iterator.
+    let tags = recorder.join().unwrap();
+    assert_eq!(tags.first().map(|t| t.tag_type), Some(FlvTagType::Script), "metadata comes first");
+    assert!(tags[0].data.starts_with(b"\x02\x00\x0aonMetaData"), "the script tag is onMetaData");
+    let out = dir.join("recorded.flv");
+    write_flv(&tags, &out);
+    assert_same_packets(&fixture_packets(FIXTURE), &probe_packets(&out), "blocking recorder");
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn the_blocking_client_publishes_and_ffmpeg_records() {
+    let dir = TempDir::new("blocking-publish");
+    let relay = start_relay(test_config());
+    ffmpeg_records_what_is_published(&relay, FIXTURE, &dir, |target| {
+        // As fast as the relay takes it: the send path's acks and backpressure at full speed.
+        let mut publisher = blocking::connect(&url(target)).unwrap().publish(PublishMode::Live).unwrap();
+        for tag in fixture_tags(FIXTURE) {
+            publisher.send_tag(&tag).unwrap();
+        }
+        publisher.finish().unwrap();
+    });
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn blocking_publisher_to_blocking_player_keeps_every_tag() {
+    let relay = start_relay(test_config());
+    let target = url(&live_url(relay.local_addr(), "exact"));
+    let recorder = record_on_thread(blocking::connect(&target).unwrap().play().unwrap());
+    let sent = fixture_tags(FIXTURE);
+    let mut publisher = blocking::connect(&target).unwrap().publish(PublishMode::Live).unwrap();
+    for tag in &sent {
+        publisher.send_tag(tag).unwrap();
+    }
+    publisher.finish().unwrap();
+    let received = recorder.join().unwrap();
+    assert_eq!(received.len(), sent.len());
+    for (index, (got, expected)) in received.iter().zip(&sent).enumerate() {
+        assert_eq!(got, expected, "tag #{index}");
+    }
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn a_refused_publish_is_an_error() {
+    let relay = start_relay(test_config());
+    let target = url(&live_url(relay.local_addr(), "taken"));
+    let first = blocking::connect(&target).unwrap().publish(PublishMode::Live).unwrap();
+    match blocking::connect(&target).unwrap().publish(PublishMode::Live) {
+        Err(Error::Rejected { kind: RejectedRequestKind::Publish, status }) => {
+            assert_eq!(status.code, codes::PUBLISH_BAD_NAME)
+        }
+        other => panic!("second publisher: expected a refusal, got {other:?}"),
+    }
+    first.finish().unwrap();
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn urls_the_blocking_client_cannot_use_are_errors() {
+    let relay = start_relay(test_config());
+    let no_stream = url(&format!("rtmp://{}/live", relay.local_addr()));
+    assert!(matches!(
+        blocking::connect(&no_stream).unwrap().play(),
+        Err(Error::Session(SessionError::NoStreamName))
+    ));
+    let secure = url(&format!("rtmps://{}/live/s", relay.local_addr()));
+    assert!(matches!(blocking::connect(&secure), Err(Error::TlsNotSupported)));
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn a_player_waiting_on_nginx_is_told_and_records_what_follows() {
+    let ffmpeg = require_program("ffmpeg");
+    let dir = TempDir::new("blocking-nginx");
+    let nginx = Nginx::start("blocking-nginx");
+    // nginx-rtmp answers a play of a stream nobody publishes with Play.Start and no
+    // StreamBegin; the StreamBegin comes with the publisher.
+    let player = blocking::connect(&url(&nginx.url("later"))).unwrap().play().unwrap();
+    assert!(player.is_waiting(), "nginx's Play.Start without StreamBegin should read as waiting");
+    let recorder = record_on_thread(player);
+    let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &nginx.url("later"), &dir, "ffmpeg-publisher", &[]);
+    expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
+    // nginx sends StreamEOF when the publisher leaves, which ends the iterator.
+    let tags = with_nginx_log_on_failure(&nginx, || recorder.join().unwrap());
+    let out = dir.join("recorded.flv");
+    write_flv(&tags, &out);
+    let input = fixture_packets(FIXTURE);
+    let output = probe_packets(&out);
+    for codec_type in ["video", "audio"] {
+        assert_eq!(assert_contiguous_run(&input, &output, codec_type, input[codec_type].len(), "nginx recording"), 0);
+    }
+}
+
+/// A server that completes the handshake, then does `after` with the connection.
+fn handshake_then(after: impl FnOnce(std::net::TcpStream) + Send + 'static) -> RtmpUrl {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        blocking::handshake(&mut socket, rtmp_edge::handshake::HandshakeRole::Server).unwrap();
+        after(socket);
+    });
+    url(&format!("rtmp://{address}/live/s"))
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout_and_one_that_hangs_up_is_closed() {
+    let (keep, kept) = std::sync::mpsc::channel();
+    let silent = handshake_then(move |socket| keep.send(socket).unwrap());
+    let options = blocking::Options { reply_timeout: Some(Duration::from_millis(300)), ..blocking::Options::default() };
+    let result = blocking::connect_with(&silent, options).unwrap().play();
+    assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
+    drop(kept);
+
+    let hangs_up = handshake_then(drop);
+    let result = blocking::connect(&hangs_up).unwrap().publish(PublishMode::Live);
+    assert!(matches!(result, Err(Error::Closed | Error::Io(_))), "{result:?}");
+}
