@@ -26,6 +26,7 @@ use rtmp_edge::sessions::{
 };
 use rtmp_edge::time::RtmpTimestamp;
 
+pub mod http;
 pub mod interop;
 
 /// How long one socket read waits before the caller re-checks its deadline.

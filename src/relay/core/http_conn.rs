@@ -115,8 +115,7 @@ impl RelayCore {
     /// Answers the complete requests buffered for `id`; returns whether it answered any.
     fn serve_buffered(&mut self, id: ConnId, now: Instant) -> bool {
         let mut answered = false;
-        loop {
-            let Some(conn) = self.conns.get_mut(id) else { break };
+        while let Some(conn) = self.conns.get_mut(id) {
             if conn.closing.is_some() || conn.close_after_flush.as_ref().is_some_and(|r| *r != CloseReason::Shutdown) {
                 break;
             }
@@ -260,8 +259,8 @@ impl RelayCore {
     pub fn handle_reload(&mut self, result: Result<Config, String>, now: Instant) {
         let result = result.and_then(|config| config.validate().map(|()| config).map_err(|problems| problems.join("; ")));
         let answer = match result {
-            Ok(config) => {
-                self.warn_about_restart_only_changes(&config);
+            Ok(mut config) => {
+                self.keep_restart_only_settings(&mut config);
                 self.reload(config);
                 self.ops.reloads.add("applied");
                 ReloadView { reloaded: true, error: None }
@@ -286,17 +285,25 @@ impl RelayCore {
         self.finish(now);
     }
 
-    fn warn_about_restart_only_changes(&self, new: &Config) {
+    /// Keeps what a reload cannot change under live connections, with a warning when the
+    /// new file changes it: the listeners and dump directory belong to the driver, and the
+    /// chunk size was announced to every connected peer (frames chunked at another size
+    /// would not decode).
+    fn keep_restart_only_settings(&self, new: &mut Config) {
         let old = &self.config;
-        for (name, changed) in [
+        let changed = [
             ("listen", old.listen != new.listen),
             ("http-listen", old.http_listen != new.http_listen),
             ("dump", old.dump_dir != new.dump_dir),
-        ] {
-            if changed {
-                log::warn!("reload: {name} changed; it takes effect at the next restart");
-            }
+            ("chunk-size", old.chunk_size != new.chunk_size),
+        ];
+        for (name, _) in changed.iter().filter(|(_, changed)| *changed) {
+            log::warn!("reload: {name} changed; it takes effect at the next restart");
         }
+        new.listen = old.listen;
+        new.http_listen = old.http_listen;
+        new.dump_dir = old.dump_dir.clone();
+        new.chunk_size = old.chunk_size;
     }
 
     /// Whether an HTTP connection's header-read or keep-alive timer has run out.

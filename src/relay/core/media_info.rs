@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(info.video.map(|c| c.to_string()).as_deref(), Some("h264"));
         assert_eq!(info.audio.map(|c| c.to_string()).as_deref(), Some("aac"));
         // Known once: a later message of another codec does not change it.
-        info.observe(MediaKind::Video, &[0x90 | 0x00, b'h', b'v', b'c', b'1']);
+        info.observe(MediaKind::Video, &[0x90, b'h', b'v', b'c', b'1']);
         assert_eq!(info.video, Some(CodecName::Known("h264")));
         let mut enhanced = MediaInfo::default();
         enhanced.observe(MediaKind::Video, &[0x90, b'h', b'v', b'c', b'1', 0, 0, 0]);

@@ -44,7 +44,7 @@ impl<L: Copy + PartialEq + Ord> LabelCounts<L> {
             Some((_, count)) => *count += 1,
             None => {
                 self.counts.push((label, 1));
-                self.counts.sort_by(|a, b| a.0.cmp(&b.0));
+                self.counts.sort_by_key(|(label, _)| *label);
             }
         }
     }

@@ -212,6 +212,7 @@ impl LiveStream {
     /// The source went away (publisher left, pull lost): players wait for the next one.
     pub fn source_lost(&mut self) {
         self.clear_caches();
+        self.meter.media = MediaInfo::default();
         for player in &mut self.players {
             player.wait_for_start();
         }

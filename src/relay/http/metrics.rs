@@ -138,7 +138,8 @@ pub fn render(view: &MetricsView) -> String {
     out.gauge("rtmp_edge_pulls", "Upstream pulls open (connected or retrying).", stats.pulls);
     out.gauge("rtmp_edge_pulls_live", "Upstream pulls playing.", stats.pulls_live);
 
-    let per_stream: [(&str, &str, &str, fn(&StreamMetrics) -> u64); 5] = [
+    type Series = (&'static str, &'static str, &'static str, fn(&StreamMetrics) -> u64);
+    let per_stream: [Series; 5] = [
         ("rtmp_edge_stream_players", "gauge", "Players of the stream.", |s| s.players as u64),
         ("rtmp_edge_stream_live", "gauge", "1 while a source is live on the stream.", |s| u64::from(s.live)),
         ("rtmp_edge_stream_received_bytes_total", "counter", "Media bytes received for the stream.", |s| s.bytes_in),
