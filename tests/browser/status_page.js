@@ -46,7 +46,7 @@ const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
     // A sparkline with a few points makes a more useful picture.
     await page.waitForFunction(() => {
       const line = document.querySelector("svg.spark polyline");
-      return line && line.getAttribute("points").split(" ").length >= 3;
+      return line && line.getAttribute("points").split(" ").length >= 5;
     }, null, { timeout: 30000 });
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`screenshot ${screenshot}`);
