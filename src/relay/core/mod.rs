@@ -359,8 +359,9 @@ impl RelayCore {
     /// A connection was accepted from `peer` on a `kind` listener. Refused connections are
     /// logged and counted here; the driver just drops the socket.
     pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
-        // The HTTP listener stays open in a shutdown, so health checks see the 503.
-        let refusal = if self.shutdown_deadline.is_some() && kind != ListenerKind::Http {
+        // The HTTP listener stays open in a shutdown, so health checks see the 503, until
+        // the deadline closes everything.
+        let refusal = if self.shutdown_deadline.is_some_and(|deadline| kind != ListenerKind::Http || now >= deadline) {
             Some(Refusal::ShuttingDown)
         } else if self.conns.len() >= self.config.max_connections {
             Some(Refusal::TooManyConnections { max: self.config.max_connections })

@@ -342,6 +342,8 @@ fn health_turns_503_in_a_shutdown_and_new_http_clients_are_still_answered() {
     assert!(h.core.accept(SocketAddr::from(([127, 0, 0, 1], 9001)), ListenerKind::Rtmp, h.now).is_err());
     h.advance(Duration::from_secs(4));
     assert!(h.stopped);
+    let late = h.core.accept(SocketAddr::from(([127, 0, 0, 1], 9002)), ListenerKind::Http, h.now);
+    assert_eq!(late, Err(Refusal::ShuttingDown), "after the deadline HTTP is refused too");
 }
 
 #[test]
