@@ -212,3 +212,12 @@ fn the_command_line_wins_over_the_file_at_start_and_after_a_reload() {
     }
     assert_eq!(http::get(edge.http, "/api/v1/summary", Some("changed-in-file")).status, 401);
 }
+
+#[test]
+fn help_names_the_operations_options() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for option in ["--config", "check-config", "--http-listen", "--http-token", "--http-max-connections", "--http-header-timeout"] {
+        assert!(text.contains(option), "--help does not mention {option}:\n{text}");
+    }
+}

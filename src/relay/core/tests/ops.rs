@@ -384,3 +384,36 @@ fn the_summary_runs_every_minute() {
     h.advance(Duration::from_secs(2));
     assert_eq!(h.core.ops.summary_totals, h.core.byte_totals());
 }
+
+#[test]
+fn a_pulled_stream_shows_its_upstream_and_its_reconnects() {
+    let config = Config { origins: vec!["10.0.0.1:1935".into()], ..test_config() };
+    let mut h = Harness::new(config);
+    let player = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    let api = http_client(&mut h, 9000);
+    let dialing = json(&get(&mut h, api, "/api/v1/streams"));
+    assert_eq!(dialing[0]["upstream"]["state"], "connecting");
+    h.accept_upstream(upstream);
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), avc_header()).unwrap();
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), keyframe(400)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    let playing = json(&get(&mut h, api, "/api/v1/streams"));
+    let stream = &playing[0];
+    assert_eq!(stream["publisher"], serde_json::Value::Null);
+    assert_eq!((stream["live"].as_bool(), stream["video_codec"].as_str()), (Some(true), Some("h264")));
+    assert_eq!(stream["upstream"], serde_json::json!({"kind": "pull", "target": "10.0.0.1:1935", "state": "playing", "reconnects": 0}));
+    let clients = json(&get(&mut h, api, "/api/v1/clients"));
+    let pull = clients.as_array().unwrap().iter().find(|c| c["client_id"] == upstream.to_u64()).unwrap();
+    assert_eq!((pull["role"].as_str(), pull["name"].as_str()), (Some("pull"), Some("s")));
+
+    h.core.handle_closed(upstream, CloseReason::PeerClosed, h.now);
+    h.pump();
+    let lost = json(&get(&mut h, api, "/api/v1/streams"));
+    assert_eq!((lost[0]["upstream"]["state"].as_str(), lost[0]["upstream"]["reconnects"].as_u64()), (Some("backoff"), Some(1)));
+    assert!(get(&mut h, api, "/metrics").body.contains("rtmp_edge_upstream_reconnects_total 1\n"));
+    assert!(h.peer(player).closed.is_none());
+}
