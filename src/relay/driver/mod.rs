@@ -136,8 +136,8 @@ impl Driver {
     }
 
     /// Runs until a shutdown completes. `on_signal` is polled when the SIGNALS token fires
-    /// and returns how many signals arrived: the first begins a graceful shutdown, the
-    /// second exits at once.
+    /// and says which signals arrived: a reload re-reads the configuration; the first
+    /// shutdown signal begins a graceful shutdown, the second exits at once.
     pub fn run(&mut self, mut on_signal: impl FnMut() -> SignalCount) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {

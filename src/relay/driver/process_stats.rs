@@ -31,7 +31,7 @@ fn cpu_seconds_from_stat(stat: &str) -> Option<f64> {
     // After the name come field 3 (state) onwards: utime is the 12th of them.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
+    Some(utime.saturating_add(stime) as f64 / USER_HZ)
 }
 
 /// `VmRSS` of `/proc/self/status`, in bytes.
