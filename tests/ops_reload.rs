@@ -221,3 +221,22 @@ fn help_names_the_operations_options() {
         assert!(text.contains(option), "--help does not mention {option}:\n{text}");
     }
 }
+
+#[test]
+fn at_start_the_open_files_limit_is_raised_to_the_hard_limit_and_logged() {
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    let soft = 512.min(hard);
+    let mut command = Command::new("bash");
+    command
+        .args(["-c", &format!("ulimit -Sn {soft} && exec \"$0\" --listen 127.0.0.1:0 --log-level info"), BINARY])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = ChildGuard::spawn(command, "rtmp-edge with a low soft limit");
+    let lines = BufReader::new(child.take_stderr().unwrap()).lines();
+    let line = lines.map_while(Result::ok).find(|line| line.contains("open files limit")).expect("a line about the limit");
+    if soft < hard {
+        assert!(line.contains(&format!("raised from {soft} to {hard}")), "{line}");
+    } else {
+        assert!(line.contains("the hard limit"), "{line}");
+    }
+}
