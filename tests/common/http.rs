@@ -110,21 +110,25 @@ fn answer_length(bytes: &[u8]) -> Option<usize> {
     Some(end + 4 + answer.body.len())
 }
 
-/// `/metrics` parsed with two independent readers of the Prometheus text format: Debian's
-/// `promtool check metrics` (which also lints names and types) and the Python
-/// `prometheus_client` parser. Returns the samples as (name with labels, value).
-pub fn check_metrics_text(text: &str) -> Vec<(String, f64)> {
+/// Runs `program` with `args`, `input` on its stdin; its output, whatever its exit.
+fn run_with_input(program: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
     use std::process::{Command, Stdio};
-    let promtool = super::require_program("promtool");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `/metrics` parsed with two independent readers of the Prometheus text format: Debian's
+/// `promtool check metrics` (which also lints names and types) and the Python
+/// `prometheus_client` parser. Returns the samples as (name with labels, value).
+pub fn check_metrics_text(text: &str) -> Vec<(String, f64)> {
+    let output = run_with_input(&super::require_program("promtool"), &["check", "metrics"], text);
     assert!(
         output.status.success(),
         "promtool check metrics failed:\n{}{}\n--- text ---\n{text}",
@@ -140,15 +144,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))
         print(f'{s.name}{{{labels}}}\t{s.value}')
 "#;
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start /usr/bin/python3 (Debian python3 with python3-prometheus-client)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_input(std::path::Path::new("/usr/bin/python3"), &["-c", script], text);
     assert!(output.status.success(), "prometheus_client could not parse /metrics: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout)
         .lines()
