@@ -5,7 +5,12 @@
 #   scripts/bench.sh            # everything, about 12 minutes on 2 cores
 #   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, to check the script itself
 #
-# Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3. Not part of CI.
+# What /metrics costs: run the 1,000-player fan-out twice, without and with a scrape of
+# rtmp-edge's /metrics every second (BENCH_SCRAPE=1), and compare CPU s per GB:
+#   BENCH_SERVERS=rtmp-edge BENCH_FANOUTS=1000 BENCH_DIR=target/bench-noscrape scripts/bench.sh
+#   BENCH_SERVERS=rtmp-edge BENCH_FANOUTS=1000 BENCH_DIR=target/bench-scrape BENCH_SCRAPE=1 scripts/bench.sh
+#
+# Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3 (and curl for BENCH_SCRAPE). Not part of CI.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +22,11 @@ QUICK=${BENCH_QUICK:-0}
 FANOUT_SECS=$([ "$QUICK" = 1 ] && echo 5 || echo 15)
 FANOUTS=${BENCH_FANOUTS:-"100 500 1000 2000"}
 IDLE_PLAYERS=${BENCH_IDLE:-10000}
+SERVERS=${BENCH_SERVERS:-"rtmp-edge nginx-rtmp"}
+# BENCH_SCRAPE=1: rtmp-edge serves HTTP, and its /metrics is fetched once a second while
+# each of its scenarios runs (the scraper's CPU is its own, not the server's).
+SCRAPE=${BENCH_SCRAPE:-0}
+EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-19353}
 TICKS=$(getconf CLK_TCK)
 
 # 10,000 idle players plus the servers' own sockets, in this shell and its children.
@@ -48,8 +58,10 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 start_server() { # name
     case $1 in
     rtmp-edge)
+        local http_args=()
+        [ "$SCRAPE" = 1 ] && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
         "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
-            --max-connections-per-ip 30000 --log-level warn >"$OUT/rtmp-edge.log" 2>&1 &
+            --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
         SERVER_PID=$!
         PORT=$EDGE_PORT
         ;;
@@ -91,6 +103,17 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# Fetches rtmp-edge's /metrics once a second until process $1 ends; one line per scrape
+# (seconds it took, HTTP status, bytes) in $2.
+scrape_metrics() { # bench pid, log file
+    : >"$2"
+    while kill -0 "$1" 2>/dev/null; do
+        curl -s -o /dev/null -w "%{time_total} %{http_code} %{size_download}\n" \
+            "http://127.0.0.1:$EDGE_HTTP_PORT/metrics" >>"$2" || echo "0 000 0" >>"$2"
+        sleep 1
+    done
+}
+
 # Runs rtmp-bench with its arguments while sampling the server: writes NAME.json (the
 # bench's figures) and NAME.server (CPU seconds used, RSS at start and peak).
 measure() { # name, rtmp-bench args...
@@ -102,6 +125,11 @@ measure() { # name, rtmp-bench args...
     local peak=$rss0
     "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
     local bench=$!
+    local scraper=""
+    if [ "$SCRAPE" = 1 ] && [ "$PORT" = "$EDGE_PORT" ]; then
+        scrape_metrics "$bench" "$OUT/$name.scrapes" &
+        scraper=$!
+    fi
     while kill -0 "$bench" 2>/dev/null; do
         local now
         now=$(rss_kb "$SERVER_PID")
@@ -109,13 +137,17 @@ measure() { # name, rtmp-bench args...
         sleep 0.5
     done
     wait "$bench" || true
+    if [ -n "$scraper" ]; then
+        wait "$scraper" || true
+        echo "   $name: $(wc -l <"$OUT/$name.scrapes") /metrics scrapes, $(grep -vc ' 200 ' "$OUT/$name.scrapes") failed"
+    fi
     local cpu1
     cpu1=$(cpu_seconds "$SERVER_PID")
     echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak" >"$OUT/$name.server"
     echo "   $name: $(tail -n +1 "$OUT/$name.log" | grep -E '^(average Mbps|latency ms|max sustained|churn conn|failed|ramp stopped)' | tr -s ' ' | paste -sd ';' -)"
 }
 
-for server in rtmp-edge nginx-rtmp; do
+for server in $SERVERS; do
     echo "== $server"
     start_server $server
     url=rtmp://127.0.0.1:$PORT/live
@@ -136,7 +168,7 @@ done
 
 {
     echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(free -g | awk '/^Mem/ {print $2}') GiB RAM, Linux $(uname -r); $(nginx -v 2>&1 | sed 's/.*: //'); $(date -u +%Y-%m-%d)"
-    echo "Command: scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')"
+    echo "Command: scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')$([ "$SCRAPE" = 1 ] && echo ' (BENCH_SCRAPE=1: rtmp-edge /metrics scraped every second)')"
     echo
     python3 - "$OUT" "$FANOUTS" <<'PY'
 import json, sys

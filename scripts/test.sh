@@ -151,9 +151,56 @@ RTMP_EDGE_NEW_FFMPEG=$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.g
     || die "the imageio-ffmpeg binary does not run: $RTMP_EDGE_NEW_FFMPEG"
 export RTMP_EDGE_NEW_FFMPEG
 
+# ---------------------------------------------------------------- metrics checkers
+# /metrics is checked by Debian's promtool (package prometheus) and parsed by Debian's
+# python3-prometheus-client, run with the system /usr/bin/python3.
+install_metrics_checkers() {
+    local packages=()
+    command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+    /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
+    [ "${#packages[@]}" -eq 0 ] && return 0
+    # The prometheus package comes with a server that apt would start on port 9090; only
+    # promtool is wanted. policy-rc.d exit 101 is Debian's "do not start services".
+    local policy=/usr/sbin/policy-rc.d created=0 rc=0
+    if [ ! -e "$policy" ]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+        created=1
+    fi
+    apt_install --no-install-recommends "${packages[@]}" || rc=$?
+    [ "$created" -eq 1 ] && as_root rm -f "$policy"
+    [ "$rc" -eq 0 ] || die "apt-get install ${packages[*]} failed ($rc)"
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+    command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
+}
+install_metrics_checkers
+
+# ---------------------------------------------------------------- browser
+# Debian's Chromium, driven by playwright-core at the version pinned in
+# tests/browser/package.json (and its lockfile). Playwright never downloads a browser of
+# its own: the tests point it at /usr/bin/chromium. Used by the status page test, and by
+# the browser players' tests.
+install_browser_deps() {
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    command -v node >/dev/null 2>&1 || apt_install nodejs
+    local wanted installed
+    wanted=$(node -p 'require("./tests/browser/package.json").dependencies["playwright-core"]')
+    installed=$(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+    if [ "$installed" != "$wanted" ]; then
+        [ "${RTMP_EDGE_SKIP_INSTALL:-0}" = 1 ] && die "playwright-core missing and RTMP_EDGE_SKIP_INSTALL=1"
+        log "npm ci in tests/browser (playwright-core)"
+        (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+            || die "npm ci in tests/browser failed"
+    fi
+}
+install_browser_deps
+
 log "ffmpeg:      $(ffmpeg -hide_banner -version | head -n1)"
 log "new ffmpeg:  $("$RTMP_EDGE_NEW_FFMPEG" -hide_banner -version | head -n1) ($RTMP_EDGE_NEW_FFMPEG)"
 log "nginx:       $( (nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1) | head -n1)"
+log "promtool:    $(promtool --version 2>&1 | head -n1)"
+log "chromium:    $(chromium --version 2>/dev/null | tail -n1)"
 log "cargo:       $(cargo --version)"
 step_done "tool check/install"
 

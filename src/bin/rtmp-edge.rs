@@ -1,17 +1,18 @@
 //! `rtmp-edge`: the relay's command line.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
 use getopts::{Matches, Options};
-use rtmp_edge::relay::{self, Config};
+use rtmp_edge::relay::{self, config_file, Config};
 
 fn options() -> Options {
     let defaults = Config::default();
     let mut options = Options::new();
+    options.optopt("", "config", "read options from this TOML file first (the command line wins)", "FILE");
     options.optopt("", "listen", &format!("address to accept RTMP on (default {})", defaults.listen), "ADDR:PORT");
     options.optopt("", "chunk-size", &format!("outgoing chunk size (default {})", defaults.chunk_size), "BYTES");
     options.optopt("", "gop-cache", "send late joiners the GOP since the last keyframe (default on)", "on|off");
@@ -87,6 +88,32 @@ fn options() -> Options {
     );
     options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp://HOST[:PORT]/APP[/NAME]");
     options.optopt("", "write-batch", "write live frames to players at most every MS milliseconds (default 0: at once)", "MS");
+    options.optopt("", "http-listen", "serve the HTTP API, /metrics and the status page here (default off)", "ADDR:PORT");
+    options.optopt("", "http-token", "require Authorization: Bearer TOKEN for /metrics and /api/", "TOKEN");
+    options.optopt(
+        "",
+        "http-max-connections",
+        &format!("most HTTP connections at once (default {})", defaults.http_max_connections),
+        "N",
+    );
+    options.optopt(
+        "",
+        "http-header-timeout",
+        &format!("seconds an HTTP client has to send a request head (default {})", defaults.http_header_timeout.as_secs()),
+        "SECONDS",
+    );
+    options.optopt(
+        "",
+        "http-idle-timeout",
+        &format!("seconds an idle keep-alive HTTP connection stays open (default {})", defaults.http_idle_timeout.as_secs()),
+        "SECONDS",
+    );
+    options.optopt(
+        "",
+        "max-upstream-connects",
+        &format!("upstream connections being set up at once (default {})", defaults.max_upstream_connects),
+        "N",
+    );
     options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
     options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
     options.optflag("h", "help", "print this help");
@@ -95,7 +122,8 @@ fn options() -> Options {
 }
 
 fn usage(options: &Options) -> String {
-    let brief = "Usage: rtmp-edge [OPTIONS]\n       rtmp-edge inspect FILE   (decode a --dump file)\n\n\
+    let brief = "Usage: rtmp-edge [OPTIONS]\n       rtmp-edge check-config FILE   (check a --config file, start nothing)\n       \
+                 rtmp-edge inspect FILE        (decode a --dump file)\n\n\
                  A single-threaded RTMP relay: publish to rtmp://HOST/APP/NAME, play the same URL.";
     options.usage(brief)
 }
@@ -107,8 +135,21 @@ fn parse<T: FromStr>(matches: &Matches, name: &str) -> Result<Option<T>, String>
     }
 }
 
-fn config_from(matches: &Matches) -> Result<Config, String> {
+/// The configuration to run with: defaults, then the `--config` file, then the command line.
+fn load_config(matches: &Matches) -> Result<Config, String> {
     let mut config = Config::default();
+    if let Some(path) = matches.opt_str("config") {
+        config = config_file::load(Path::new(&path), config).map_err(|problems| problems.join("\n"))?.0;
+    }
+    apply_flags(matches, &mut config)?;
+    config.validate().map_err(|problems| problems.join("\n"))?;
+    if let Some(dir) = &config.dump_dir {
+        std::fs::create_dir_all(dir).map_err(|error| format!("dump {}: {error}", dir.display()))?;
+    }
+    Ok(config)
+}
+
+fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
     if let Some(listen) = parse::<SocketAddr>(matches, "listen")? {
         config.listen = listen;
     }
@@ -156,7 +197,11 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
     if let Some(ms) = parse::<u64>(matches, "write-batch")? {
         config.write_batch = Duration::from_millis(ms.min(1000));
     }
-    for origin in matches.opt_strs("origin") {
+    let origins = matches.opt_strs("origin");
+    if !origins.is_empty() {
+        config.origins.clear();
+    }
+    for origin in origins {
         rtmp_edge::url::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;
         config.origins.push(origin);
     }
@@ -175,15 +220,78 @@ fn config_from(matches: &Matches) -> Result<Config, String> {
             *field = Duration::from_millis(ms.max(100));
         }
     }
-    for url in matches.opt_strs("push") {
+    let pushes = matches.opt_strs("push");
+    if !pushes.is_empty() {
+        config.push.clear();
+    }
+    for url in pushes {
         config.push.push(rtmp_edge::url::RtmpUrl::parse(&url).map_err(|error| format!("--push {url}: {error}"))?);
     }
-    if let Some(dir) = matches.opt_str("dump") {
-        let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).map_err(|error| format!("--dump {}: {error}", dir.display()))?;
-        config.dump_dir = Some(dir);
+    if let Some(n) = parse(matches, "max-upstream-connects")? {
+        config.max_upstream_connects = n;
     }
-    Ok(config)
+    if let Some(listen) = parse::<SocketAddr>(matches, "http-listen")? {
+        config.http_listen = Some(listen);
+    }
+    if let Some(token) = matches.opt_str("http-token") {
+        config.http_token = Some(token);
+    }
+    if let Some(n) = parse(matches, "http-max-connections")? {
+        config.http_max_connections = n;
+    }
+    if let Some(seconds) = parse::<u64>(matches, "http-header-timeout")? {
+        config.http_header_timeout = Duration::from_secs(seconds.max(1));
+    }
+    if let Some(seconds) = parse::<u64>(matches, "http-idle-timeout")? {
+        config.http_idle_timeout = Duration::from_secs(seconds.max(1));
+    }
+    if let Some(dir) = matches.opt_str("dump") {
+        config.dump_dir = Some(PathBuf::from(dir));
+    }
+    Ok(())
+}
+
+/// `rtmp-edge check-config FILE`: every problem with its line, or "ok".
+fn check_config(path: &str) -> ExitCode {
+    let checked = config_file::load(Path::new(path), Config::default())
+        .and_then(|(config, _)| config.validate().map_err(|problems| problems.iter().map(|p| format!("{path}: {p}")).collect()));
+    match checked {
+        Ok(()) => {
+            println!("{path}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The log level: `--log-level`, else the file's `log-level`, else info.
+fn log_level(matches: &Matches) -> String {
+    if let Some(level) = matches.opt_str("log-level") {
+        return level;
+    }
+    let from_file = matches.opt_str("config").and_then(|path| {
+        let text = std::fs::read_to_string(path).ok()?;
+        config_file::parse(&text).ok()?.log_level().map(str::to_string)
+    });
+    from_file.unwrap_or_else(|| "info".to_string())
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit: every player is a descriptor, and the
+/// usual soft limit of 1024 would cap the relay far below what it can serve.
+fn raise_open_files_limit() {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) if soft >= hard => log::info!("open files limit (RLIMIT_NOFILE) is {soft}, the hard limit"),
+        Ok((soft, hard)) => match rlimit::Resource::NOFILE.set(hard, hard) {
+            Ok(()) => log::info!("open files limit (RLIMIT_NOFILE) raised from {soft} to {hard}"),
+            Err(error) => log::warn!("open files limit (RLIMIT_NOFILE) stays at {soft}: cannot raise it to {hard}: {error}"),
+        },
+        Err(error) => log::warn!("cannot read the open files limit (RLIMIT_NOFILE): {error}"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -204,7 +312,14 @@ fn main() -> ExitCode {
         println!("rtmp-edge {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let level = matches.opt_str("log-level").unwrap_or_else(|| "info".to_string());
+    if matches.free.first().map(String::as_str) == Some("check-config") {
+        let Some(path) = matches.free.get(1) else {
+            eprintln!("rtmp-edge check-config: name the file to check");
+            return ExitCode::from(2);
+        };
+        return check_config(path);
+    }
+    let level = log_level(&matches);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp_millis().init();
 
     if matches.free.first().map(String::as_str) == Some("inspect") {
@@ -232,14 +347,20 @@ fn main() -> ExitCode {
         eprintln!("rtmp-edge: unexpected argument {extra:?}\n\n{}", usage(&options));
         return ExitCode::from(2);
     }
-    let config = match config_from(&matches) {
+    let config = match load_config(&matches) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("rtmp-edge: {error}");
             return ExitCode::from(2);
         }
     };
-    match relay::run(config) {
+    raise_open_files_limit();
+    // A reload reads the file again and puts the command line on top, as at start.
+    let reloader: Option<relay::Reloader> = match matches.opt_present("config") {
+        true => Some(Box::new(move || load_config(&matches))),
+        false => None,
+    };
+    match relay::run_with_reloader(config, reloader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("rtmp-edge: {error}");

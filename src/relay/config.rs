@@ -60,6 +60,17 @@ pub struct Config {
     pub push: Vec<crate::url::RtmpUrl>,
     /// Most upstream connections being set up at once.
     pub max_upstream_connects: usize,
+    /// Address for the HTTP API, metrics and status page; off when `None`.
+    pub http_listen: Option<SocketAddr>,
+    /// When set, the API and `/metrics` require `Authorization: Bearer TOKEN`.
+    pub http_token: Option<String>,
+    /// Most HTTP connections open at once. At the limit, a new one takes the place of the
+    /// connection idle longest; when none is idle, it is refused.
+    pub http_max_connections: usize,
+    /// Time an HTTP client has to send a request's head, from accept or from its first byte.
+    pub http_header_timeout: Duration,
+    /// An HTTP connection idle between requests (keep-alive) this long is closed.
+    pub http_idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -91,6 +102,52 @@ impl Default for Config {
             upstream_reply_timeout: Duration::from_millis(1500),
             push: Vec::new(),
             max_upstream_connects: 64,
+            http_listen: None,
+            http_token: None,
+            http_max_connections: 128,
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what no single option can: the whole configuration, whichever way it was
+    /// made (flags, a file, a reload). Returns every problem found.
+    ///
+    /// ```
+    /// use rtmp_edge::relay::Config;
+    ///
+    /// assert!(Config::default().validate().is_ok());
+    /// let bad = Config { queue_soft_limit_ms: 9_000, queue_hard_limit_ms: 100, ..Config::default() };
+    /// assert_eq!(bad.validate().unwrap_err().len(), 1);
+    /// ```
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if !(128..=0x7FFF_FFFF).contains(&self.chunk_size) {
+            problems.push(format!("chunk-size {} is not between 128 and 2147483647", self.chunk_size));
+        }
+        if self.queue_soft_limit_ms > self.queue_hard_limit_ms {
+            problems.push(format!(
+                "queue-soft-limit ({} ms) must not exceed queue-hard-limit ({} ms)",
+                self.queue_soft_limit_ms, self.queue_hard_limit_ms
+            ));
+        }
+        for origin in &self.origins {
+            if let Err(error) = crate::url::parse_host_port(origin, 1935) {
+                problems.push(format!("origin {origin}: {error}"));
+            }
+        }
+        if self.http_token.as_deref().is_some_and(|token| token.is_empty() || token.chars().any(char::is_whitespace)) {
+            problems.push("http-token must be non-empty and contain no spaces".to_string());
+        }
+        if self.http_max_connections == 0 {
+            problems.push("http-max-connections must be at least 1".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
     }
 }

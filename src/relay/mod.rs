@@ -15,13 +15,17 @@
 //! relay.shutdown().unwrap();
 //! ```
 
+pub mod config_file;
 mod config;
+pub mod http;
 pub mod core;
 mod driver;
 mod inspect;
 mod stats;
 
-pub use self::core::{Action, CloseReason, ConnId, LinkPurpose, ListenerKind, Refusal, RelayCore, StreamKey, StreamSummary};
+pub use self::core::{
+    Action, CloseReason, ConnId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey, StreamSummary,
+};
 pub use config::Config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
@@ -36,7 +40,12 @@ use std::time::Instant;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
-use driver::{Driver, Listener, SIGNALS, WAKER};
+use driver::{Driver, Listener, SignalCount, SIGNALS, WAKER};
+
+/// Re-reads the configuration for a reload (SIGHUP, `POST /api/v1/reload`): the binary
+/// passes one that reads its `--config` file again and applies the command line on top.
+/// An `Err` is logged and the running configuration stays.
+pub type Reloader = Box<dyn FnMut() -> Result<Config, String> + Send>;
 
 /// Everything a relay thread needs, bound.
 struct Bound {
@@ -44,40 +53,73 @@ struct Bound {
     listeners: Vec<Listener>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
 }
 
 fn bind(config: &Config) -> io::Result<Bound> {
     let poll = Poll::new()?;
     let listener = TcpListener::bind(config.listen)?;
     let local_addr = listener.local_addr()?;
+    let mut listeners = vec![Listener { socket: listener, kind: ListenerKind::Rtmp }];
+    let mut http_addr = None;
+    if let Some(address) = config.http_listen {
+        let http = TcpListener::bind(address)
+            .map_err(|error| io::Error::new(error.kind(), format!("HTTP listener {address}: {error}")))?;
+        http_addr = Some(http.local_addr()?);
+        listeners.push(Listener { socket: http, kind: ListenerKind::Http });
+    }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    Ok(Bound { poll, listeners: vec![Listener { socket: listener, kind: ListenerKind::Rtmp }], waker, local_addr })
+    Ok(Bound { poll, listeners, waker, local_addr, http_addr })
 }
 
-fn driver(config: Config, bound: Bound, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> io::Result<Driver> {
+fn driver(
+    config: Config,
+    bound: Bound,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    reloader: Option<Reloader>,
+) -> io::Result<Driver> {
     let dump_dir = config.dump_dir.clone();
     let core = RelayCore::with_stats(config, rand::random(), Instant::now(), stats);
-    Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir)
+    let mut driver = Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir)?;
+    if let Some(reloader) = reloader {
+        driver.set_reloader(reloader);
+    }
+    Ok(driver)
 }
 
 /// Runs the relay on this thread until SIGINT or SIGTERM, then shuts down gracefully
 /// (players are told the stream ended, queues are flushed for up to 3 s, new connections
-/// are refused). A second signal exits at once.
+/// are refused). A second signal exits at once. SIGHUP reloads the configuration when
+/// `reloader` is given (see [`Reloader`]).
 pub fn run(config: Config) -> io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    run_with_reloader(config, None)
+}
+
+/// [`run`], with SIGHUP and `POST /api/v1/reload` re-reading the configuration through
+/// `reloader`.
+pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook_mio::v1_0::Signals;
 
     let bound = bind(&config)?;
     log::info!("rtmp-edge listening on {}", bound.local_addr);
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    if let Some(http) = bound.http_addr {
+        log::info!("HTTP API, metrics and status page on http://{http}/");
+    }
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     bound.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut driver = driver(config, bound, Arc::new(Stats::default()), stop)?;
+    let mut driver = driver(config, bound, Arc::new(Stats::default()), stop, reloader)?;
     driver.run(|| {
-        let mut count = 0;
+        let mut count = SignalCount::default();
         for signal in signals.pending() {
             log::info!("received signal {signal}");
-            count += 1;
+            if signal == SIGHUP {
+                count.reload += 1;
+            } else {
+                count.shutdown += 1;
+            }
         }
         count
     })
@@ -87,30 +129,42 @@ pub fn run(config: Config) -> io::Result<()> {
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// Binds `config.listen` and runs a relay on a new thread.
+/// Binds `config.listen` (and `config.http_listen`) and runs a relay on a new thread.
 pub fn spawn(config: Config) -> io::Result<RelayHandle> {
+    spawn_with_reloader(config, None)
+}
+
+/// [`spawn`], with `POST /api/v1/reload` re-reading the configuration through `reloader`.
+pub fn spawn_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Result<RelayHandle> {
     let bound = bind(&config)?;
     let local_addr = bound.local_addr;
+    let http_addr = bound.http_addr;
     let waker = Arc::clone(&bound.waker);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let mut driver = driver(config, bound, Arc::clone(&stats), Arc::clone(&stop))?;
+    let mut driver = driver(config, bound, Arc::clone(&stats), Arc::clone(&stop), reloader)?;
     let thread = std::thread::Builder::new()
         .name("rtmp-edge-relay".to_string())
-        .spawn(move || driver.run(|| 0))?;
-    Ok(RelayHandle { local_addr, stats, stop, waker, thread: Some(thread) })
+        .spawn(move || driver.run(SignalCount::default))?;
+    Ok(RelayHandle { local_addr, http_addr, stats, stop, waker, thread: Some(thread) })
 }
 
 impl RelayHandle {
     /// The address the relay accepts on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the HTTP API accepts on, when `http_listen` is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The relay's counters now.

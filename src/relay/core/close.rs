@@ -68,6 +68,16 @@ pub enum CloseReason {
     UpstreamProtocolError(String),
     /// The relay could not encode what it had to send (a bug, or a limit).
     EncodeFailed(String),
+    /// An operator closed it through the API (`DELETE /api/v1/clients/{id}`).
+    Kicked,
+    /// An HTTP request was malformed or past a limit; it was answered with an error status.
+    HttpBadRequest(String),
+    /// An HTTP request's head did not arrive within the header timeout.
+    HttpHeaderTimeout(Duration),
+    /// An HTTP exchange ended with `Connection: close`, after the response was written.
+    HttpDone,
+    /// An idle HTTP connection made room for a new one at `http_max_connections`.
+    HttpEvicted,
 }
 
 impl CloseReason {
@@ -95,6 +105,11 @@ impl CloseReason {
             CloseReason::ConnectFailed(_) => "connect_failed",
             CloseReason::UpstreamProtocolError(_) => "upstream_protocol_error",
             CloseReason::EncodeFailed(_) => "encode_failed",
+            CloseReason::Kicked => "kicked",
+            CloseReason::HttpBadRequest(_) => "http_bad_request",
+            CloseReason::HttpHeaderTimeout(_) => "http_header_timeout",
+            CloseReason::HttpDone => "http_done",
+            CloseReason::HttpEvicted => "http_evicted",
         }
     }
 
@@ -107,16 +122,29 @@ impl CloseReason {
                 | CloseReason::HandshakeTimeout(_)
                 | CloseReason::TooSlow { .. }
                 | CloseReason::NotReading { .. }
+                | CloseReason::HttpBadRequest(_)
+        )
+    }
+
+    /// Whether the peer broke a protocol (RTMP or HTTP) or its limits: counted in
+    /// `protocol_errors`.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::HandshakeFailed(_)
+                | CloseReason::ProtocolError(_)
+                | CloseReason::NotReading { .. }
+                | CloseReason::HttpBadRequest(_)
         )
     }
 
     /// Adds this close to the counters it belongs to.
     pub(in crate::relay) fn count(&self, stats: &Stats) {
         use std::sync::atomic::Ordering::Relaxed;
+        if self.is_protocol_error() {
+            stats.protocol_errors.fetch_add(1, Relaxed);
+        }
         match self {
-            CloseReason::HandshakeFailed(_) | CloseReason::ProtocolError(_) | CloseReason::NotReading { .. } => {
-                stats.protocol_errors.fetch_add(1, Relaxed);
-            }
             CloseReason::HandshakeTimeout(_) => {
                 stats.handshake_timeouts.fetch_add(1, Relaxed);
             }
@@ -163,6 +191,13 @@ impl fmt::Display for CloseReason {
             CloseReason::ConnectFailed(error) => write!(f, "connect failed: {error}"),
             CloseReason::UpstreamProtocolError(error) => write!(f, "upstream protocol error: {error}"),
             CloseReason::EncodeFailed(error) => write!(f, "could not encode: {error}"),
+            CloseReason::Kicked => write!(f, "closed through the API"),
+            CloseReason::HttpBadRequest(error) => write!(f, "bad HTTP request: {error}"),
+            CloseReason::HttpHeaderTimeout(after) => {
+                write!(f, "HTTP request head not received within {} s", after.as_secs_f64())
+            }
+            CloseReason::HttpDone => write!(f, "HTTP exchange done"),
+            CloseReason::HttpEvicted => write!(f, "idle HTTP connection closed to make room for a new one"),
         }
     }
 }

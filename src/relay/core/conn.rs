@@ -8,6 +8,7 @@ use super::links::UpstreamConn;
 use super::out_queue::OutQueue;
 use super::stream::StreamKey;
 use crate::handshake::Handshake;
+use crate::relay::http::HttpConn;
 use crate::sessions::{ClientSession, ServerSession};
 
 /// Where a connection is in the protocol.
@@ -21,6 +22,8 @@ pub enum Phase {
     Server(Box<ServerSession>),
     /// An upstream link: playing from or publishing to another server.
     Client(Box<ClientSession>),
+    /// An HTTP client of the API, metrics or status page (`core/http_conn.rs`).
+    Http(Box<HttpConn>),
 }
 
 /// What a connection does on the relay.
@@ -150,6 +153,8 @@ impl Conn {
             Phase::Server(session) => session.app().is_some(),
             Phase::Client(session) => session.is_connected(),
             Phase::Handshake(_) | Phase::Dialing => false,
+            // HTTP has its own header-read timer (`core/http_conn.rs`), not the handshake's.
+            Phase::Http(_) => true,
         }
     }
 

@@ -41,6 +41,7 @@ impl RelayCore {
                 }
             },
             Phase::Server(_) | Phase::Client(_) => self.session_input(id, bytes, now),
+            Phase::Http(_) => self.http_input(id, bytes, now),
             // Nothing can arrive before the connect completes; ignore what a driver might pass.
             Phase::Dialing => {}
         }
@@ -107,7 +108,7 @@ impl RelayCore {
                 self.sync_output(id, now);
             }
             Phase::Client(_) => self.client_input(id, bytes, now),
-            Phase::Handshake(_) | Phase::Dialing => {}
+            Phase::Handshake(_) | Phase::Dialing | Phase::Http(_) => {}
         }
     }
 

@@ -30,17 +30,22 @@
 
 //! ```
 
+mod api;
 mod close;
 mod conn;
 mod edge;
 mod fanout;
 mod frame;
+mod http_conn;
 mod ids;
 mod input;
 mod links;
+mod media_info;
+mod ops;
 mod out_queue;
 mod play;
 mod publish;
+mod rates;
 mod stream;
 mod timers;
 mod upstream_session;
@@ -52,6 +57,7 @@ pub use close::CloseReason;
 pub use frame::SharedFrame;
 pub use ids::ConnId;
 pub use links::LinkPurpose;
+pub use ops::ProcessStats;
 pub use out_queue::ENTRY_OVERHEAD;
 pub use stream::StreamKey;
 
@@ -109,6 +115,9 @@ pub enum Action {
     },
     /// A graceful shutdown finished: every connection is closed.
     Stopped,
+    /// Re-read the configuration (`POST /api/v1/reload`), then report
+    /// [`RelayCore::handle_reload`]. The driver does the reading; the core never touches files.
+    ReloadConfig,
 }
 
 /// What a listener speaks: the driver tells the core which listener accepted a connection.
@@ -118,6 +127,8 @@ pub enum ListenerKind {
     Rtmp,
     /// RTMP over TLS (the driver decrypts; the core sees RTMP bytes).
     Rtmps,
+    /// HTTP/1.1: the API, metrics and status page (`core/http_conn.rs`).
+    Http,
 }
 
 impl ListenerKind {
@@ -126,6 +137,7 @@ impl ListenerKind {
         match self {
             ListenerKind::Rtmp => "rtmp",
             ListenerKind::Rtmps => "rtmps",
+            ListenerKind::Http => "http",
         }
     }
 }
@@ -147,6 +159,23 @@ pub enum Refusal {
     },
     /// The relay is shutting down.
     ShuttingDown,
+    /// `http_max_connections` HTTP connections are open and none is idle.
+    TooManyHttpConnections {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Refusal {
+    /// A short, stable name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::TooManyConnections { .. } => "too_many_connections",
+            Refusal::TooManyFromAddress { .. } => "too_many_from_address",
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::TooManyHttpConnections { .. } => "too_many_http_connections",
+        }
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -157,6 +186,9 @@ impl fmt::Display for Refusal {
                 write!(f, "{max} connections open from {ip} (--max-connections-per-ip)")
             }
             Refusal::ShuttingDown => write!(f, "shutting down"),
+            Refusal::TooManyHttpConnections { max } => {
+                write!(f, "{max} HTTP connections open, none idle (http-max-connections)")
+            }
         }
     }
 }
@@ -206,6 +238,8 @@ pub struct RelayCore {
     rng_state: u64,
     server_events: Vec<ServerSessionEvent>,
     client_events: Vec<ClientSessionEvent>,
+    /// Counts and timers for the API, metrics and the summary line.
+    ops: ops::OpsState,
 }
 
 impl fmt::Debug for RelayCore {
@@ -247,6 +281,7 @@ impl RelayCore {
             rng_state: seed | 1,
             server_events: Vec::new(),
             client_events: Vec::new(),
+            ops: ops::OpsState::new(now),
         };
         core.node_id = format!("{:016x}", core.next_random());
         core
@@ -324,28 +359,43 @@ impl RelayCore {
     /// A connection was accepted from `peer` on a `kind` listener. Refused connections are
     /// logged and counted here; the driver just drops the socket.
     pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
-        let refusal = if self.shutdown_deadline.is_some() {
+        // The HTTP listener stays open in a shutdown, so health checks see the 503, until
+        // the deadline closes everything.
+        let refusal = if self.shutdown_deadline.is_some_and(|deadline| kind != ListenerKind::Http || now >= deadline) {
             Some(Refusal::ShuttingDown)
         } else if self.conns.len() >= self.config.max_connections {
             Some(Refusal::TooManyConnections { max: self.config.max_connections })
         } else if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
+        } else if kind == ListenerKind::Http {
+            self.http_admission(now)
         } else {
             None
         };
         if let Some(refusal) = refusal {
             self.stats.connections_refused.fetch_add(1, Relaxed);
+            self.ops.refusals.add(refusal.label());
             log::warn!("{peer}: refused: {refusal}");
             return Err(refusal);
         }
-        let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
-        let mut conn = Conn::new(peer, Phase::Handshake(Box::new(handshake)), now);
-        conn.protocol = kind;
+        let conn = if kind == ListenerKind::Http {
+            self.new_http_conn(peer, now)
+        } else {
+            let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
+            let mut conn = Conn::new(peer, Phase::Handshake(Box::new(handshake)), now);
+            conn.protocol = kind;
+            conn
+        };
         let id = self.conns.insert(conn);
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         self.stats.connections_open.fetch_add(1, Relaxed);
-        log::info!("{peer}: {} connection {id} opened", kind.label());
+        if kind == ListenerKind::Http {
+            // Health checks and scrapes would flood the info log.
+            log::debug!("{peer}: http connection {id} opened");
+        } else {
+            log::info!("{peer}: {} connection {id} opened", kind.label());
+        }
         Ok(id)
     }
 
@@ -493,6 +543,9 @@ impl RelayCore {
         let role = conn.role.clone();
         let upstream = conn.upstream.clone();
         if let Some(upstream) = &upstream {
+            if self.link(&upstream.key, upstream.purpose).is_some_and(|link| link.conn == Some(id)) {
+                self.ops.upstream_reconnects += 1;
+            }
             self.upstream_closed(id, upstream, &reason, now);
         }
         match &role {
@@ -515,6 +568,7 @@ impl RelayCore {
         }
         self.stats.connections_open.fetch_sub(1, Relaxed);
         reason.count(&self.stats);
+        self.count_close(&conn, &reason);
         let seconds = now.saturating_duration_since(conn.opened_at).as_secs_f64();
         let line = format!(
             "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
@@ -522,6 +576,8 @@ impl RelayCore {
         );
         if reason.is_peer_fault() {
             log::warn!("{line}");
+        } else if conn.protocol == ListenerKind::Http {
+            log::debug!("{line}");
         } else {
             log::info!("{line}");
         }

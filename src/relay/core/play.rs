@@ -66,6 +66,7 @@ impl RelayCore {
             for frame in stream.join_frames() {
                 queue_frame(conn, stream_id, frame, now, &mut self.to_close, id);
             }
+            stream.meter.count_out(stream.join_frames().map(|frame| frame.bytes.len()).sum());
             if stream.has_gop() || !stream.has_video {
                 player.state = PlayerState::Live;
             }

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use super::frame::{classify, encode_frame, Classification, HeaderSlot, SharedFrame};
 use super::ids::ConnId;
 use super::links::UpstreamLink;
+use super::media_info::MediaInfo;
+use super::rates::StreamMeter;
 use crate::chunk_io::ChunkError;
 use crate::sessions::MediaKind;
 use crate::time::RtmpTimestamp;
@@ -152,6 +154,8 @@ pub struct LiveStream {
     pub via: String,
     /// Forwards to the origin and `--push` targets of the local publisher.
     pub pushes: Vec<UpstreamLink>,
+    /// Counters and media description for the API and metrics.
+    pub meter: StreamMeter,
 }
 
 impl Default for LiveStream {
@@ -179,6 +183,7 @@ impl LiveStream {
             linger_until: None,
             via: String::new(),
             pushes: Vec::new(),
+            meter: StreamMeter::default(),
         }
     }
 
@@ -196,6 +201,7 @@ impl LiveStream {
     /// a keyframe, and timestamps will continue after what players already saw.
     pub fn restart_source(&mut self) {
         self.clear_caches();
+        self.meter.media = MediaInfo::default();
         self.has_video = false;
         self.rebase_on_next_frame = self.last_sent_timestamp.is_some();
         for player in &mut self.players {
@@ -206,6 +212,7 @@ impl LiveStream {
     /// The source went away (publisher left, pull lost): players wait for the next one.
     pub fn source_lost(&mut self) {
         self.clear_caches();
+        self.meter.media = MediaInfo::default();
         for player in &mut self.players {
             player.wait_for_start();
         }
@@ -248,6 +255,7 @@ impl LiveStream {
         chunk_size: u32,
         limits: CacheLimits,
     ) -> Result<SharedFrame, ChunkError> {
+        self.meter.count_in(kind, &body);
         let classification = classify(kind, &body);
         let timestamp = self.map_timestamp(timestamp);
         let frame = encode_frame(kind, timestamp, body, chunk_size, classification)?;
@@ -299,6 +307,8 @@ impl LiveStream {
 
     /// Encodes and caches metadata (`onMetaData` AMF body).
     pub fn ingest_metadata(&mut self, raw: Bytes, chunk_size: u32) -> Result<SharedFrame, ChunkError> {
+        self.meter.count_in(MediaKind::Data, &raw);
+        self.meter.media.observe_metadata(&raw);
         let timestamp = self.last_sent_timestamp.unwrap_or(RtmpTimestamp::ZERO);
         let frame = encode_frame(MediaKind::Data, timestamp, raw, chunk_size, Classification::METADATA)?;
         self.metadata = if frame.body.len() <= MAX_HEADER_BYTES { Some(frame.clone()) } else { None };

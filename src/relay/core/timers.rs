@@ -10,6 +10,7 @@ use super::{ConnId, RelayCore, SHUTDOWN_GRACE};
 impl RelayCore {
     pub(super) fn tick(&mut self, now: Instant) {
         self.upstream_tick(now);
+        self.ops_tick(now);
         let handshake_timeout = self.config.handshake_timeout;
         let idle_timeout = self.config.idle_timeout;
         let limits = self.queue_limits();
@@ -31,6 +32,10 @@ impl RelayCore {
                 continue;
             }
             if conn.upstream.is_some() {
+                continue;
+            }
+            if matches!(conn.phase, super::conn::Phase::Http(_)) {
+                to_close.extend(Self::http_expired(conn, now, &self.config).map(|reason| (id, reason)));
                 continue;
             }
             if !conn.is_connected() && now.saturating_duration_since(conn.opened_at) > handshake_timeout {

@@ -2,6 +2,7 @@
 //! clock, signals and the resolver threads. Everything it learns goes to the
 //! [`RelayCore`]; everything the core asks for ([`Action`]) it does.
 
+mod process_stats;
 mod resolver;
 
 use std::fs::File;
@@ -16,6 +17,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::core::{Action, CloseReason, ConnId, ListenerKind, RelayCore};
+use super::Reloader;
 use resolver::Resolver;
 
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -32,6 +34,17 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 const READS_PER_TURN: usize = 16;
 /// Most slices handed to one writev call (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES_PER_WRITE: usize = 64;
+/// How often the wall clock and (with an HTTP listener) the process figures go to the core.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Signals that arrived since the last poll, by what they ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalCount {
+    /// SIGINT, SIGTERM: the first begins a graceful shutdown, another exits at once.
+    pub shutdown: usize,
+    /// SIGHUP: re-read the configuration.
+    pub reload: usize,
+}
 
 fn token_of(id: ConnId) -> Token {
     Token(id.to_u64() as usize)
@@ -62,8 +75,9 @@ pub struct Listener {
 /// The event loop around one [`RelayCore`].
 pub struct Driver {
     poll: Poll,
-    /// Dropped (so new connections are refused) when a shutdown begins.
-    listeners: Vec<Listener>,
+    /// Dropped (so new connections are refused) when a shutdown begins, all but HTTP. A
+    /// listener's place is its token, so a dropped one leaves `None`.
+    listeners: Vec<Option<Listener>>,
     sockets: Vec<Option<Socket>>,
     core: RelayCore,
     resolver: Resolver,
@@ -73,6 +87,11 @@ pub struct Driver {
     stop: Arc<AtomicBool>,
     dump_dir: Option<PathBuf>,
     stopped: bool,
+    /// Re-reads the configuration for SIGHUP and `POST /api/v1/reload`.
+    reloader: Option<Reloader>,
+    /// Whether `/metrics` can be asked for, so the process figures are worth reading.
+    samples_process: bool,
+    next_sample: Instant,
 }
 
 impl Driver {
@@ -93,9 +112,10 @@ impl Driver {
         }
         let now = Instant::now();
         core.set_unix_time(now, unix_now());
+        let samples_process = listeners.iter().any(|listener| listener.kind == ListenerKind::Http);
         Ok(Driver {
             poll,
-            listeners,
+            listeners: listeners.into_iter().map(Some).collect(),
             sockets: Vec::new(),
             core,
             resolver: Resolver::start(waker)?,
@@ -104,13 +124,21 @@ impl Driver {
             stop,
             dump_dir,
             stopped: false,
+            reloader: None,
+            samples_process,
+            next_sample: now,
         })
     }
 
+    /// Where reloads get the new configuration from; without one, a reload is refused.
+    pub fn set_reloader(&mut self, reloader: Reloader) {
+        self.reloader = Some(reloader);
+    }
+
     /// Runs until a shutdown completes. `on_signal` is polled when the SIGNALS token fires
-    /// and returns how many signals arrived: the first begins a graceful shutdown, the
-    /// second exits at once.
-    pub fn run(&mut self, mut on_signal: impl FnMut() -> usize) -> io::Result<()> {
+    /// and says which signals arrived: a reload re-reads the configuration; the first
+    /// shutdown signal begins a graceful shutdown, the second exits at once.
+    pub fn run(&mut self, mut on_signal: impl FnMut() -> SignalCount) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -131,7 +159,11 @@ impl Driver {
                     }
                     WAKER => self.take_resolver_answers(),
                     SIGNALS => {
-                        let count = on_signal();
+                        let signals = on_signal();
+                        if signals.reload > 0 {
+                            self.reload();
+                        }
+                        let count = signals.shutdown;
                         if count > 0 && self.core.is_shutting_down() {
                             log::warn!("second signal: exiting now");
                             return Ok(());
@@ -154,13 +186,23 @@ impl Driver {
             }
             if self.stop.load(Ordering::SeqCst) && !self.core.is_shutting_down() {
                 // Dropping the listener makes new connections fail at once instead of
-                // waiting in a backlog nobody accepts from.
-                for mut listener in self.listeners.drain(..) {
-                    let _ = self.poll.registry().deregister(&mut listener.socket);
+                // waiting in a backlog nobody accepts from. The HTTP listener stays, so
+                // health checks see the shutdown (503) instead of a refused connection.
+                for slot in &mut self.listeners {
+                    if let Some(mut listener) = slot.take_if(|listener| listener.kind != ListenerKind::Http) {
+                        let _ = self.poll.registry().deregister(&mut listener.socket);
+                    }
                 }
                 self.core.begin_shutdown(Instant::now());
             }
             let now = Instant::now();
+            if now >= self.next_sample {
+                self.next_sample = now + SAMPLE_INTERVAL;
+                self.core.set_unix_time(now, unix_now());
+                if let Some(stats) = self.samples_process.then(process_stats::read).flatten() {
+                    self.core.set_process_stats(stats);
+                }
+            }
             if self.core.poll_timeout().is_some_and(|at| now >= at) {
                 self.core.handle_timeout(now);
             }
@@ -173,7 +215,7 @@ impl Driver {
 
     fn accept_all(&mut self, index: usize) {
         loop {
-            let Some(listener) = self.listeners.get(index) else { return };
+            let Some(Some(listener)) = self.listeners.get(index) else { return };
             let kind = listener.kind;
             let (mut stream, peer) = match listener.socket.accept() {
                 Ok(accepted) => accepted,
@@ -361,8 +403,20 @@ impl Driver {
                     }
                 }
                 Action::Stopped => self.stopped = true,
+                Action::ReloadConfig => self.reload(),
             }
         }
+    }
+
+    /// Re-reads the configuration (a small local file: fine to read in the loop) and hands
+    /// the result to the core, which applies it or keeps the running one.
+    fn reload(&mut self) {
+        log::info!("reloading the configuration");
+        let result = match &mut self.reloader {
+            Some(reload) => reload(),
+            None => Err("no configuration file to re-read (start rtmp-edge with --config FILE)".to_string()),
+        };
+        self.core.handle_reload(result, Instant::now());
     }
 
     fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr) {

@@ -76,6 +76,8 @@ pub struct Harness {
     pub resolves: Vec<(ConnId, String, u16)>,
     pub closes: Vec<(ConnId, CloseReason, Instant)>,
     pub stopped: bool,
+    /// `Action::ReloadConfig`s seen.
+    pub reloads_asked: usize,
     next_port: u16,
 }
 
@@ -113,6 +115,7 @@ impl Harness {
             resolves: Vec::new(),
             closes: Vec::new(),
             stopped: false,
+            reloads_asked: 0,
             next_port: 40000,
         }
     }
@@ -245,6 +248,7 @@ impl Harness {
                     Action::Connect { id, addr } => self.connects.push((id, addr, self.now)),
                     Action::Resolve { id, host, port } => self.resolves.push((id, host, port)),
                     Action::Stopped => self.stopped = true,
+                    Action::ReloadConfig => self.reloads_asked += 1,
                 }
             }
             let ids: Vec<ConnId> = self.peers.keys().copied().collect();

@@ -2,6 +2,7 @@
 
 mod edge;
 mod hostile;
+mod ops;
 mod players;
 mod stream_cache;
 mod harness;
