@@ -28,8 +28,6 @@
 //! assert!(!core.has_queued(id));
 //! ```
 
-//! ```
-
 mod api;
 mod close;
 mod conn;
