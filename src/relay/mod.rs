@@ -21,6 +21,7 @@ pub mod http;
 pub mod core;
 mod driver;
 mod inspect;
+pub mod proxy_protocol;
 mod stats;
 
 pub use self::core::{
