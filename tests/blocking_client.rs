@@ -51,7 +51,7 @@ fn ffmpeg_publishes_and_the_blocking_client_records() {
 fn the_blocking_client_publishes_and_ffmpeg_records() {
     let dir = TempDir::new("blocking-publish");
     let relay = start_relay(test_config());
-    ffmpeg_records_what_is_published(&relay, FIXTURE, &dir, |target| {
+    ffmpeg_records_what_is_published(relay, FIXTURE, &dir, |target| {
         // As fast as the relay takes it: the send path's acks and backpressure at full speed.
         let mut publisher = blocking::connect(&url(target)).unwrap().publish(PublishMode::Live).unwrap();
         for tag in fixture_tags(FIXTURE) {
@@ -59,7 +59,6 @@ fn the_blocking_client_publishes_and_ffmpeg_records() {
         }
         publisher.finish().unwrap();
     });
-    relay.shutdown().unwrap();
 }
 
 #[test]

@@ -162,13 +162,12 @@ fn blocking_client_example_records_what_ffmpeg_publishes() {
 fn blocking_client_example_publishes_what_ffmpeg_records() {
     let dir = TempDir::new("blocking-client-publish");
     let relay = start_relay(test_config());
-    ffmpeg_records_what_is_published(&relay, FIXTURE, &dir, |target| {
+    ffmpeg_records_what_is_published(relay, FIXTURE, &dir, |target| {
         let fixture_path = fixture(FIXTURE).display().to_string();
         let example = Example::start("blocking_client", &["publish", target, &fixture_path], &dir);
         let printed = example.finish(Duration::from_secs(30));
         assert!(printed.iter().any(|line| line.starts_with("published ")), "{printed:?}");
     });
-    relay.shutdown().unwrap();
 }
 
 #[test]

@@ -41,7 +41,12 @@ pub fn fixture_tags(name: &str) -> Vec<FlvTag> {
 /// An ffmpeg player on `relay`'s `live/NAME`, playing before `publish` runs; `publish`
 /// must publish fixture `name` there and return when done. The player's file must hold
 /// every packet of the fixture, from its first keyframe.
-pub fn ffmpeg_records_what_is_published(relay: &RelayHandle, fixture_name: &str, dir: &TempDir, publish: impl FnOnce(&str)) {
+///
+/// Players stay connected when a publisher leaves, so the relay is then shut down: its
+/// `NetStream.Play.Stop` ends ffmpeg by itself. A signal would not do: ffmpeg 5.1 blocked
+/// in an RTMP read ignores the first one, and the second exits without writing out what
+/// its muxer holds (all of it, when the publisher sent faster than real time).
+pub fn ffmpeg_records_what_is_published(relay: RelayHandle, fixture_name: &str, dir: &TempDir, publish: impl FnOnce(&str)) {
     let ffmpeg = require_program("ffmpeg");
     let target = live_url(relay.local_addr(), "s");
     let out = dir.join("play.flv");
@@ -52,7 +57,9 @@ pub fn ffmpeg_records_what_is_published(relay: &RelayHandle, fixture_name: &str,
         tail(&player_log)
     );
     publish(&target);
+    relay.shutdown().unwrap();
     let interrupted = stop_player(&mut player, Duration::from_secs(10));
+    assert!(!interrupted, "ffmpeg did not end at NetStream.Play.Stop:\n{}", tail(&player_log));
     let input = fixture_packets(fixture_name);
     let output = check_output(&input, &out, &player_log, 1.0, interrupted, "ffmpeg player");
     assert_eq!(assert_contiguous_run(&input, &output, "video", 1, "ffmpeg player"), 0, "from the first keyframe");
