@@ -7,8 +7,8 @@
 //! cargo run --example record -- rtmp://127.0.0.1/live/stream out.flv
 //! ```
 //!
-//! It stops when the publisher does (NetStream.Play.UnpublishNotify, Play.Stop or
-//! StreamEOF) or the server closes the connection.
+//! It stops when the publisher does (NetStream.Play.UnpublishNotify, Play.Stop, StreamEOF
+//! or StreamDry) or the server closes the connection.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -82,7 +82,7 @@ fn main() -> Result<()> {
                 {
                     break 'session;
                 }
-                ClientSessionEvent::StreamEof { .. } => break 'session,
+                ClientSessionEvent::StreamEof { .. } | ClientSessionEvent::StreamDry { .. } => break 'session,
                 _ => {}
             }
         }

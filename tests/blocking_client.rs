@@ -37,7 +37,7 @@ fn ffmpeg_publishes_and_the_blocking_client_records() {
     let recorder = record_on_thread(player);
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    // The relay says UnpublishNotify when ffmpeg leaves, which ends the iterator.
+    // The relay sends StreamEOF when ffmpeg leaves, which ends the iterator.
     let tags = recorder.join().unwrap();
     assert_eq!(tags.first().map(|t| t.tag_type), Some(FlvTagType::Script), "metadata comes first");
     assert!(tags[0].data.starts_with(b"\x02\x00\x0aonMetaData"), "the script tag is onMetaData");

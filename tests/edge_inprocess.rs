@@ -590,8 +590,8 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
         );
         let unpublish_at = log
             .iter()
-            .position(|r| *r == Received::Status(codes::PLAY_UNPUBLISH_NOTIFY.to_string()))
-            .unwrap_or_else(|| panic!("{label}: no UnpublishNotify when the origin went: {}", summarize(&log)));
+            .position(|r| *r == Received::StreamDry)
+            .unwrap_or_else(|| panic!("{label}: no StreamDry when the origin went: {}", summarize(&log)));
         let before = items_of(&log[..unpublish_at]);
         let after = items_of(&log[unpublish_at..]);
         check_full_stream(

@@ -33,24 +33,23 @@ fn spawn_ready_players(addr: std::net::SocketAddr, name: &str, count: usize, lab
 }
 
 /// Players waiting before the publisher starts get everything from the first keyframe on,
-/// exactly, after a PublishNotify.
+/// exactly, after a StreamBegin; the publisher's leaving is a StreamDry (the onStatus
+/// UnpublishNotify would end ffmpeg and librtmp players, StreamEOF GStreamer's rtmp2src).
 fn check_waiting_player(published: &[Item], log: &[Received], label: &str) {
-    let statuses = statuses_of(log);
-    let notify = statuses.iter().position(|s| s == codes::PLAY_PUBLISH_NOTIFY);
-    let unnotify = statuses.iter().position(|s| s == codes::PLAY_UNPUBLISH_NOTIFY);
+    let begin = log.iter().position(|r| *r == Received::StreamBegin);
+    let eof = log.iter().position(|r| *r == Received::StreamDry);
     assert!(
-        matches!((notify, unnotify), (Some(a), Some(b)) if a < b),
-        "{label}: expected PublishNotify then UnpublishNotify, got statuses {statuses:?}"
-    );
-    let first_item = log.iter().position(|r| matches!(r, Received::Item(_)));
-    let notify_at = log
-        .iter()
-        .position(|r| *r == Received::Status(codes::PLAY_PUBLISH_NOTIFY.to_string()));
-    assert!(
-        first_item > notify_at,
-        "{label}: media before PublishNotify: {}",
+        matches!((begin, eof), (Some(a), Some(b)) if a < b),
+        "{label}: expected StreamBegin then StreamDry: {}",
         summarize(log)
     );
+    let statuses = statuses_of(log);
+    assert!(
+        !statuses.iter().any(|s| s == codes::PLAY_UNPUBLISH_NOTIFY || s == codes::PLAY_PUBLISH_NOTIFY),
+        "{label}: publish notifications end ffmpeg and librtmp players: {statuses:?}"
+    );
+    let first_item = log.iter().position(|r| matches!(r, Received::Item(_)));
+    assert!(first_item > begin, "{label}: media before StreamBegin: {}", summarize(log));
     let start = assert_late_join(published, &items_of(log), label);
     let keyframe = first_keyframe_frame_index(published);
     assert!(
@@ -197,12 +196,10 @@ fn publisher_restart_players_stay_and_resume_at_a_keyframe() {
     first.send_items(&published, None).unwrap();
     first.stop().unwrap();
     for player in &players {
-        let saw_unpublish = player.wait_until(Duration::from_secs(10), |log| {
-            statuses_of(log).iter().any(|s| s == codes::PLAY_UNPUBLISH_NOTIFY)
-        });
+        let saw_unpublish = player.wait_until(Duration::from_secs(10), |log| log.contains(&Received::StreamDry));
         assert!(
             saw_unpublish,
-            "{}: no UnpublishNotify: {}",
+            "{}: no StreamDry: {}",
             player.label,
             summarize(&player.snapshot())
         );
@@ -224,24 +221,19 @@ fn publisher_restart_players_stay_and_resume_at_a_keyframe() {
             "{label}: the relay closed the player: {}",
             summarize(&log)
         );
-        let statuses: Vec<String> = statuses_of(&log)
-            .into_iter()
-            .filter(|s| s == codes::PLAY_PUBLISH_NOTIFY || s == codes::PLAY_UNPUBLISH_NOTIFY)
+        let markers: Vec<&Received> = log
+            .iter()
+            .filter(|r| matches!(r, Received::StreamBegin | Received::StreamDry))
             .collect();
         assert_eq!(
-            statuses,
-            [
-                codes::PLAY_PUBLISH_NOTIFY,
-                codes::PLAY_UNPUBLISH_NOTIFY,
-                codes::PLAY_PUBLISH_NOTIFY,
-                codes::PLAY_UNPUBLISH_NOTIFY
-            ],
-            "{label}: notifications"
+            markers,
+            [&Received::StreamBegin, &Received::StreamDry, &Received::StreamBegin, &Received::StreamDry],
+            "{label}: stream events"
         );
         let second_notify = log
             .iter()
             .enumerate()
-            .filter(|(_, r)| **r == Received::Status(codes::PLAY_PUBLISH_NOTIFY.to_string()))
+            .filter(|(_, r)| **r == Received::StreamBegin)
             .nth(1)
             .map(|(i, _)| i)
             .unwrap();

@@ -37,19 +37,18 @@ fn ffmpeg_publishes_and_ffmpeg_plays() {
     let source = live_url(relay.local_addr(), "s");
     let out = dir.join("play.flv");
     let (mut player, player_log) = ffmpeg_player(&ffmpeg, &source, &out, &dir, "ffmpeg-player", &[]);
-    std::thread::sleep(Duration::from_millis(700));
+    wait_players(&relay, 1, "ffmpeg player");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(8));
+    shut_down_and_let_players_end(relay, &mut [(&mut player, &player_log)]);
     let input = fixture_packets(FIXTURE);
-    let output = check_output(&input, &out, &player_log, 0.9, player_interrupted, "ffmpeg player");
+    let output = check_output(&input, &out, &player_log, 1.0, false, "ffmpeg player");
     // Waiting from before the publish, the player should start at the very first keyframe.
     let start = assert_contiguous_run(&input, &output, "video", 1, "ffmpeg player video");
     assert_eq!(
         start, 0,
         "ffmpeg player waiting from the start should get the first keyframe"
     );
-    relay.shutdown().unwrap();
 }
 
 #[test]
@@ -60,19 +59,11 @@ fn ffmpeg_publishes_and_rtmpdump_plays() {
     let source = live_url(relay.local_addr(), "s");
     let out = dir.join("dump.flv");
     let (mut player, player_log) = rtmpdump_player(&source, &out, &dir, "rtmpdump");
-    std::thread::sleep(Duration::from_millis(700));
+    wait_players(&relay, 1, "rtmpdump");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(8));
-    check_output(
-        &fixture_packets(FIXTURE),
-        &out,
-        &player_log,
-        0.9,
-        player_interrupted,
-        "rtmpdump",
-    );
-    relay.shutdown().unwrap();
+    shut_down_and_let_players_end(relay, &mut [(&mut player, &player_log)]);
+    check_output(&fixture_packets(FIXTURE), &out, &player_log, 1.0, false, "rtmpdump");
 }
 
 #[test]
@@ -91,19 +82,11 @@ fn ffmpeg_publishes_and_gstreamer_rtmp2src_plays() {
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
     let mut player = ChildGuard::spawn(command, "gst-rtmp2src");
-    std::thread::sleep(Duration::from_millis(700));
+    wait_players(&relay, 1, "gstreamer rtmp2src");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(3));
-    check_output(
-        &fixture_packets(FIXTURE),
-        &out,
-        &player_log,
-        0.9,
-        player_interrupted,
-        "gstreamer rtmp2src",
-    );
-    relay.shutdown().unwrap();
+    shut_down_and_let_players_end(relay, &mut [(&mut player, &player_log)]);
+    check_output(&fixture_packets(FIXTURE), &out, &player_log, 1.0, false, "gstreamer rtmp2src");
 }
 
 #[test]
@@ -115,7 +98,7 @@ fn gstreamer_rtmp2sink_publishes_and_ffmpeg_plays() {
     let source = live_url(relay.local_addr(), "s");
     let out = dir.join("play.flv");
     let (mut player, player_log) = ffmpeg_player(&ffmpeg, &source, &out, &dir, "ffmpeg-player", &[]);
-    std::thread::sleep(Duration::from_millis(700));
+    wait_players(&relay, 1, "ffmpeg player");
     let (stderr, publisher_log) = log_file(&dir, "gst.log");
     let mut command = Command::new(gst);
     command
@@ -130,16 +113,8 @@ fn gstreamer_rtmp2sink_publishes_and_ffmpeg_plays() {
         .stderr(stderr);
     let mut publisher = ChildGuard::spawn(command, "gst-rtmp2sink");
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(8));
-    check_output(
-        &fixture_packets(FIXTURE),
-        &out,
-        &player_log,
-        0.9,
-        player_interrupted,
-        "ffmpeg player of rtmp2sink",
-    );
-    relay.shutdown().unwrap();
+    shut_down_and_let_players_end(relay, &mut [(&mut player, &player_log)]);
+    check_output(&fixture_packets(FIXTURE), &out, &player_log, 1.0, false, "ffmpeg player of rtmp2sink");
 }
 
 #[test]
@@ -200,23 +175,18 @@ fn timestamps_past_24_bits_reach_ffmpeg_and_rtmpdump() {
     let dump_out = dir.join("rtmpdump.flv");
     let (mut ff_player, ff_log) = ffmpeg_player(&ffmpeg, &source, &ff_out, &dir, "ffmpeg-player", &["-copyts"]);
     let (mut dump_player, dump_log) = rtmpdump_player(&source, &dump_out, &dir, "rtmpdump");
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_players(&relay, 2, "ffmpeg and rtmpdump");
 
     let items = fixture_items(FIXTURE, offset);
     let mut publisher = RtmpTestClient::connect(addr, "live").unwrap();
     publisher.publish("s").unwrap();
     publisher.send_items(&items, Some(2.0)).unwrap();
     publisher.stop().unwrap();
-    let ff_player_interrupted = stop_player(&mut ff_player, Duration::from_secs(8));
-    let dump_player_interrupted = stop_player(&mut dump_player, Duration::from_secs(3));
+    shut_down_and_let_players_end(relay, &mut [(&mut ff_player, &ff_log), (&mut dump_player, &dump_log)]);
 
     let input = fixture_packets(FIXTURE);
-    let players = [
-        (&ff_out, &ff_log, ff_player_interrupted, "ffmpeg"),
-        (&dump_out, &dump_log, dump_player_interrupted, "rtmpdump"),
-    ];
-    for (out, log, interrupted, label) in players {
-        let output = check_output(&input, out, log, 0.9, interrupted, label);
+    for (out, log, label) in [(&ff_out, &ff_log, "ffmpeg"), (&dump_out, &dump_log, "rtmpdump")] {
+        let output = check_output(&input, out, log, 1.0, false, label);
         for codec_type in ["video", "audio"] {
             let start = assert_contiguous_run(&input, &output, codec_type, 1, label);
             let source_packets = &input[codec_type][start..];
@@ -235,7 +205,6 @@ fn timestamps_past_24_bits_reach_ffmpeg_and_rtmpdump() {
             );
         }
     }
-    relay.shutdown().unwrap();
 }
 
 #[test]
@@ -249,27 +218,11 @@ fn newer_ffmpeg_publishes_and_both_ffmpegs_play() {
     let new_out = dir.join("new.flv");
     let (mut old_player, old_log) = ffmpeg_player(&ffmpeg, &source, &old_out, &dir, "old-ffmpeg-player", &[]);
     let (mut new_player, new_log) = ffmpeg_player(&new_ffmpeg, &source, &new_out, &dir, "new-ffmpeg-player", &[]);
-    std::thread::sleep(Duration::from_millis(700));
+    wait_players(&relay, 2, "both ffmpeg players");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&new_ffmpeg, FIXTURE, &source, &dir, "new-ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    let old_player_interrupted = stop_player(&mut old_player, Duration::from_secs(8));
-    let new_player_interrupted = stop_player(&mut new_player, Duration::from_secs(3));
+    shut_down_and_let_players_end(relay, &mut [(&mut old_player, &old_log), (&mut new_player, &new_log)]);
     let input = fixture_packets(FIXTURE);
-    check_output(
-        &input,
-        &old_out,
-        &old_log,
-        0.9,
-        old_player_interrupted,
-        "system ffmpeg player",
-    );
-    check_output(
-        &input,
-        &new_out,
-        &new_log,
-        0.9,
-        new_player_interrupted,
-        "newer ffmpeg player",
-    );
-    relay.shutdown().unwrap();
+    check_output(&input, &old_out, &old_log, 1.0, false, "system ffmpeg player");
+    check_output(&input, &new_out, &new_log, 1.0, false, "newer ffmpeg player");
 }

@@ -17,7 +17,7 @@ const PLAY_COMPLETE: &str = "NetStream.Play.Complete";
 /// [`FlvWriter`](crate::flv::FlvWriter) records the stream. The iterator ends when the
 /// stream does: NetStream.Play.Stop or Play.Complete, or, unless
 /// [`set_end_on_unpublish(false)`](Self::set_end_on_unpublish), when its publisher stops
-/// (NetStream.Play.UnpublishNotify, or StreamEOF); or when the server closes the
+/// (NetStream.Play.UnpublishNotify, StreamEOF or StreamDry); or when the server closes the
 /// connection. An error ends it too.
 #[derive(Debug)]
 pub struct Player {
@@ -78,7 +78,9 @@ impl Player {
                 self.waiting = true;
             }
             ClientSessionEvent::StreamBegin { stream_id } if stream_id == self.stream_id => self.waiting = false,
-            ClientSessionEvent::StreamEof { stream_id } if stream_id == self.stream_id => {
+            ClientSessionEvent::StreamEof { stream_id } | ClientSessionEvent::StreamDry { stream_id }
+                if stream_id == self.stream_id =>
+            {
                 return Ok(self.end_on_unpublish);
             }
             ClientSessionEvent::StatusReceived { stream_id, status } if stream_id == self.stream_id => {

@@ -157,6 +157,11 @@ impl RtmpMessage {
         RtmpMessage::UserControl(UserControlEvent::StreamEof { stream_id })
     }
 
+    /// User Control Stream Dry.
+    pub fn stream_dry(stream_id: u32) -> RtmpMessage {
+        RtmpMessage::UserControl(UserControlEvent::StreamDry { stream_id })
+    }
+
     /// User Control Stream Is Recorded.
     pub fn stream_is_recorded(stream_id: u32) -> RtmpMessage {
         RtmpMessage::UserControl(UserControlEvent::StreamIsRecorded { stream_id })

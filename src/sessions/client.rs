@@ -424,6 +424,10 @@ impl ClientSession {
                 self.set_begun(stream_id, false);
                 self.events.push_back(ClientSessionEvent::StreamEof { stream_id })
             }
+            ControlOutcome::UserControl(UserControlEvent::StreamDry { stream_id }) => {
+                self.set_begun(stream_id, false);
+                self.events.push_back(ClientSessionEvent::StreamDry { stream_id })
+            }
             ControlOutcome::UserControl(_) => {}
             ControlOutcome::NotControl(message) => match message {
                 RtmpMessage::Amf0Command { name, transaction_id, command_object, arguments }

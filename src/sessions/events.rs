@@ -366,8 +366,14 @@ pub enum ClientSessionEvent {
         /// Message stream id.
         stream_id: u32,
     },
-    /// StreamEOF from the server.
+    /// StreamEOF from the server: playback on this stream is over.
     StreamEof {
+        /// Message stream id.
+        stream_id: u32,
+    },
+    /// StreamDry from the server: no data on this stream for now. rtmp-edge sends it when a
+    /// live stream's publisher leaves; StreamBegin follows when the next one starts.
+    StreamDry {
         /// Message stream id.
         stream_id: u32,
     },

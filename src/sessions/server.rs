@@ -293,10 +293,18 @@ impl ServerSession {
         self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_begin(stream_id), 0)
     }
 
-    /// Sends the StreamEOF user control event alone: the publisher left, the player stays.
-    /// ffmpeg and librtmp end playback on `NetStream.Play.UnpublishNotify` but not on this.
+    /// Sends the StreamEOF user control event alone: the spec's "playback is over". GStreamer's
+    /// rtmp2src ends on it; ffmpeg and librtmp do not.
     pub fn send_stream_eof(&mut self, stream_id: u32) -> Result<(), SessionError> {
         self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_eof(stream_id), 0)
+    }
+
+    /// Sends the StreamDry user control event alone: the spec's "no more data on the stream
+    /// for now". A live publisher left and the player may stay for the next one: ffmpeg,
+    /// librtmp and GStreamer's rtmp2src all carry on through it, where `UnpublishNotify`
+    /// ends the first two and StreamEOF the third.
+    pub fn send_stream_dry(&mut self, stream_id: u32) -> Result<(), SessionError> {
+        self.connection.send(csid::PROTOCOL_CONTROL, RtmpMessage::stream_dry(stream_id), 0)
     }
 
     /// Tells a player the stream ended for good (Play.Stop + StreamEOF), e.g. at shutdown.

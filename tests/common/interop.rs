@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rtmp_edge::relay::RelayHandle;
+
 use super::{
     assert_contiguous_run, fixture, free_port, log_file, probe_packets, require_program, tail, ChildGuard, Packet,
     TempDir,
@@ -73,7 +75,33 @@ pub fn expect_finished(child: &mut ChildGuard, log: &Path, timeout: Duration) {
     }
 }
 
-/// Lets a player end by itself (ffmpeg and rtmpdump do on UnpublishNotify) or stops it
+/// Shuts `relay` down, then requires every player to end by itself within 10 s.
+///
+/// Players stay connected when a publisher leaves (the relay sends StreamEOF, as
+/// nginx-rtmp does), so a test ends them the way an operator's restart would: the shutdown
+/// sends `NetStream.Play.Stop`, flushes and closes. ffmpeg, rtmpdump and GStreamer then
+/// write out everything they hold. Signals are no substitute: ffmpeg 5.1 blocked in an RTMP
+/// read ignores the first, and exits on the second without writing what its muxer holds.
+pub fn shut_down_and_let_players_end(relay: RelayHandle, players: &mut [(&mut ChildGuard, &Path)]) {
+    relay.shutdown().unwrap();
+    for (player, log) in players.iter_mut() {
+        match player.wait_timeout(Duration::from_secs(10)) {
+            Some(_) => {}
+            None => panic!("{} did not end at the relay's shutdown:\n{}", player.label, tail(log)),
+        }
+    }
+}
+
+/// Waits until `relay` has `count` players (subscriptions), or fails with `what`.
+pub fn wait_players(relay: &RelayHandle, count: u64, what: &str) {
+    assert!(
+        super::eventually(Duration::from_secs(10), || relay.stats().players == count),
+        "{what}: the relay has {} players, not {count}",
+        relay.stats().players
+    );
+}
+
+/// Lets a player end by itself (ffmpeg and rtmpdump do on NetStream.Play.Stop) or stops it
 /// with SIGINT; true if it had to be interrupted.
 ///
 /// An ffmpeg blocked in an RTMP read does not always act on SIGINT; SIGTERM follows, and

@@ -605,6 +605,8 @@ pub enum Received {
     StreamBegin,
     /// StreamEOF user control event.
     StreamEof,
+    /// StreamDry: the relay's sign that the publisher left (the player stays).
+    StreamDry,
     /// The relay closed the connection.
     Closed,
 }
@@ -622,7 +624,7 @@ pub struct PlayerThread {
 /// When a player thread stops by itself.
 #[derive(Clone, Copy, Debug)]
 pub struct PlayerStop {
-    /// Stop after this many UnpublishNotify statuses (0: never on that account).
+    /// Stop after this many StreamDry events, the relay's sign that a publisher left (0: never on that account).
     pub after_unpublish: usize,
     /// Stop at the latest after this long.
     pub deadline: Duration,
@@ -750,6 +752,7 @@ fn run_player(
                 ClientSessionEvent::RequestRejected { status, .. } => Some(Received::Status(status.code)),
                 ClientSessionEvent::StreamBegin { .. } => Some(Received::StreamBegin),
                 ClientSessionEvent::StreamEof { .. } => Some(Received::StreamEof),
+                ClientSessionEvent::StreamDry { .. } => Some(Received::StreamDry),
                 ClientSessionEvent::MetadataReceived {
                     timestamp, metadata, ..
                 } => Some(Received::Item(Item::Metadata {
@@ -780,7 +783,7 @@ fn run_player(
                 if !matches!(received, Received::Item(_)) {
                     ready.store(true, Ordering::SeqCst);
                 }
-                if received == Received::Status(codes::PLAY_UNPUBLISH_NOTIFY.to_string()) {
+                if received == Received::StreamDry {
                     unpublishes += 1;
                 }
                 log.lock().map_err(|_| "log poisoned")?.push(received);

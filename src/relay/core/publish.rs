@@ -65,11 +65,12 @@ impl RelayCore {
         self.tell_players(key, now, ServerSession::send_stream_begin);
     }
 
-    /// Players of `key` learn that its source went away: StreamEOF alone. ffmpeg and librtmp
-    /// end playback on `NetStream.Play.UnpublishNotify`; they stay on StreamEOF, and resume
-    /// when the next source starts.
+    /// Players of `key` learn that its source went away: StreamDry alone, which every player
+    /// we know carries on through, resuming when the next source starts. ffmpeg and librtmp
+    /// end playback on `NetStream.Play.UnpublishNotify`, GStreamer's rtmp2src on StreamEOF
+    /// (nginx-rtmp's choice).
     pub(super) fn tell_players_source_stopped(&mut self, key: &StreamKey, now: Instant) {
-        self.tell_players(key, now, ServerSession::send_stream_eof);
+        self.tell_players(key, now, ServerSession::send_stream_dry);
     }
 
     fn tell_players(&mut self, key: &StreamKey, now: Instant, send: fn(&mut ServerSession, u32) -> Result<(), SessionError>) {

@@ -83,8 +83,9 @@ impl RelayCore {
                 self.set_stage_ready(id);
                 self.push_went_live(id, key, purpose, now);
             }
-            // nginx-rtmp (and this relay) tell a publisher restart with these events alone.
-            ClientSessionEvent::StreamEof { .. } if purpose == LinkPurpose::Pull => {
+            // nginx-rtmp (StreamEOF) and this relay (StreamDry) tell a publisher restart with
+            // these events alone.
+            ClientSessionEvent::StreamEof { .. } | ClientSessionEvent::StreamDry { .. } if purpose == LinkPurpose::Pull => {
                 log::info!("{key}: pull: origin says the stream ended; waiting for it");
                 self.pull_lost(key, true, now);
             }

@@ -173,8 +173,9 @@ fn a_stale_id_never_reaches_the_connection_that_reused_its_slot() {
     assert!(h.peer(player).closed.is_none());
 }
 
-#[test]
-fn an_origin_restart_reaches_edge_players_as_stream_eof_and_stream_begin() {
+/// An origin tells a publisher restart with StreamEOF (nginx-rtmp) or StreamDry (rtmp-edge);
+/// either way the edge's players are told with StreamDry, stay, and resume.
+fn origin_restart_reaches_edge_players(origin_says: fn(&mut crate::sessions::ServerSession, u32) -> Result<(), crate::sessions::SessionError>) {
     let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
     let player = h.player("live", "s");
     let upstream = h.connects[0].0;
@@ -189,7 +190,7 @@ fn an_origin_restart_reaches_edge_players_as_stream_eof_and_stream_begin() {
     };
     send_media(&mut h, 5000);
     if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
-        session.send_stream_eof(1).unwrap();
+        origin_says(session, 1).unwrap();
     }
     h.send_outbound(upstream);
     h.pump();
@@ -202,8 +203,19 @@ fn an_origin_restart_reaches_edge_players_as_stream_eof_and_stream_begin() {
     assert_eq!(h.stats().pulls_live, 1);
     send_media(&mut h, 0);
     let peer = h.peer(player);
-    assert_eq!(peer.count_events(|e| matches!(e, ClientSessionEvent::StreamEof { .. })), 1);
+    assert_eq!(peer.count_events(|e| matches!(e, ClientSessionEvent::StreamDry { .. })), 1);
+    assert_eq!(peer.count_events(|e| matches!(e, ClientSessionEvent::StreamEof { .. })), 0);
     assert_eq!(peer.media().iter().map(|m| m.1).collect::<Vec<_>>(), vec![5000, 5040]);
     assert!(peer.closed.is_none());
     assert!(h.core.is_open(upstream), "the pull stays connected across the restart");
+}
+
+#[test]
+fn an_nginx_origins_stream_eof_reaches_edge_players_as_stream_dry() {
+    origin_restart_reaches_edge_players(crate::sessions::ServerSession::send_stream_eof);
+}
+
+#[test]
+fn an_rtmp_edge_origins_stream_dry_reaches_edge_players_as_stream_dry() {
+    origin_restart_reaches_edge_players(crate::sessions::ServerSession::send_stream_dry);
 }

@@ -160,7 +160,7 @@ fn a_kicked_publisher_leaves_its_players_waiting_and_a_kicked_player_is_closed()
     assert_eq!(json(&kicked[0])["role"], "publisher");
     assert_eq!(h.close_reason(publisher), Some(&CloseReason::Kicked));
     assert!(h.peer(player).closed.is_none() && h.peer(other).closed.is_none(), "players stay");
-    assert_eq!(h.peer(player).count_events(|e| matches!(e, ClientSessionEvent::StreamEof { .. })), 1);
+    assert_eq!(h.peer(player).count_events(|e| matches!(e, ClientSessionEvent::StreamDry { .. })), 1);
     // They resume with the next publisher, as after a publisher that left by itself.
     let next = h.publisher("live", "s");
     h.send_media(next, MediaKind::Video, 0, keyframe(300));

@@ -164,11 +164,11 @@ fn app_and_name_never_alias() {
     assert_eq!(h.peer(player_second).media().iter().map(|m| m.2.len()).collect::<Vec<_>>(), vec![22]);
 }
 
-// Defect 7: UnpublishNotify ended ffmpeg and librtmp players. A restart is told with the
-// user control events alone, and the player resumes at the new publisher's keyframe with
-// timestamps still increasing.
+// Defect 7: UnpublishNotify ended ffmpeg and librtmp players, and StreamEOF ends GStreamer's
+// rtmp2src. A restart is told with StreamDry and StreamBegin alone, and the player resumes
+// at the new publisher's keyframe with timestamps still increasing.
 #[test]
-fn a_publisher_restart_is_told_with_stream_eof_and_stream_begin_only() {
+fn a_publisher_restart_is_told_with_stream_dry_and_stream_begin_only() {
     let mut h = Harness::new(test_config());
     let publisher = h.publisher("live", "s");
     let player = h.player("live", "s");
@@ -185,7 +185,8 @@ fn a_publisher_restart_is_told_with_stream_eof_and_stream_begin_only() {
     h.pump();
     let player = h.peer(player);
     assert_eq!(player.count_events(|e| matches!(e, ClientSessionEvent::StatusReceived { .. })), statuses_before, "no onStatus for a restart");
-    assert_eq!(player.count_events(|e| matches!(e, ClientSessionEvent::StreamEof { .. })), 1);
+    assert_eq!(player.count_events(|e| matches!(e, ClientSessionEvent::StreamDry { .. })), 1);
+    assert_eq!(player.count_events(|e| matches!(e, ClientSessionEvent::StreamEof { .. })), 0, "StreamEOF ends rtmp2src");
     assert_eq!(player.count_events(|e| matches!(e, ClientSessionEvent::StreamBegin { .. })), 2, "one at play, one at the restart");
     let timestamps: Vec<u32> = player.media().iter().map(|m| m.1).collect();
     // The new source's first message (the inter frame at 0, not delivered: no keyframe yet)
