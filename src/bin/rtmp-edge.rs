@@ -160,7 +160,8 @@ fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
         config.chunk_size = chunk_size;
     }
     match matches.opt_str("gop-cache").as_deref() {
-        None | Some("on") => {}
+        None => {}
+        Some("on") => config.gop_cache = true,
         Some("off") => config.gop_cache = false,
         Some(other) => return Err(format!("--gop-cache takes on or off, not {other:?}")),
     }
@@ -366,5 +367,59 @@ fn main() -> ExitCode {
             log::error!("rtmp-edge: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_from(args: &[&str]) -> Result<Config, String> {
+        let matches = options().parse(args).map_err(|error| error.to_string())?;
+        load_config(&matches)
+    }
+
+    fn file_with(text: &str) -> PathBuf {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("rtmp-edge-cli-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Every flag that sets something can also be written in the file, under the same
+    /// name, and the file documents it: the two must not drift apart.
+    #[test]
+    fn every_option_is_a_key_of_the_example_file() {
+        let example = include_str!("../../rtmp-edge.example.toml");
+        let keys: std::collections::BTreeSet<&str> = example
+            .lines()
+            .filter_map(|line| line.trim_start_matches("# ").split_once(" = ").map(|(key, _)| key.trim()))
+            .filter(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            .collect();
+        let usage = usage(&options());
+        let flags: std::collections::BTreeSet<&str> = usage
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("--"))
+            .map(|word| word.trim_end_matches(|c: char| !(c.is_ascii_lowercase() || c == '-')))
+            .filter(|flag| !["help", "version", "config"].contains(flag))
+            .collect();
+        assert_eq!(flags, keys, "command-line options and rtmp-edge.example.toml keys differ");
+        // And each key the example writes is one the parser takes.
+        let file = file_with(example);
+        assert!(config_from(&["--config", file.to_str().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_both_ways() {
+        let off = file_with("gop-cache = false\nchunk-size = 8192\n");
+        let config = config_from(&["--config", off.to_str().unwrap(), "--gop-cache", "on"]).unwrap();
+        assert!(config.gop_cache, "--gop-cache on over gop-cache = false");
+        assert_eq!(config.chunk_size, 8192, "what the command line leaves alone comes from the file");
+        let on = file_with("gop-cache = true\n");
+        let config = config_from(&["--config", on.to_str().unwrap(), "--gop-cache", "off"]).unwrap();
+        assert!(!config.gop_cache);
+        let config = config_from(&["--config", off.to_str().unwrap(), "--chunk-size", "4096"]).unwrap();
+        assert_eq!((config.chunk_size, config.gop_cache), (4096, false));
     }
 }

@@ -15,7 +15,7 @@ use crate::relay::http::{
 };
 
 /// Roles `/metrics` always shows, at zero when no connection has them.
-const ROLES: [&str; 8] = ["connecting", "forward", "http", "idle", "player", "publisher", "pull", "push"];
+pub(super) const ROLES: [&str; 8] = ["connecting", "forward", "http", "idle", "player", "publisher", "pull", "push"];
 
 impl RelayCore {
     /// The driver read the process's CPU time, memory and descriptors (the core never
@@ -32,7 +32,8 @@ impl RelayCore {
     }
 
     /// Counts a close by reason, and keeps the connection's bytes in the totals.
-    pub(super) fn count_close(&mut self, conn: &Conn, reason: &CloseReason) {
+    pub(super) fn count_close(&mut self, conn: &Conn, role: &'static str, reason: &CloseReason) {
+        self.ops.ended_by_role.add(role);
         self.ops.closed_bytes_in = self.ops.closed_bytes_in.saturating_add(conn.bytes_in);
         self.ops.closed_bytes_out = self.ops.closed_bytes_out.saturating_add(conn.bytes_out);
         self.ops.closes.add(reason.label());
@@ -60,7 +61,7 @@ impl RelayCore {
         let (last_read, last_written) = std::mem::replace(&mut self.ops.summary_totals, (read, written));
         let live = self.streams.values().filter(|stream| stream.is_live()).count();
         let seconds = SUMMARY_INTERVAL.as_secs().max(1);
-        log::info!(
+        self.ops.last_summary = format!(
             "summary: {} streams ({live} live), {} publishers, {} players, {} connections; last {seconds} s: {} bytes in ({} kbit/s), {} bytes out ({} kbit/s)",
             self.streams.len(),
             self.stats.publishers.load(Relaxed),
@@ -71,6 +72,7 @@ impl RelayCore {
             written.saturating_sub(last_written),
             written.saturating_sub(last_written).saturating_mul(8) / 1000 / seconds,
         );
+        log::info!("{}", self.ops.last_summary);
     }
 
     /// What a connection is, as the API and metrics name it.
@@ -247,6 +249,7 @@ impl RelayCore {
             start_time_seconds: self.unix_time(self.epoch).as_secs_f64(),
             stats: self.stats.snapshot(),
             connections_by_role: roles.to_vec(),
+            ended_by_role: self.ops.ended_by_role.to_vec(),
             refused: self.ops.refusals.to_vec(),
             closed: self.ops.closes.to_vec(),
             protocol_errors: self.ops.protocol_errors.to_vec(),

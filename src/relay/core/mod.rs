@@ -538,6 +538,8 @@ impl RelayCore {
     /// The one close path: leave streams, fail links, forget the connection, log.
     fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
         let Some(conn) = self.conns.get(id) else { return };
+        // Before the streams are left: leaving them forgets a publisher's role.
+        let role_label = self.role_label(conn);
         let role = conn.role.clone();
         let upstream = conn.upstream.clone();
         if let Some(upstream) = &upstream {
@@ -566,7 +568,7 @@ impl RelayCore {
         }
         self.stats.connections_open.fetch_sub(1, Relaxed);
         reason.count(&self.stats);
-        self.count_close(&conn, &reason);
+        self.count_close(&conn, role_label, &reason);
         let seconds = now.saturating_duration_since(conn.opened_at).as_secs_f64();
         let line = format!(
             "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",

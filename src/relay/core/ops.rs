@@ -90,6 +90,10 @@ pub struct OpsState {
     pub next_summary: Instant,
     /// Byte totals at the last summary line, for its "in the last minute" figures.
     pub summary_totals: (u64, u64),
+    /// The last summary line logged.
+    pub last_summary: String,
+    /// Closed connections by the role they had (`RelayCore::role_label`).
+    pub ended_by_role: LabelCounts<&'static str>,
 }
 
 impl OpsState {
@@ -114,6 +118,8 @@ impl OpsState {
             next_rate_sample: now + RATE_SAMPLE_INTERVAL,
             next_summary: now + SUMMARY_INTERVAL,
             summary_totals: (0, 0),
+            last_summary: String::new(),
+            ended_by_role: LabelCounts::with_labels(&super::api::ROLES),
         }
     }
 }

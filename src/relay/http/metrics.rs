@@ -39,6 +39,8 @@ pub struct MetricsView {
     pub stats: StatsSnapshot,
     /// Open connections by role.
     pub connections_by_role: Vec<(&'static str, u64)>,
+    /// Closed connections by the role they had.
+    pub ended_by_role: Vec<(&'static str, u64)>,
     /// Refused connections by reason.
     pub refused: Vec<(&'static str, u64)>,
     /// Closed connections by reason.
@@ -92,6 +94,10 @@ pub fn render(view: &MetricsView) -> String {
         out.sample("rtmp_edge_connections", &[("role", role)], *count);
     }
     out.counter("rtmp_edge_connections_accepted_total", "Connections accepted.", stats.connections_accepted);
+    out.family("rtmp_edge_connections_ended_total", "counter", "Connections closed, by the role they had.");
+    for (role, count) in &view.ended_by_role {
+        out.sample("rtmp_edge_connections_ended_total", &[("role", role)], *count);
+    }
     out.family("rtmp_edge_connections_refused_total", "counter", "Connections refused at accept, by reason.");
     for (reason, count) in &view.refused {
         out.sample("rtmp_edge_connections_refused_total", &[("reason", reason)], *count);

@@ -3,6 +3,7 @@
 mod edge;
 mod hostile;
 mod ops;
+mod ops_counters;
 mod players;
 mod stream_cache;
 mod harness;

@@ -13,23 +13,23 @@ use crate::relay::Config;
 use crate::sessions::{ClientSessionEvent, MediaKind};
 
 /// The AAC-LC sequence header (44.1 kHz stereo).
-fn aac_header() -> Bytes {
+pub(super) fn aac_header() -> Bytes {
     Bytes::from_static(&[0xAF, 0x00, 0x12, 0x10])
 }
 
-fn aac_frame(len: usize) -> Bytes {
+pub(super) fn aac_frame(len: usize) -> Bytes {
     let mut body = vec![0xAF, 0x01];
     body.resize(len.max(2), 0x21);
     Bytes::from(body)
 }
 
 /// An HTTP client connection from 127.0.0.1:`port`.
-fn http_client(h: &mut Harness, port: u16) -> ConnId {
+pub(super) fn http_client(h: &mut Harness, port: u16) -> ConnId {
     h.core.accept(SocketAddr::from(([127, 0, 0, 1], port)), ListenerKind::Http, h.now).expect("HTTP accepted")
 }
 
 /// Everything the core queued for `id`, as a peer reading all of it would get it.
-fn take_output(h: &mut Harness, id: ConnId) -> Vec<u8> {
+pub(super) fn take_output(h: &mut Harness, id: ConnId) -> Vec<u8> {
     let mut out = Vec::new();
     while h.core.has_queued(id) {
         let mut slices = [IoSlice::new(&[]); 16];
@@ -47,14 +47,14 @@ fn take_output(h: &mut Harness, id: ConnId) -> Vec<u8> {
 
 /// One response: status, head (lower-cased) and body.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(super) struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
 }
 
 /// Splits `bytes` into the responses it holds, in order.
-fn answers(bytes: &[u8]) -> Vec<Answer> {
+pub(super) fn answers(bytes: &[u8]) -> Vec<Answer> {
     let mut text = String::from_utf8(bytes.to_vec()).expect("UTF-8 responses");
     let mut found = Vec::new();
     while !text.is_empty() {
@@ -74,24 +74,24 @@ fn answers(bytes: &[u8]) -> Vec<Answer> {
     found
 }
 
-fn request(h: &mut Harness, id: ConnId, raw: &str) -> Vec<Answer> {
+pub(super) fn request(h: &mut Harness, id: ConnId, raw: &str) -> Vec<Answer> {
     h.core.handle_input(id, raw.as_bytes(), h.now);
     h.pump();
     answers(&take_output(h, id))
 }
 
-fn get(h: &mut Harness, id: ConnId, path: &str) -> Answer {
+pub(super) fn get(h: &mut Harness, id: ConnId, path: &str) -> Answer {
     let mut found = request(h, id, &format!("GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n"));
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
 }
 
-fn json(answer: &Answer) -> serde_json::Value {
+pub(super) fn json(answer: &Answer) -> serde_json::Value {
     serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body))
 }
 
 /// A publisher of live/s sending H.264 and AAC headers, then a keyframe.
-fn publishing(h: &mut Harness) -> ConnId {
+pub(super) fn publishing(h: &mut Harness) -> ConnId {
     let publisher = h.publisher("live", "s");
     h.send_media(publisher, MediaKind::Video, 0, avc_header());
     h.send_media(publisher, MediaKind::Audio, 0, aac_header());
