@@ -1,9 +1,9 @@
 //! The chunk stream reader: bytes from the peer in, whole messages out.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::header::{BasicHeader, EXTENDED_TIMESTAMP_MARKER};
-use super::{ChunkError, MessagePayload, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
+use super::{ChunkError, MessagePayload, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_PEER_CHUNK_SIZE};
 use crate::messages::type_id;
 use crate::time::RtmpTimestamp;
 
@@ -15,11 +15,14 @@ use crate::time::RtmpTimestamp;
 pub struct ChunkDecoderLimits {
     /// Longest message body accepted, in bytes.
     pub max_message_length: u32,
-    /// Largest chunk size a peer may set with SetChunkSize.
+    /// Largest chunk size a peer may set with SetChunkSize. (The smallest is
+    /// [`MIN_PEER_CHUNK_SIZE`](super::MIN_PEER_CHUNK_SIZE), whatever the limits.)
     pub max_chunk_size: u32,
     /// Most chunk streams one peer may use.
     pub max_chunk_streams: usize,
-    /// Most bytes held at once across all partly received messages.
+    /// Most bytes that partly received messages may announce at once: each message that
+    /// spans chunks counts its full length from its first chunk until it completes. What
+    /// reassembly holds (see [`ChunkDecoder::partial_capacity`]) never passes it.
     pub max_partial_bytes: usize,
 }
 
@@ -50,8 +53,9 @@ struct ChunkStreamState {
     length: u32,
     type_id: u8,
     message_stream_id: u32,
-    /// Body bytes of a message that spans chunks, while it is being received.
-    partial: Option<BytesMut>,
+    /// Body bytes of a message that spans chunks, while it is being received. A `Vec`, not
+    /// a `BytesMut`, so that its capacity follows [`grow_partial`] exactly.
+    partial: Option<Vec<u8>>,
 }
 
 /// What one chunk's header says, before anything is consumed.
@@ -92,7 +96,9 @@ pub struct ChunkDecoder {
     input: BytesMut,
     chunk_size: u32,
     streams: Vec<ChunkStreamState>,
-    partial_bytes: usize,
+    /// The full lengths of the messages being reassembled, checked against
+    /// `limits.max_partial_bytes` when each starts.
+    announced_partial_bytes: usize,
 }
 
 impl ChunkDecoder {
@@ -103,7 +109,7 @@ impl ChunkDecoder {
             input: BytesMut::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: Vec::new(),
-            partial_bytes: 0,
+            announced_partial_bytes: 0,
         }
     }
 
@@ -122,9 +128,21 @@ impl ChunkDecoder {
         self.input.len()
     }
 
-    /// Bytes held in partly received messages.
+    /// Body bytes received so far of the messages still being reassembled.
     pub fn partial_bytes(&self) -> usize {
-        self.partial_bytes
+        self.partial_buffers().map(Vec::len).sum()
+    }
+
+    /// Memory reserved for reassembly: the capacity of every partly received message's
+    /// buffer. It grows as chunks arrive (at most doubling, never past the announced
+    /// length), so a peer that announces large messages and sends little makes the decoder
+    /// hold little: about what it sent.
+    pub fn partial_capacity(&self) -> usize {
+        self.partial_buffers().map(Vec::capacity).sum()
+    }
+
+    fn partial_buffers(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.streams.iter().filter_map(|state| state.partial.as_ref())
     }
 
     /// Appends bytes received from the peer.
@@ -133,9 +151,15 @@ impl ChunkDecoder {
     }
 
     /// Sets the peer's chunk size, as a SetChunkSize message does.
+    ///
+    /// Sizes below [`MIN_PEER_CHUNK_SIZE`] are refused: no real peer sends them, and they
+    /// only multiply the chunks (and headers) a message costs to send and to reassemble.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
+        if size < MIN_PEER_CHUNK_SIZE {
+            return Err(ChunkError::ChunkSizeBelowMinimum { size, min: MIN_PEER_CHUNK_SIZE });
+        }
         let max = self.limits.max_chunk_size.min(MAX_CHUNK_SIZE);
-        if size == 0 || size > max {
+        if size > max {
             return Err(ChunkError::InvalidChunkSize { size, max });
         }
         self.chunk_size = size;
@@ -145,9 +169,8 @@ impl ChunkDecoder {
     /// Drops the partly received message on a chunk stream, as an Abort message does.
     pub fn abort(&mut self, chunk_stream_id: u32) {
         if let Some(state) = self.streams.iter_mut().find(|s| s.chunk_stream_id == chunk_stream_id) {
-            if let Some(partial) = state.partial.take() {
-                self.partial_bytes = self.partial_bytes.saturating_sub(state.length as usize);
-                drop(partial);
+            if state.partial.take().is_some() {
+                self.announced_partial_bytes = self.announced_partial_bytes.saturating_sub(state.length as usize);
             }
         }
     }
@@ -176,7 +199,7 @@ impl ChunkDecoder {
                     });
                 }
                 if (self.chunk_size as usize) < header.length as usize {
-                    let held = self.partial_bytes.saturating_add(header.length as usize);
+                    let held = self.announced_partial_bytes.saturating_add(header.length as usize);
                     if held > self.limits.max_partial_bytes {
                         return Err(ChunkError::PartialMessagesTooLarge {
                             bytes: held,
@@ -239,23 +262,27 @@ impl ChunkDecoder {
             let data = match &mut state.partial {
                 None if chunk_body == state.length as usize => self.input.split_to(chunk_body).freeze(),
                 None => {
-                    let initial = (state.length as usize).min(PARTIAL_INITIAL_CAPACITY);
-                    let mut partial = BytesMut::with_capacity(initial.max(chunk_body));
+                    // The first chunk's worth, not the announced length: memory follows arrival.
+                    let mut partial = Vec::with_capacity(chunk_body);
                     partial.extend_from_slice(body);
                     state.partial = Some(partial);
                     self.input.advance(chunk_body);
-                    self.partial_bytes = self.partial_bytes.saturating_add(state.length as usize);
+                    self.announced_partial_bytes =
+                        self.announced_partial_bytes.saturating_add(state.length as usize);
                     continue;
                 }
                 Some(partial) => {
+                    grow_partial(partial, chunk_body, state.length as usize);
                     partial.extend_from_slice(body);
                     self.input.advance(chunk_body);
                     if partial.len() < state.length as usize {
                         continue;
                     }
-                    self.partial_bytes = self.partial_bytes.saturating_sub(state.length as usize);
+                    self.announced_partial_bytes =
+                        self.announced_partial_bytes.saturating_sub(state.length as usize);
                     match state.partial.take() {
-                        Some(partial) => partial.freeze(),
+                        // No copy: the Vec's buffer becomes the message body.
+                        Some(partial) => Bytes::from(partial),
                         None => return Ok(None),
                     }
                 }
@@ -426,9 +453,18 @@ impl ChunkDecoder {
     }
 }
 
-/// Reassembly buffers start at most this big and grow as bytes arrive, so a peer that
-/// announces a large message pays in bytes sent, not in bytes we reserve.
-const PARTIAL_INITIAL_CAPACITY: usize = 64 * 1024;
+/// Makes room in a reassembly buffer for the next `chunk_body` bytes of a message of
+/// `length` bytes. The capacity at least doubles when it must grow, so a message costs a
+/// logarithmic number of copies, and never passes `length`, so the finished buffer becomes
+/// the message body with no spare capacity.
+fn grow_partial(partial: &mut Vec<u8>, chunk_body: usize, length: usize) {
+    let needed = partial.len().saturating_add(chunk_body);
+    if needed <= partial.capacity() {
+        return;
+    }
+    let target = partial.capacity().saturating_mul(2).max(needed).min(length.max(needed));
+    partial.reserve_exact(target.saturating_sub(partial.len()));
+}
 
 pub(super) fn read_u24_be(bytes: &[u8]) -> u32 {
     match bytes {
