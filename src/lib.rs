@@ -77,6 +77,9 @@ pub mod sessions;
 pub mod time;
 pub mod url;
 
+#[cfg(any(test, doctest))]
+mod non_exhaustive;
+
 /// The AMF0 value type used throughout the library, re-exported from `rml_amf0`.
 pub use rml_amf0::Amf0Value;
 

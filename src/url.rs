@@ -37,6 +37,7 @@ use std::str::FromStr;
 
 /// `rtmp` (plain TCP) or `rtmps` (RTMP over TLS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// `rtmp://`, port 1935 by default.
     Rtmp,

@@ -2,6 +2,7 @@ use std::fmt;
 
 /// What was wrong with chunk-layer input or an encoding request.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkError {
     /// A message header announced a length above the configured maximum.
     MessageTooLong {
