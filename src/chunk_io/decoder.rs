@@ -16,7 +16,7 @@ pub struct ChunkDecoderLimits {
     /// Longest message body accepted, in bytes.
     pub max_message_length: u32,
     /// Largest chunk size a peer may set with SetChunkSize. (The smallest is
-    /// [`MIN_PEER_CHUNK_SIZE`](super::MIN_PEER_CHUNK_SIZE), whatever the limits.)
+    /// [`MIN_PEER_CHUNK_SIZE`], whatever the limits.)
     pub max_chunk_size: u32,
     /// Most chunk streams one peer may use.
     pub max_chunk_streams: usize,
