@@ -182,3 +182,35 @@ fn client_events_become_the_flv_tags_a_recorder_writes() {
         assert_eq!(FlvTagType::from(kind).type_id(), media_chunk_stream(kind).1);
     }
 }
+
+// A relay tells a publisher's leaving with StreamDry (UnpublishNotify ends ffmpeg and
+// librtmp players); the client reports it, and StreamBegin when the next publisher starts.
+#[test]
+fn stream_dry_from_the_server_reaches_the_client_and_stream_begin_ends_it() {
+    let mut pair = Pair::new(Policy::AcceptAll);
+    pair.client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+    pair.client.request_playback("s").unwrap();
+    pair.run();
+    pair.client_events.clear();
+
+    pair.server.send_stream_dry(1).unwrap();
+    pair.run();
+    assert_eq!(pair.client_events, [ClientSessionEvent::StreamDry { stream_id: 1 }]);
+
+    pair.client_events.clear();
+    pair.server.send_stream_begin(1).unwrap();
+    pair.server.send_media(1, MediaKind::Audio, RtmpTimestamp::new(40), Bytes::from_static(b"\xaf\x01z")).unwrap();
+    pair.run();
+    assert_eq!(
+        pair.client_events,
+        [
+            ClientSessionEvent::StreamBegin { stream_id: 1 },
+            ClientSessionEvent::MediaReceived {
+                stream_id: 1,
+                kind: MediaKind::Audio,
+                timestamp: RtmpTimestamp::new(40),
+                data: Bytes::from_static(b"\xaf\x01z"),
+            },
+        ]
+    );
+}
