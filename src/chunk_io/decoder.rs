@@ -1,6 +1,6 @@
 //! The chunk stream reader: bytes from the peer in, whole messages out.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 use super::header::{BasicHeader, EXTENDED_TIMESTAMP_MARKER};
 use super::{ChunkError, MessagePayload, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_PEER_CHUNK_SIZE};
@@ -53,9 +53,9 @@ struct ChunkStreamState {
     length: u32,
     type_id: u8,
     message_stream_id: u32,
-    /// Body bytes of a message that spans chunks, while it is being received. A `Vec`, not
-    /// a `BytesMut`, so that its capacity follows [`grow_partial`] exactly.
-    partial: Option<Vec<u8>>,
+    /// Body bytes of a message that spans chunks, while it is being received. Its capacity
+    /// is exactly what [`grow_partial`] sets.
+    partial: Option<BytesMut>,
 }
 
 /// What one chunk's header says, before anything is consumed.
@@ -130,18 +130,20 @@ impl ChunkDecoder {
 
     /// Body bytes received so far of the messages still being reassembled.
     pub fn partial_bytes(&self) -> usize {
-        self.partial_buffers().map(Vec::len).sum()
+        self.partial_buffers().map(BytesMut::len).sum()
     }
 
     /// Memory reserved for reassembly: the capacity of every partly received message's
-    /// buffer. It grows as chunks arrive (at most doubling, never past the announced
-    /// length), so a peer that announces large messages and sends little makes the decoder
-    /// hold little: about what it sent.
+    /// buffer. It follows what has arrived, never the announced length: a buffer takes room
+    /// for its chunk and for bytes already received after it that no buffer has room for,
+    /// and otherwise at most doubles, never past the message's length. So a peer that
+    /// announces large messages and sends little makes the decoder hold little: at most
+    /// about twice what it sent.
     pub fn partial_capacity(&self) -> usize {
-        self.partial_buffers().map(Vec::capacity).sum()
+        self.partial_buffers().map(BytesMut::capacity).sum()
     }
 
-    fn partial_buffers(&self) -> impl Iterator<Item = &Vec<u8>> {
+    fn partial_buffers(&self) -> impl Iterator<Item = &BytesMut> {
         self.streams.iter().filter_map(|state| state.partial.as_ref())
     }
 
@@ -209,11 +211,11 @@ impl ChunkDecoder {
                 }
             }
 
-            let received = match stream_index.and_then(|i| self.streams.get(i)) {
+            let (received, reserved) = match stream_index.and_then(|i| self.streams.get(i)) {
                 Some(state) if !header.starts_message => {
-                    state.partial.as_ref().map_or(0, |partial| partial.len())
+                    state.partial.as_ref().map_or((0, 0), |partial| (partial.len(), partial.capacity()))
                 }
-                _ => 0,
+                _ => (0, 0),
             };
             let remaining = (header.length as usize).saturating_sub(received);
             let chunk_body = remaining.min(self.chunk_size as usize);
@@ -240,6 +242,15 @@ impl ChunkDecoder {
                     self.streams.len() - 1
                 }
             };
+            // A message longer than one chunk is copied into a reassembly buffer, which may
+            // need more room for this chunk. (A whole message in one chunk needs none.)
+            let needs_room = received.saturating_add(chunk_body) > reserved
+                && !(header.starts_message && chunk_body == header.length as usize);
+            let arrived_unreserved = if needs_room {
+                self.input.len().saturating_sub(chunk_end).saturating_sub(self.spare_partial_capacity())
+            } else {
+                0
+            };
             self.input.advance(header.header_length);
 
             let Some(state) = self.streams.get_mut(index) else {
@@ -262,8 +273,9 @@ impl ChunkDecoder {
             let data = match &mut state.partial {
                 None if chunk_body == state.length as usize => self.input.split_to(chunk_body).freeze(),
                 None => {
-                    // The first chunk's worth, not the announced length: memory follows arrival.
-                    let mut partial = Vec::with_capacity(chunk_body);
+                    // What has arrived, not the announced length: memory follows arrival.
+                    let capacity = chunk_body.saturating_add(arrived_unreserved).min(state.length as usize);
+                    let mut partial = BytesMut::with_capacity(capacity.max(chunk_body));
                     partial.extend_from_slice(body);
                     state.partial = Some(partial);
                     self.input.advance(chunk_body);
@@ -272,7 +284,9 @@ impl ChunkDecoder {
                     continue;
                 }
                 Some(partial) => {
-                    grow_partial(partial, chunk_body, state.length as usize);
+                    if needs_room {
+                        grow_partial(partial, chunk_body, state.length as usize, arrived_unreserved);
+                    }
                     partial.extend_from_slice(body);
                     self.input.advance(chunk_body);
                     if partial.len() < state.length as usize {
@@ -281,8 +295,7 @@ impl ChunkDecoder {
                     self.announced_partial_bytes =
                         self.announced_partial_bytes.saturating_sub(state.length as usize);
                     match state.partial.take() {
-                        // No copy: the Vec's buffer becomes the message body.
-                        Some(partial) => Bytes::from(partial),
+                        Some(partial) => partial.freeze(),
                         None => return Ok(None),
                     }
                 }
@@ -297,6 +310,11 @@ impl ChunkDecoder {
             self.apply_protocol_control(&message)?;
             return Ok(Some(message));
         }
+    }
+
+    /// Room reserved in reassembly buffers and not yet filled.
+    fn spare_partial_capacity(&self) -> usize {
+        self.partial_buffers().map(|partial| partial.capacity().saturating_sub(partial.len())).sum()
     }
 
     /// Finds the state for a chunk stream, checking the stream limit for a new one.
@@ -454,16 +472,23 @@ impl ChunkDecoder {
 }
 
 /// Makes room in a reassembly buffer for the next `chunk_body` bytes of a message of
-/// `length` bytes. The capacity at least doubles when it must grow, so a message costs a
-/// logarithmic number of copies, and never passes `length`, so the finished buffer becomes
+/// `length` bytes, and for up to `arrived_unreserved` more: bytes already received after
+/// this chunk that no buffer has room for yet, so that a message whose chunks came in one
+/// read is copied once. Otherwise the capacity doubles, so a message that trickles in costs
+/// a logarithmic number of copies. It never passes `length`, so the finished buffer becomes
 /// the message body with no spare capacity.
-fn grow_partial(partial: &mut Vec<u8>, chunk_body: usize, length: usize) {
+fn grow_partial(partial: &mut BytesMut, chunk_body: usize, length: usize, arrived_unreserved: usize) {
     let needed = partial.len().saturating_add(chunk_body);
-    if needed <= partial.capacity() {
-        return;
-    }
-    let target = partial.capacity().saturating_mul(2).max(needed).min(length.max(needed));
-    partial.reserve_exact(target.saturating_sub(partial.len()));
+    let target = partial
+        .capacity()
+        .saturating_mul(2)
+        .max(needed.saturating_add(arrived_unreserved))
+        .min(length)
+        .max(needed);
+    // A new buffer rather than `reserve`, which may round the capacity up past `length`.
+    let mut grown = BytesMut::with_capacity(target);
+    grown.extend_from_slice(partial);
+    *partial = grown;
 }
 
 pub(super) fn read_u24_be(bytes: &[u8]) -> u32 {

@@ -322,35 +322,60 @@ fn peer_chunk_size_128_is_accepted_and_applied() {
     assert_eq!(messages[1..], [payload(0, 9, 1, &body)]);
 }
 
-// Issue 9 defect 4: each chunk stream reserved min(announced length, 64 KiB) on its first
-// chunk, so 64 streams that each sent 128 bytes made the decoder hold 4 MiB.
-#[test]
-fn reassembly_holds_what_arrived_not_what_the_header_announced() {
+/// 64 chunk streams, each announcing a 16 MiB video message (the largest length a header
+/// can carry) and sending its first 128-byte chunk, as one run of bytes per stream; and a
+/// decoder whose limits let them.
+fn sixty_four_announced_messages() -> (ChunkDecoder, Vec<Vec<u8>>) {
     let streams = 64u32;
-    let announced = 0xFF_FFFFu32; // the largest length a header can carry: 16 MiB - 1
-    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits {
+    let announced = 0xFF_FFFFu32;
+    let decoder = ChunkDecoder::new(ChunkDecoderLimits {
         max_message_length: announced,
         max_chunk_streams: streams as usize,
         max_partial_bytes: streams as usize * announced as usize,
         ..Default::default()
     });
-    let mut sent = 0;
-    for csid in 3..3 + streams {
-        let [_, l0, l1, l2] = announced.to_be_bytes();
-        // One-byte basic headers up to chunk stream 63, two-byte ones from 64.
-        let mut chunk = match u8::try_from(csid) {
-            Ok(id) if id < 64 => vec![id],
-            _ => vec![0, (csid - 64) as u8],
-        };
-        chunk.extend_from_slice(&[0, 0, 0, l0, l1, l2, 9, 1, 0, 0, 0]);
-        chunk.extend_from_slice(&[0xAB; 128]);
-        sent += chunk.len();
-        decoder.push(&chunk);
+    let [_, l0, l1, l2] = announced.to_be_bytes();
+    let chunks = (3..3 + streams)
+        .map(|csid| {
+            // One-byte basic headers up to chunk stream 63, two-byte ones from 64.
+            let mut chunk = match u8::try_from(csid) {
+                Ok(id) if id < 64 => vec![id],
+                _ => vec![0, (csid - 64) as u8],
+            };
+            chunk.extend_from_slice(&[0, 0, 0, l0, l1, l2, 9, 1, 0, 0, 0]);
+            chunk.extend_from_slice(&[0xAB; 128]);
+            chunk
+        })
+        .collect();
+    (decoder, chunks)
+}
+
+// Issue 9 defect 4: each chunk stream reserved min(announced length, 64 KiB) on its first
+// chunk, so 64 streams that each sent 128 bytes made the decoder hold 4 MiB.
+#[test]
+fn reassembly_holds_what_arrived_not_what_the_header_announced() {
+    let (mut decoder, chunks) = sixty_four_announced_messages();
+    for chunk in &chunks {
+        decoder.push(chunk);
+        assert_eq!(decoder.next_message(), Ok(None));
     }
-    assert_eq!(decoder.next_message(), Ok(None));
     assert_eq!(decoder.partial_bytes(), 64 * 128);
-    assert_eq!(decoder.partial_capacity(), 64 * 128, "{sent} bytes sent");
+    assert_eq!(decoder.partial_capacity(), 64 * 128);
     assert_eq!(decoder.buffered_len(), 0);
+}
+
+// Bytes that arrived after a chunk may be reserved for, once: the first stream's buffer
+// takes room for all that follows it, and the others find it taken.
+#[test]
+fn reassembly_reserves_what_arrived_in_one_read_once() {
+    let (mut decoder, chunks) = sixty_four_announced_messages();
+    let read = chunks.concat();
+    decoder.push(&read);
+    assert_eq!(decoder.next_message(), Ok(None));
+    let after_the_first_chunk = read.len() - chunks[0].len();
+    assert_eq!(decoder.partial_bytes(), 64 * 128);
+    assert_eq!(decoder.partial_capacity(), 128 + after_the_first_chunk + 63 * 128);
+    assert!(decoder.partial_capacity() < 2 * read.len(), "{} bytes sent", read.len());
 }
 
 #[test]
