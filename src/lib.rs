@@ -54,12 +54,15 @@
 //!
 //! ## Features
 //!
-//! - `relay` (default): the relay and the two binaries; pulls in mio, signal-hook,
-//!   env_logger, getopts and slab.
+//! - `relay` (default): the relay and the two binaries, with every crate only they use:
+//!   mio and signal-hook for the event loop, and what the logger, the command line, the
+//!   config file, the HTTP API and the descriptor limit need. The `relay` feature in
+//!   Cargo.toml is the list.
 //! - `blocking` (default): the `blocking` module, std only.
 //!
-//! With `default-features = false` the crate is the sans-IO library alone: bytes, AMF0,
-//! HMAC-SHA256 for the digest handshake, rand for its random bytes, and log.
+//! With `default-features = false` the crate is the sans-IO library alone, on bytes,
+//! AMF0 (rml_amf0), HMAC-SHA256 for the digest handshake, rand for its random bytes, and
+//! log; none of the relay's crates is built.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -76,6 +79,9 @@ pub mod relay;
 pub mod sessions;
 pub mod time;
 pub mod url;
+
+#[cfg(any(test, doctest))]
+mod non_exhaustive;
 
 /// The AMF0 value type used throughout the library, re-exported from `rml_amf0`.
 pub use rml_amf0::Amf0Value;

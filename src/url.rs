@@ -37,6 +37,7 @@ use std::str::FromStr;
 
 /// `rtmp` (plain TCP) or `rtmps` (RTMP over TLS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// `rtmp://`, port 1935 by default.
     Rtmp,
@@ -193,16 +194,12 @@ impl RtmpUrl {
     /// The `tcUrl` to send in `connect`: `scheme://host:port/app`, with no stream name and
     /// no query.
     pub fn tc_url(&self) -> String {
-        format!("{}://{}/{}", self.scheme, self.authority(), self.app)
+        tc_url(self.scheme, &self.host, self.port, &self.app)
     }
 
     /// `host:port`, with brackets around an IPv6 host: what `TcpStream::connect` takes.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        join_host_port(&self.host, self.port)
     }
 
     /// The same server, app and query, naming another stream (e.g. a relay forwarding a
@@ -237,6 +234,38 @@ impl FromStr for RtmpUrl {
 
 fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_string())
+}
+
+/// `host:port`, with brackets around an IPv6 host (one that contains `:`): the inverse
+/// of [`parse_host_port`], and what `TcpStream::connect` takes.
+///
+/// ```
+/// use rtmp_edge::url::join_host_port;
+///
+/// assert_eq!(join_host_port("origin.example", 1935), "origin.example:1935");
+/// assert_eq!(join_host_port("::1", 1940), "[::1]:1940");
+/// ```
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The `tcUrl` a client sends in `connect` to reach `app` on a server it knows by parts
+/// rather than by an [`RtmpUrl`] (a relay's origin given as `host:port`, say):
+/// `scheme://host:port/app`, the host bracketed when it is IPv6. [`RtmpUrl::tc_url`] gives
+/// the same for a parsed URL.
+///
+/// ```
+/// use rtmp_edge::url::{tc_url, Scheme};
+///
+/// assert_eq!(tc_url(Scheme::Rtmp, "10.0.0.1", 1935, "live"), "rtmp://10.0.0.1:1935/live");
+/// assert_eq!(tc_url(Scheme::Rtmps, "::1", 443, "live"), "rtmps://[::1]:443/live");
+/// ```
+pub fn tc_url(scheme: Scheme, host: &str, port: u16, app: &str) -> String {
+    format!("{scheme}://{}/{app}", join_host_port(host, port))
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port` (the part of a URL between `://`

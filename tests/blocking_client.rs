@@ -12,7 +12,9 @@ use common::library::*;
 use common::*;
 use rtmp_edge::blocking::{self, Error, Player};
 use rtmp_edge::flv::{FlvTag, FlvTagType};
-use rtmp_edge::sessions::{codes, PublishMode, RejectedRequestKind, SessionError};
+use rtmp_edge::sessions::{
+    codes, ClientSession, ClientSessionConfig, ClientSessionEvent, PublishMode, RejectedRequestKind, SessionError,
+};
 use rtmp_edge::url::RtmpUrl;
 
 const FIXTURE: &str = "h264_aac.flv";
@@ -155,4 +157,117 @@ fn a_server_that_never_answers_is_a_timeout_and_one_that_hangs_up_is_closed() {
     let hangs_up = handshake_then(drop);
     let result = blocking::connect(&hangs_up).unwrap().publish(PublishMode::Live);
     assert!(matches!(result, Err(Error::Closed | Error::Io(_))), "{result:?}");
+}
+
+/// The library's `ClientSession` playing over a plain socket, keeping every event it
+/// reports: what the blocking `Player` folds into `is_waiting()`, seen as it arrives.
+struct SessionPlayer {
+    socket: std::net::TcpStream,
+    session: ClientSession,
+    events: Vec<ClientSessionEvent>,
+}
+
+impl SessionPlayer {
+    fn play(target: &RtmpUrl) -> SessionPlayer {
+        let mut socket = std::net::TcpStream::connect(target.authority()).unwrap();
+        // Not a timing assertion: a relay that stops answering fails the test, not hangs it.
+        socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let leftover = blocking::handshake(&mut socket, rtmp_edge::handshake::HandshakeRole::Client).unwrap();
+        let mut session = ClientSession::new(ClientSessionConfig::default());
+        session.play(target).unwrap();
+        session.handle_input(&leftover).unwrap();
+        SessionPlayer { socket, session, events: Vec::new() }
+    }
+
+    /// Exchanges bytes with the relay until `done` holds for the events so far.
+    fn read_until(&mut self, done: impl Fn(&[ClientSessionEvent]) -> bool) {
+        use std::io::{Read, Write};
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(event) = self.session.poll_event() {
+                self.events.push(event);
+            }
+            self.socket.write_all(&self.session.take_outbound()).unwrap();
+            if done(&self.events) {
+                return;
+            }
+            let read = self.socket.read(&mut buffer).unwrap_or_else(|e| panic!("read: {e}; events so far {:?}", self.events));
+            assert!(read > 0, "the relay closed the connection; events so far {:?}", self.events);
+            self.session.handle_input(&buffer[..read]).unwrap();
+        }
+    }
+
+    /// The events about the play's state, by name, in order.
+    fn play_states(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|event| match event {
+                ClientSessionEvent::ConnectionAccepted { .. } => Some("ConnectionAccepted".to_string()),
+                ClientSessionEvent::PlaybackStarted { .. } => Some("PlaybackStarted".to_string()),
+                ClientSessionEvent::WaitingForPublisher { stream_name, .. } => Some(format!("WaitingForPublisher {stream_name}")),
+                ClientSessionEvent::StreamBegin { .. } => Some("StreamBegin".to_string()),
+                ClientSessionEvent::StreamDry { .. } => Some("StreamDry".to_string()),
+                ClientSessionEvent::StatusReceived { status, .. } => Some(status.code.clone()),
+                ClientSessionEvent::MediaReceived { .. } | ClientSessionEvent::MetadataReceived { .. } => {
+                    Some("media".to_string())
+                }
+                _ => None,
+            })
+            .fold(Vec::new(), |mut states: Vec<String>, state| {
+                // A run of media is one entry: the test is about what surrounds it.
+                if !(state == "media" && states.last().is_some_and(|last| last == "media")) {
+                    states.push(state);
+                }
+                states
+            })
+    }
+}
+
+// The relay answers a play of a stream nobody publishes at once, with Play.Start and no
+// StreamBegin (as nginx-rtmp does): the library's client reports WaitingForPublisher and
+// the blocking Player reads as waiting, until the publisher's StreamBegin.
+#[test]
+fn a_play_before_any_publisher_waits_on_the_relay_until_one_starts() {
+    let relay = start_relay(test_config());
+    let target = url(&live_url(relay.local_addr(), "later"));
+    let mut watcher = SessionPlayer::play(&target);
+    watcher.read_until(|events| events.iter().any(|e| matches!(e, ClientSessionEvent::WaitingForPublisher { .. })));
+    let player = blocking::connect(&target).unwrap().play().unwrap();
+    assert!(player.is_waiting(), "Play.Start without StreamBegin reads as waiting");
+    wait_players(&relay, 2, "both players");
+
+    let mut player = player;
+    let recorder = std::thread::spawn(move || {
+        let first = player.next().expect("a first tag").expect("a first tag, not an error");
+        let waiting_after_first = player.is_waiting();
+        let rest: Vec<FlvTag> = player.map(|tag| tag.unwrap_or_else(|e| panic!("player: {e}"))).collect();
+        (waiting_after_first, std::iter::once(first).chain(rest).collect::<Vec<_>>())
+    });
+    let watching = std::thread::spawn(move || {
+        watcher.read_until(|events| events.iter().any(|e| matches!(e, ClientSessionEvent::StreamDry { .. })));
+        watcher.play_states()
+    });
+    let sent = fixture_tags(FIXTURE);
+    let mut publisher = blocking::connect(&target).unwrap().publish(PublishMode::Live).unwrap();
+    for tag in &sent {
+        publisher.send_tag(tag).unwrap();
+    }
+    publisher.finish().unwrap();
+
+    let (waiting_after_first, received) = recorder.join().unwrap();
+    assert!(!waiting_after_first, "StreamBegin came before the first tag and ended the wait");
+    assert_eq!(received, sent, "every tag, from the first");
+    assert_eq!(
+        watching.join().unwrap(),
+        [
+            "ConnectionAccepted",
+            codes::PLAY_RESET,
+            "PlaybackStarted",
+            "WaitingForPublisher later",
+            "StreamBegin",
+            "media",
+            "StreamDry",
+        ]
+    );
+    relay.shutdown().unwrap();
 }

@@ -1,6 +1,7 @@
 //! Arbitrary bytes into a ChunkDecoder with small limits, fed in reads whose sizes the input
 //! picks. Whatever the bytes, the decoder must not panic and must keep what it holds within
-//! the limits: partial messages within `max_partial_bytes`, unparsed input within one chunk.
+//! the limits: partial messages (what they hold and what they reserve) within
+//! `max_partial_bytes`, unparsed input within one chunk.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(decoder.partial_bytes() <= limits.max_partial_bytes);
         }
         assert!(decoder.partial_bytes() <= limits.max_partial_bytes);
+        assert!(decoder.partial_capacity() <= limits.max_partial_bytes);
         // Drained to Ok(None): what is left is less than one whole chunk.
         let largest_chunk = (limits.max_chunk_size.max(DEFAULT_CHUNK_SIZE)) as usize;
         assert!(

@@ -3,7 +3,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::header::{BasicHeader, EXTENDED_TIMESTAMP_MARKER};
-use super::{ChunkError, MessagePayload, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
+use super::{ChunkError, MessagePayload, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_PEER_CHUNK_SIZE};
 use crate::messages::type_id;
 use crate::time::RtmpTimestamp;
 
@@ -15,11 +15,14 @@ use crate::time::RtmpTimestamp;
 pub struct ChunkDecoderLimits {
     /// Longest message body accepted, in bytes.
     pub max_message_length: u32,
-    /// Largest chunk size a peer may set with SetChunkSize.
+    /// Largest chunk size a peer may set with SetChunkSize. (The smallest is
+    /// [`MIN_PEER_CHUNK_SIZE`], whatever the limits.)
     pub max_chunk_size: u32,
     /// Most chunk streams one peer may use.
     pub max_chunk_streams: usize,
-    /// Most bytes held at once across all partly received messages.
+    /// Most bytes that partly received messages may announce at once: each message that
+    /// spans chunks counts its full length from its first chunk until it completes. What
+    /// reassembly holds (see [`ChunkDecoder::partial_capacity`]) never passes it.
     pub max_partial_bytes: usize,
 }
 
@@ -50,7 +53,8 @@ struct ChunkStreamState {
     length: u32,
     type_id: u8,
     message_stream_id: u32,
-    /// Body bytes of a message that spans chunks, while it is being received.
+    /// Body bytes of a message that spans chunks, while it is being received. Its capacity
+    /// is exactly what [`grow_partial`] sets.
     partial: Option<BytesMut>,
 }
 
@@ -92,7 +96,9 @@ pub struct ChunkDecoder {
     input: BytesMut,
     chunk_size: u32,
     streams: Vec<ChunkStreamState>,
-    partial_bytes: usize,
+    /// The full lengths of the messages being reassembled, checked against
+    /// `limits.max_partial_bytes` when each starts.
+    announced_partial_bytes: usize,
 }
 
 impl ChunkDecoder {
@@ -103,7 +109,7 @@ impl ChunkDecoder {
             input: BytesMut::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: Vec::new(),
-            partial_bytes: 0,
+            announced_partial_bytes: 0,
         }
     }
 
@@ -122,9 +128,23 @@ impl ChunkDecoder {
         self.input.len()
     }
 
-    /// Bytes held in partly received messages.
+    /// Body bytes received so far of the messages still being reassembled.
     pub fn partial_bytes(&self) -> usize {
-        self.partial_bytes
+        self.partial_buffers().map(BytesMut::len).sum()
+    }
+
+    /// Memory reserved for reassembly: the capacity of every partly received message's
+    /// buffer. It follows what has arrived, never the announced length: a buffer takes room
+    /// for its chunk and for bytes already received after it that no buffer has room for,
+    /// and otherwise at most doubles, never past the message's length. So a peer that
+    /// announces large messages and sends little makes the decoder hold little: at most
+    /// about twice what it sent.
+    pub fn partial_capacity(&self) -> usize {
+        self.partial_buffers().map(BytesMut::capacity).sum()
+    }
+
+    fn partial_buffers(&self) -> impl Iterator<Item = &BytesMut> {
+        self.streams.iter().filter_map(|state| state.partial.as_ref())
     }
 
     /// Appends bytes received from the peer.
@@ -133,9 +153,15 @@ impl ChunkDecoder {
     }
 
     /// Sets the peer's chunk size, as a SetChunkSize message does.
+    ///
+    /// Sizes below [`MIN_PEER_CHUNK_SIZE`] are refused: no real peer sends them, and they
+    /// only multiply the chunks (and headers) a message costs to send and to reassemble.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
+        if size < MIN_PEER_CHUNK_SIZE {
+            return Err(ChunkError::ChunkSizeBelowMinimum { size, min: MIN_PEER_CHUNK_SIZE });
+        }
         let max = self.limits.max_chunk_size.min(MAX_CHUNK_SIZE);
-        if size == 0 || size > max {
+        if size > max {
             return Err(ChunkError::InvalidChunkSize { size, max });
         }
         self.chunk_size = size;
@@ -145,9 +171,8 @@ impl ChunkDecoder {
     /// Drops the partly received message on a chunk stream, as an Abort message does.
     pub fn abort(&mut self, chunk_stream_id: u32) {
         if let Some(state) = self.streams.iter_mut().find(|s| s.chunk_stream_id == chunk_stream_id) {
-            if let Some(partial) = state.partial.take() {
-                self.partial_bytes = self.partial_bytes.saturating_sub(state.length as usize);
-                drop(partial);
+            if state.partial.take().is_some() {
+                self.announced_partial_bytes = self.announced_partial_bytes.saturating_sub(state.length as usize);
             }
         }
     }
@@ -176,7 +201,7 @@ impl ChunkDecoder {
                     });
                 }
                 if (self.chunk_size as usize) < header.length as usize {
-                    let held = self.partial_bytes.saturating_add(header.length as usize);
+                    let held = self.announced_partial_bytes.saturating_add(header.length as usize);
                     if held > self.limits.max_partial_bytes {
                         return Err(ChunkError::PartialMessagesTooLarge {
                             bytes: held,
@@ -186,11 +211,11 @@ impl ChunkDecoder {
                 }
             }
 
-            let received = match stream_index.and_then(|i| self.streams.get(i)) {
+            let (received, reserved) = match stream_index.and_then(|i| self.streams.get(i)) {
                 Some(state) if !header.starts_message => {
-                    state.partial.as_ref().map_or(0, |partial| partial.len())
+                    state.partial.as_ref().map_or((0, 0), |partial| (partial.len(), partial.capacity()))
                 }
-                _ => 0,
+                _ => (0, 0),
             };
             let remaining = (header.length as usize).saturating_sub(received);
             let chunk_body = remaining.min(self.chunk_size as usize);
@@ -217,6 +242,15 @@ impl ChunkDecoder {
                     self.streams.len() - 1
                 }
             };
+            // A message longer than one chunk is copied into a reassembly buffer, which may
+            // need more room for this chunk. (A whole message in one chunk needs none.)
+            let needs_room = received.saturating_add(chunk_body) > reserved
+                && !(header.starts_message && chunk_body == header.length as usize);
+            let arrived_unreserved = if needs_room {
+                self.input.len().saturating_sub(chunk_end).saturating_sub(self.spare_partial_capacity())
+            } else {
+                0
+            };
             self.input.advance(header.header_length);
 
             let Some(state) = self.streams.get_mut(index) else {
@@ -239,21 +273,27 @@ impl ChunkDecoder {
             let data = match &mut state.partial {
                 None if chunk_body == state.length as usize => self.input.split_to(chunk_body).freeze(),
                 None => {
-                    let initial = (state.length as usize).min(PARTIAL_INITIAL_CAPACITY);
-                    let mut partial = BytesMut::with_capacity(initial.max(chunk_body));
+                    // What has arrived, not the announced length: memory follows arrival.
+                    let capacity = chunk_body.saturating_add(arrived_unreserved).min(state.length as usize);
+                    let mut partial = BytesMut::with_capacity(capacity.max(chunk_body));
                     partial.extend_from_slice(body);
                     state.partial = Some(partial);
                     self.input.advance(chunk_body);
-                    self.partial_bytes = self.partial_bytes.saturating_add(state.length as usize);
+                    self.announced_partial_bytes =
+                        self.announced_partial_bytes.saturating_add(state.length as usize);
                     continue;
                 }
                 Some(partial) => {
+                    if needs_room {
+                        grow_partial(partial, chunk_body, state.length as usize, arrived_unreserved);
+                    }
                     partial.extend_from_slice(body);
                     self.input.advance(chunk_body);
                     if partial.len() < state.length as usize {
                         continue;
                     }
-                    self.partial_bytes = self.partial_bytes.saturating_sub(state.length as usize);
+                    self.announced_partial_bytes =
+                        self.announced_partial_bytes.saturating_sub(state.length as usize);
                     match state.partial.take() {
                         Some(partial) => partial.freeze(),
                         None => return Ok(None),
@@ -270,6 +310,11 @@ impl ChunkDecoder {
             self.apply_protocol_control(&message)?;
             return Ok(Some(message));
         }
+    }
+
+    /// Room reserved in reassembly buffers and not yet filled.
+    fn spare_partial_capacity(&self) -> usize {
+        self.partial_buffers().map(|partial| partial.capacity().saturating_sub(partial.len())).sum()
     }
 
     /// Finds the state for a chunk stream, checking the stream limit for a new one.
@@ -426,9 +471,25 @@ impl ChunkDecoder {
     }
 }
 
-/// Reassembly buffers start at most this big and grow as bytes arrive, so a peer that
-/// announces a large message pays in bytes sent, not in bytes we reserve.
-const PARTIAL_INITIAL_CAPACITY: usize = 64 * 1024;
+/// Makes room in a reassembly buffer for the next `chunk_body` bytes of a message of
+/// `length` bytes, and for up to `arrived_unreserved` more: bytes already received after
+/// this chunk that no buffer has room for yet, so that a message whose chunks came in one
+/// read is copied once. Otherwise the capacity doubles, so a message that trickles in costs
+/// a logarithmic number of copies. It never passes `length`, so the finished buffer becomes
+/// the message body with no spare capacity.
+fn grow_partial(partial: &mut BytesMut, chunk_body: usize, length: usize, arrived_unreserved: usize) {
+    let needed = partial.len().saturating_add(chunk_body);
+    let target = partial
+        .capacity()
+        .saturating_mul(2)
+        .max(needed.saturating_add(arrived_unreserved))
+        .min(length)
+        .max(needed);
+    // A new buffer rather than `reserve`, which may round the capacity up past `length`.
+    let mut grown = BytesMut::with_capacity(target);
+    grown.extend_from_slice(partial);
+    *partial = grown;
+}
 
 pub(super) fn read_u24_be(bytes: &[u8]) -> u32 {
     match bytes {

@@ -2,6 +2,7 @@ use std::fmt;
 
 /// What was wrong with chunk-layer input or an encoding request.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkError {
     /// A message header announced a length above the configured maximum.
     MessageTooLong {
@@ -12,12 +13,21 @@ pub enum ChunkError {
         /// Configured maximum.
         max: u32,
     },
-    /// SetChunkSize asked for 0, a value with the top bit set, or above the configured maximum.
+    /// A chunk size with the top bit set or above the configured maximum (from a peer's
+    /// SetChunkSize), or 0 (asked of the encoder).
     InvalidChunkSize {
         /// Requested size.
         size: u32,
         /// Configured maximum.
         max: u32,
+    },
+    /// A peer's SetChunkSize asked for less than
+    /// [`MIN_PEER_CHUNK_SIZE`](super::MIN_PEER_CHUNK_SIZE).
+    ChunkSizeBelowMinimum {
+        /// Requested size.
+        size: u32,
+        /// The smallest size accepted.
+        min: u32,
     },
     /// A fmt 1, 2 or 3 chunk arrived on a chunk stream with no earlier header.
     NoPreviousHeader {
@@ -70,7 +80,10 @@ impl fmt::Display for ChunkError {
                 "message of {length} bytes on chunk stream {chunk_stream_id} exceeds the limit of {max}"
             ),
             ChunkError::InvalidChunkSize { size, max } => {
-                write!(f, "invalid chunk size {size} (allowed 1..={max})")
+                write!(f, "invalid chunk size {size} (0, or over the maximum of {max})")
+            }
+            ChunkError::ChunkSizeBelowMinimum { size, min } => {
+                write!(f, "chunk size {size} is below {min}, which no real peer goes under")
             }
             ChunkError::NoPreviousHeader { chunk_stream_id, fmt } => write!(
                 f,

@@ -18,8 +18,15 @@ use bytes::Bytes;
 
 use crate::time::RtmpTimestamp;
 
-/// The smallest chunk size RTMP allows, and the size both directions start with.
+/// The chunk size both directions start with (RTMP 1.0 section 5.4.1).
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
+
+/// The smallest chunk size [`ChunkDecoder`] accepts from a peer's SetChunkSize.
+///
+/// The spec allows down to 1 but says it "should be at least 128"; no real peer goes below
+/// the default, and a tiny chunk size only multiplies the chunks (and so the headers and
+/// the work) a peer can make us spend per byte of a message.
+pub const MIN_PEER_CHUNK_SIZE: u32 = DEFAULT_CHUNK_SIZE;
 
 /// The largest chunk size the protocol can express (31 bits).
 pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;

@@ -267,15 +267,138 @@ fn oversized_message_length_is_rejected_before_any_body_arrives() {
     );
 }
 
+/// A peer's SetChunkSize message (fmt 0 on chunk stream 2) asking for `size`.
+fn set_chunk_size_message(size: u32) -> Vec<u8> {
+    let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
+    bytes.extend_from_slice(&size.to_be_bytes());
+    bytes
+}
+
 #[test]
-fn chunk_size_zero_and_top_bit_are_rejected() {
-    for size in [[0u8, 0, 0, 0], [0x80, 0, 0, 0]] {
+fn chunk_size_with_the_top_bit_or_over_the_limit_is_rejected() {
+    let mut limited = ChunkDecoder::new(ChunkDecoderLimits { max_chunk_size: 65536, ..Default::default() });
+    limited.push(&set_chunk_size_message(65537));
+    assert_eq!(limited.next_message(), Err(ChunkError::InvalidChunkSize { size: 65537, max: 65536 }));
+    let mut decoder = decoder();
+    decoder.push(&set_chunk_size_message(0x8000_0000));
+    assert_eq!(
+        decoder.next_message(),
+        Err(ChunkError::InvalidChunkSize { size: 0x8000_0000, max: 16 * 1024 * 1024 })
+    );
+}
+
+// Issue 9 defect 4: chunk size 1 made every byte of a message cost a chunk header and a
+// reassembly step. Real peers never go under the default of 128.
+#[test]
+fn peer_chunk_sizes_below_128_are_refused() {
+    for size in [0, 1, 127] {
         let mut decoder = decoder();
-        let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
-        bytes.extend_from_slice(&size);
-        decoder.push(&bytes);
-        assert!(matches!(decoder.next_message(), Err(ChunkError::InvalidChunkSize { .. })));
+        decoder.push(&set_chunk_size_message(size));
+        assert_eq!(
+            decoder.next_message(),
+            Err(ChunkError::ChunkSizeBelowMinimum { size, min: 128 }),
+            "chunk size {size}"
+        );
+        assert_eq!(decoder.chunk_size(), 128, "the refused size is not applied");
+        assert_eq!(decoder.set_chunk_size(size), Err(ChunkError::ChunkSizeBelowMinimum { size, min: 128 }));
     }
+}
+
+#[test]
+fn peer_chunk_size_128_is_accepted_and_applied() {
+    let mut decoder = ChunkDecoder::new(ChunkDecoderLimits::default());
+    assert_eq!(decoder.set_chunk_size(4096), Ok(()));
+    let mut bytes = set_chunk_size_message(128);
+    // A 129-byte message now takes two chunks.
+    bytes.extend_from_slice(&[0x06, 0, 0, 0, 0, 0, 129, 9, 1, 0, 0, 0]);
+    bytes.extend_from_slice(&[0x5A; 128]);
+    bytes.extend_from_slice(&[0xC6, 0x5B]);
+    decoder.push(&bytes);
+    let messages = decode_all(&mut decoder);
+    assert_eq!(messages[0], payload(0, 1, 0, &128u32.to_be_bytes()));
+    assert_eq!(decoder.chunk_size(), 128);
+    let mut body = vec![0x5A; 128];
+    body.push(0x5B);
+    assert_eq!(messages[1..], [payload(0, 9, 1, &body)]);
+}
+
+/// 64 chunk streams, each announcing a 16 MiB video message (the largest length a header
+/// can carry) and sending its first 128-byte chunk, as one run of bytes per stream; and a
+/// decoder whose limits let them.
+fn sixty_four_announced_messages() -> (ChunkDecoder, Vec<Vec<u8>>) {
+    let streams = 64u32;
+    let announced = 0xFF_FFFFu32;
+    let decoder = ChunkDecoder::new(ChunkDecoderLimits {
+        max_message_length: announced,
+        max_chunk_streams: streams as usize,
+        max_partial_bytes: streams as usize * announced as usize,
+        ..Default::default()
+    });
+    let [_, l0, l1, l2] = announced.to_be_bytes();
+    let chunks = (3..3 + streams)
+        .map(|csid| {
+            // One-byte basic headers up to chunk stream 63, two-byte ones from 64.
+            let mut chunk = match u8::try_from(csid) {
+                Ok(id) if id < 64 => vec![id],
+                _ => vec![0, (csid - 64) as u8],
+            };
+            chunk.extend_from_slice(&[0, 0, 0, l0, l1, l2, 9, 1, 0, 0, 0]);
+            chunk.extend_from_slice(&[0xAB; 128]);
+            chunk
+        })
+        .collect();
+    (decoder, chunks)
+}
+
+// Issue 9 defect 4: each chunk stream reserved min(announced length, 64 KiB) on its first
+// chunk, so 64 streams that each sent 128 bytes made the decoder hold 4 MiB.
+#[test]
+fn reassembly_holds_what_arrived_not_what_the_header_announced() {
+    let (mut decoder, chunks) = sixty_four_announced_messages();
+    for chunk in &chunks {
+        decoder.push(chunk);
+        assert_eq!(decoder.next_message(), Ok(None));
+    }
+    assert_eq!(decoder.partial_bytes(), 64 * 128);
+    assert_eq!(decoder.partial_capacity(), 64 * 128);
+    assert_eq!(decoder.buffered_len(), 0);
+}
+
+// Bytes that arrived after a chunk may be reserved for, once: the first stream's buffer
+// takes room for all that follows it, and the others find it taken.
+#[test]
+fn reassembly_reserves_what_arrived_in_one_read_once() {
+    let (mut decoder, chunks) = sixty_four_announced_messages();
+    let read = chunks.concat();
+    decoder.push(&read);
+    assert_eq!(decoder.next_message(), Ok(None));
+    let after_the_first_chunk = read.len() - chunks[0].len();
+    assert_eq!(decoder.partial_bytes(), 64 * 128);
+    assert_eq!(decoder.partial_capacity(), 128 + after_the_first_chunk + 63 * 128);
+    assert!(decoder.partial_capacity() < 2 * read.len(), "{} bytes sent", read.len());
+}
+
+#[test]
+fn reassembly_capacity_doubles_and_stops_at_the_announced_length() {
+    let body: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+    let mut bytes = vec![0x06, 0, 0, 0, 0, 0x02, 0x58, 9, 1, 0, 0, 0]; // 600 bytes
+    bytes.extend_from_slice(&body[..128]);
+    let mut decoder = decoder();
+    decoder.push(&bytes);
+    assert_eq!(decoder.next_message(), Ok(None));
+    let mut capacities = vec![decoder.partial_capacity()];
+    for piece in body[128..].chunks(128) {
+        decoder.push(&[0xC6]);
+        decoder.push(piece);
+        match decoder.next_message() {
+            Ok(None) => capacities.push(decoder.partial_capacity()),
+            Ok(Some(message)) => assert_eq!(message, payload(0, 9, 1, &body)),
+            Err(error) => panic!("{error}"),
+        }
+    }
+    // 128 bytes in 128, 256 in 256, 384 in 512, 512 in 512; then the last 88 complete it.
+    assert_eq!(capacities, [128, 256, 512, 512]);
+    assert_eq!((decoder.partial_bytes(), decoder.partial_capacity()), (0, 0));
 }
 
 #[test]
@@ -334,7 +457,7 @@ proptest! {
     #[test]
     fn encode_then_decode_round_trips(
         messages in prop::collection::vec(arbitrary_message(), 1..40),
-        chunk_size in prop::sample::select(vec![1u32, 2, 128, 129, 4096, 60000]),
+        chunk_size in prop::sample::select(vec![128u32, 129, 200, 4096, 60000]),
         split in 1usize..600,
     ) {
         let mut encoder = ChunkEncoder::new();
@@ -383,6 +506,7 @@ proptest! {
                 }
             }
             prop_assert!(decoder.partial_bytes() <= 8192);
+            prop_assert!(decoder.partial_capacity() <= 8192);
         }
     }
 

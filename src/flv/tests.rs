@@ -96,6 +96,49 @@ fn data_is_a_slice_of_the_file_not_a_copy() {
     assert_eq!(tag.data.as_ptr(), file[24..].as_ptr());
 }
 
+/// A source that gives at most three bytes per read, and fails with `failure` at its end
+/// instead of ending when that is set: a pipe or a socket, not a file.
+struct Trickle {
+    bytes: &'static [u8],
+    failure: Option<std::io::ErrorKind>,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.bytes.is_empty() {
+            return match self.failure {
+                Some(kind) => Err(std::io::Error::new(kind, "source failed")),
+                None => Ok(0),
+            };
+        }
+        let count = out.len().min(3).min(self.bytes.len());
+        let (now, later) = self.bytes.split_at(count);
+        out[..count].copy_from_slice(now);
+        self.bytes = later;
+        Ok(count)
+    }
+}
+
+#[test]
+fn from_reader_reads_the_source_to_its_end_in_any_pieces() {
+    let reader = FlvReader::from_reader(Trickle { bytes: SMALL_FILE, failure: None }).unwrap();
+    assert_eq!(reader.header().data_offset, 9);
+    assert_eq!(reader.collect::<Result<Vec<_>, _>>(), Ok(small_file_tags()));
+}
+
+#[test]
+fn from_reader_errors_say_whether_the_source_or_the_file_was_wrong() {
+    let failing = Trickle { bytes: SMALL_FILE, failure: Some(std::io::ErrorKind::ConnectionReset) };
+    let Err(error) = FlvReader::from_reader(failing) else { panic!("read a failing source") };
+    assert_eq!((error.kind(), error.to_string()), (std::io::ErrorKind::ConnectionReset, "source failed".to_string()));
+
+    let not_flv = Trickle { bytes: b"FLX\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00", failure: None };
+    let Err(error) = FlvReader::from_reader(not_flv) else { panic!("took FLX for FLV") };
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    let cause = error.get_ref().and_then(|inner| inner.downcast_ref::<FlvError>());
+    assert_eq!(cause, Some(&FlvError::BadSignature(*b"FLX")));
+}
+
 #[test]
 fn header_errors() {
     assert_eq!(read_all(b"FLV\x01\x05"), Err(FlvError::TruncatedHeader(5)));

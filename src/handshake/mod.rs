@@ -120,6 +120,7 @@ pub enum HandshakeProgress {
 
 /// Why a handshake cannot go on.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// C0/S0 asked for a version other than 3 (6 and 8 are encrypted RTMPE).
     UnsupportedVersion(u8),

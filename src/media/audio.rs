@@ -15,6 +15,7 @@ const SOUND_FORMAT_AAC: u8 = 10;
 /// `packet_type` is never [`ModEx`](AudioPacketType::ModEx), and for a multitrack message it
 /// is the packet type the tracks share (with [`AudioTagHeader::multitrack`] set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AudioPacketType {
     /// 0: decoder configuration (legacy AAC packet type 0).
     SequenceStart,

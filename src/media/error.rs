@@ -2,6 +2,7 @@ use std::fmt;
 
 /// Why an audio or video tag header could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MediaError {
     /// A video message had no bytes at all (an empty audio message is valid: silence).
     EmptyVideoBody,

@@ -2,6 +2,7 @@
 
 /// A video codec named by FourCC in an enhanced video header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum VideoFourCc {
     /// `avc1`: H.264 / AVC.
     Avc1,
@@ -51,6 +52,7 @@ impl VideoFourCc {
 
 /// An audio codec named by FourCC in an enhanced audio header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AudioFourCc {
     /// `mp4a`: AAC.
     Mp4a,

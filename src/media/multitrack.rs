@@ -8,6 +8,7 @@ use super::MediaError;
 
 /// How the tracks of a multitrack message are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MultitrackType {
     /// One track, no size field: its data runs to the end of the message.
     OneTrack,

@@ -46,6 +46,7 @@ impl VideoFrameType {
 /// `packet_type` is never [`ModEx`](VideoPacketType::ModEx), and for a multitrack message it
 /// is the packet type the tracks share (with [`VideoTagHeader::multitrack`] set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum VideoPacketType {
     /// 0: decoder configuration (legacy AVC packet type 0).
     SequenceStart,
@@ -106,6 +107,7 @@ impl VideoCodec {
 
 /// The command a video command frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum VideoCommand {
     /// 0: start of client-side seeking frame sequence.
     StartSeek,

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Why an RTMP message body could not be decoded, or a message could not be encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The body is shorter than the fixed fields of its message type.
     BodyTooShort {
@@ -63,6 +64,7 @@ pub enum MessageError {
 
 /// What is wrong with a piece of AMF0 data.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Amf0Problem {
     /// The data ends in the middle of a value.
     Truncated,
@@ -92,6 +94,7 @@ pub enum Amf0Problem {
 
 /// Why a value cannot be written as AMF0.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Amf0EncodeProblem {
     /// A string longer than the 65 535 bytes an AMF0 string can carry.
     StringTooLong {
@@ -113,6 +116,7 @@ pub enum Amf0EncodeProblem {
 
 /// What is wrong with an aggregate message body.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AggregateProblem {
     /// Fewer bytes left than a sub-message header (11 bytes).
     TruncatedHeader {

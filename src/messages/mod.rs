@@ -104,6 +104,7 @@ pub enum PeerBandwidthLimitType {
 
 /// User Control Message events (RTMP 1.0 section 7.1.7).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UserControlEvent {
     /// 0: the stream became functional.
     StreamBegin {
@@ -153,6 +154,7 @@ pub enum UserControlEvent {
 
 /// A decoded RTMP message.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum RtmpMessage {
     /// 1: the sender's new chunk size.
     SetChunkSize {

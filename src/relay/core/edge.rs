@@ -15,7 +15,7 @@ use super::links::{LinkPurpose, UpstreamConn, UpstreamLink, UpstreamStage};
 use super::stream::{LiveStream, StreamKey};
 use super::{Action, ConnId, RelayCore};
 use crate::handshake::{Handshake, HandshakeRole};
-use crate::url::parse_host_port;
+use crate::url::{join_host_port, parse_host_port, tc_url, Scheme};
 use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, SessionError};
 use crate::Amf0Value;
 
@@ -146,23 +146,23 @@ impl RelayCore {
             via.push(',');
         }
         via.push_str(&self.node_id);
-        let (host, port, app) = match link.purpose {
+        let (scheme, host, port, app) = match link.purpose {
             LinkPurpose::Pull | LinkPurpose::Forward => {
+                // Origins are given as host[:port], so they are plain RTMP.
                 let origin = self.config.origins.get(link.origin_index % self.config.origins.len().max(1))?;
-                let (host, port) = parse_host_port(origin, 1935).ok()?;
-                (host, port, key.app().to_string())
+                let (host, port) = parse_host_port(origin, Scheme::Rtmp.default_port()).ok()?;
+                (Scheme::Rtmp, host, port, key.app().to_string())
             }
             LinkPurpose::Push(index) => {
                 let target = self.config.push.get(index)?;
-                (target.host().to_string(), target.port(), target.app().to_string())
+                (target.scheme(), target.host().to_string(), target.port(), target.app().to_string())
             }
         };
-        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         let upstream = UpstreamConn {
             key: key.clone(),
             purpose: link.purpose,
-            tc_url: format!("rtmp://{authority}/{app}"),
-            target: authority,
+            tc_url: tc_url(scheme, &host, port, &app),
+            target: join_host_port(&host, port),
             app,
             stream_name: link.stream_name.clone(),
             via,

@@ -219,3 +219,37 @@ fn an_nginx_origins_stream_eof_reaches_edge_players_as_stream_dry() {
 fn an_rtmp_edge_origins_stream_dry_reaches_edge_players_as_stream_dry() {
     origin_restart_reaches_edge_players(crate::sessions::ServerSession::send_stream_dry);
 }
+
+/// The tcUrl each upstream connection sent in `connect`, in connection order.
+fn upstream_tc_urls(h: &mut Harness) -> Vec<String> {
+    let ids: Vec<_> = h.connects.iter().map(|(id, _, _)| *id).collect();
+    let mut tc_urls = Vec::new();
+    for id in ids {
+        for event in &h.peer(id).origin_events {
+            if let ServerSessionEvent::ConnectionRequested { request, .. } = event {
+                tc_urls.push(request.tc_url.clone().unwrap_or_default());
+            }
+        }
+    }
+    tc_urls
+}
+
+// The tcUrl was written by hand as rtmp://: it now comes from rtmp_edge::url, so a push
+// target keeps its own scheme and an IPv6 origin its brackets.
+#[test]
+fn upstream_tc_urls_keep_the_targets_scheme_and_bracket_ipv6_hosts() {
+    let push = crate::url::RtmpUrl::parse("rtmps://10.0.0.9/ingest").unwrap();
+    let mut h = Harness::new(Config { push: vec![push], ..test_config() });
+    h.publisher("live", "s");
+    assert_eq!(origin_of(&h, 0), "10.0.0.9:443".parse().unwrap());
+    let pushed = h.connects[0].0;
+    h.accept_upstream(pushed);
+    assert_eq!(upstream_tc_urls(&mut h), ["rtmps://10.0.0.9:443/ingest"]);
+
+    let mut h = Harness::new(edge_config(&["[::1]:1940"]));
+    h.player("live", "s");
+    assert_eq!(origin_of(&h, 0), "[::1]:1940".parse().unwrap());
+    let pulled = h.connects[0].0;
+    h.accept_upstream(pulled);
+    assert_eq!(upstream_tc_urls(&mut h), ["rtmp://[::1]:1940/live"]);
+}

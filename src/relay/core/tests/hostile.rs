@@ -130,3 +130,26 @@ fn a_player_whose_queue_stops_draining_is_cut_at_the_hard_limit_even_without_new
     let waited = h.now - queued_at;
     assert!(waited > Duration::from_millis(3000) && waited <= Duration::from_millis(3300), "cut after {waited:?}");
 }
+
+// Defect 4: a peer could set chunk size 1. The connection is closed as a protocol error
+// naming the size, and the other connections carry on.
+#[test]
+fn a_peer_chunk_size_below_128_closes_that_connection_only() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let player = h.player("live", "s");
+    let hostile = h.publisher("live", "other");
+    // SetChunkSize(1): fmt 0 on chunk stream 2, 4-byte body.
+    h.send_raw(hostile, &[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    h.pump();
+    let refused = crate::chunk_io::ChunkError::ChunkSizeBelowMinimum { size: 1, min: 128 };
+    assert_eq!(
+        h.close_reason(hostile),
+        Some(&CloseReason::ProtocolError(crate::sessions::SessionError::Chunk(refused).to_string()))
+    );
+    assert_eq!(h.stats().protocol_errors, 1);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(100));
+    h.pump();
+    assert_eq!(h.peer(player).media().len(), 1);
+    assert!(h.peer(player).closed.is_none() && h.peer(publisher).closed.is_none());
+}
