@@ -459,15 +459,24 @@ impl RelayCore {
         Some(next)
     }
 
-    /// The next thing for the driver to do.
+    /// The next thing for the driver to do. A `Write`, `Connect` or `Resolve` always names
+    /// an open connection; a `Close` names one the core has just forgotten.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front()?;
-        if let Action::Write(id) = &action {
-            if let Some(conn) = self.conns.get_mut(*id) {
-                conn.write_requested = false;
+        while let Some(action) = self.actions.pop_front() {
+            match &action {
+                Action::Write(id) | Action::Connect { id, .. } | Action::Resolve { id, .. } => {
+                    // Asked for earlier in an input that then closed the connection: its
+                    // Close follows, and a connect now would open a socket only to close it.
+                    let Some(conn) = self.conns.get_mut(*id) else { continue };
+                    if matches!(action, Action::Write(_)) {
+                        conn.write_requested = false;
+                    }
+                }
+                Action::Close { .. } | Action::Stopped | Action::ReloadConfig => {}
             }
+            return Some(action);
         }
-        Some(action)
+        None
     }
 
     /// Fills `slices` with the front of `id`'s queue; returns how many were filled.
