@@ -101,8 +101,18 @@ impl RelayCore {
                 if let Err(error) = result {
                     Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string()));
                 }
-                for event in events.drain(..) {
-                    self.server_event(id, event, now);
+                // Accepting a connect runs the commands the client sent after it without
+                // waiting (createStream, publish, play), which raise events of their own.
+                while !events.is_empty() {
+                    for event in events.drain(..) {
+                        self.server_event(id, event, now);
+                    }
+                    let Some(conn) = self.conns.get_mut(id).filter(|conn| conn.closing.is_none()) else { break };
+                    if let Some(session) = conn.session() {
+                        while let Some(event) = session.poll_event() {
+                            events.push(event);
+                        }
+                    }
                 }
                 self.server_events = events;
                 self.sync_output(id, now);
