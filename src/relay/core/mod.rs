@@ -460,13 +460,14 @@ impl RelayCore {
     }
 
     /// The next thing for the driver to do. A `Write`, `Connect` or `Resolve` always names
-    /// an open connection; a `Close` names one the core has just forgotten.
+    /// an open connection; a `Close` names one the driver knows (accepted, or announced by
+    /// a `Connect` or `Resolve`) and the core has just forgotten.
     pub fn poll_action(&mut self) -> Option<Action> {
         while let Some(action) = self.actions.pop_front() {
             match &action {
                 Action::Write(id) | Action::Connect { id, .. } | Action::Resolve { id, .. } => {
-                    // Asked for earlier in an input that then closed the connection: its
-                    // Close follows, and a connect now would open a socket only to close it.
+                    // Asked for earlier in an input that then closed the connection; its
+                    // Close follows (`close` already took back an unannounced connect).
                     let Some(conn) = self.conns.get_mut(*id) else { continue };
                     if matches!(action, Action::Write(_)) {
                         conn.write_requested = false;
@@ -587,6 +588,18 @@ impl RelayCore {
             log::debug!("{line}");
         } else {
             log::info!("{line}");
+        }
+        // An upstream connection opened and closed before the driver took its Connect or
+        // Resolve: a connect now would open a socket only to close it, so the driver hears
+        // of neither. (Only dialing connections can have one queued; they are few.)
+        if matches!(conn.phase, Phase::Dialing) {
+            let queued = self.actions.len();
+            self.actions.retain(|action| {
+                !matches!(action, Action::Connect { id: dialed, .. } | Action::Resolve { id: dialed, .. } if *dialed == id)
+            });
+            if self.actions.len() < queued {
+                return;
+            }
         }
         self.actions.push_back(Action::Close { id, reason });
     }

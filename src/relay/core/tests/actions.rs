@@ -10,7 +10,7 @@ use super::harness::test_config;
 use crate::chunk_io::ChunkEncoder;
 use crate::messages::RtmpMessage;
 use crate::relay::core::{Action, CloseReason, RelayCore};
-use crate::relay::ListenerKind;
+use crate::relay::{Config, ListenerKind};
 use crate::time::RtmpTimestamp;
 use crate::Amf0Value;
 
@@ -86,11 +86,39 @@ fn a_write_asked_for_before_the_peer_hung_up_is_not_handed_out() {
     assert_eq!(drain(&mut core), vec![Action::Close { id, reason: CloseReason::PeerClosed }]);
 }
 
+// Also found by the fuzz target: on an edge, one read held a publish, which started a
+// forward to the origin, and then broken chunks, which closed the publisher and with it the
+// forward. The driver got the forward's Connect, opened a socket to the origin, then closed
+// it.
+#[test]
+fn an_upstream_connection_opened_and_closed_in_one_input_is_never_announced() {
+    let now = Instant::now();
+    let config = Config { origins: vec!["127.0.0.1:1935".to_string()], ..test_config() };
+    let mut core = RelayCore::new(config, 7, now);
+    let publisher = core.accept("127.0.0.1:50000".parse().unwrap(), ListenerKind::Rtmp, now).unwrap();
+    let mut encoder = ChunkEncoder::new();
+    let mut input = BytesMut::from(&client_handshake()[..]);
+    input.extend_from_slice(&commands(&mut encoder, vec![connect()]));
+    core.handle_input(publisher, &input, now);
+    assert_eq!(drain(&mut core), vec![Action::Write(publisher)]);
+    let mut input = commands(&mut encoder, create_and_publish());
+    input.extend_from_slice(&OVERSIZED_CHUNK);
+    core.handle_input(publisher, &input, now);
+    let actions = drain(&mut core);
+    assert!(
+        matches!(actions.as_slice(), [Action::Close { id, reason: CloseReason::ProtocolError(_) }] if *id == publisher),
+        "{actions:?}"
+    );
+    let stats = core.stats().snapshot();
+    assert_eq!((stats.connections_open, stats.publishers), (0, 0));
+    assert_eq!(core.metrics_view().closed.iter().map(|(_, count)| count).sum::<u64>(), 2, "the forward was opened and closed");
+}
+
 // Found by the relay_core fuzz target, which sent connect and publish in one read:
-// accepting a connect makes the session run the
-// commands the client sent after it without waiting, and the publish or play they raise
-// was left in the session until the client's next read, which for a player waiting in
-// silence is the relay's ping, idle_timeout / 2 later.
+// accepting a connect makes the session run the commands the client sent after it without
+// waiting, and the publish or play they raise was left in the session until the client's
+// next read, which for a player waiting in silence is the relay's ping, idle_timeout / 2
+// later.
 #[test]
 fn a_publish_sent_in_one_write_with_its_connect_starts_at_once() {
     let now = Instant::now();
