@@ -444,6 +444,7 @@ impl RelayCore {
             self.next_tick = now + TICK;
             self.tick(now);
         }
+        self.shutdown_deadline_passed(now);
         self.finish(now);
     }
 

@@ -61,14 +61,22 @@ impl RelayCore {
             }
             self.sync_output(id, now);
         }
-        if self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
-            let open = self.conns.len();
-            for id in self.conns.ids() {
-                self.fail(id, CloseReason::Shutdown);
-            }
-            if open > 0 {
-                log::info!("shutdown: {open} connections closed at the deadline");
-            }
+    }
+
+    /// At the shutdown deadline, whatever is still open is closed. Called from every
+    /// `handle_timeout`, not only from the tick: `poll_timeout` names the deadline, and a
+    /// deadline that passed without effect would be named again at once, and the driver
+    /// would spin until the next tick.
+    pub(super) fn shutdown_deadline_passed(&mut self, now: Instant) {
+        if !self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
+            return;
+        }
+        let open = self.conns.len();
+        for id in self.conns.ids() {
+            self.fail(id, CloseReason::Shutdown);
+        }
+        if open > 0 {
+            log::info!("shutdown: {open} connections closed at the deadline");
         }
     }
 

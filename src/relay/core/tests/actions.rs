@@ -2,15 +2,16 @@
 //! driver is never asked to work for a connection the core has already closed.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::harness::test_config;
+use super::harness::{keyframe, test_config, Harness};
 use crate::chunk_io::ChunkEncoder;
 use crate::messages::RtmpMessage;
-use crate::relay::core::{Action, CloseReason, RelayCore};
+use crate::relay::core::{Action, CloseReason, RelayCore, SHUTDOWN_GRACE};
 use crate::relay::{Config, ListenerKind};
+use crate::sessions::MediaKind;
 use crate::time::RtmpTimestamp;
 use crate::Amf0Value;
 
@@ -134,4 +135,31 @@ fn a_publish_sent_in_one_write_with_its_connect_starts_at_once() {
     assert_eq!(streams.len(), 1, "{streams:?}");
     assert_eq!((streams[0].key.to_string(), streams[0].publisher), ("live/s".to_string(), Some(publisher)));
     assert_eq!(core.stats().snapshot().publishers, 1);
+}
+
+// Found by the fuzz target: the shutdown deadline was acted on only in the 250 ms tick, but
+// poll_timeout named the deadline itself. A deadline between two ticks was named, handled
+// without effect, and named again: the driver spun until the next tick, and the connections
+// still open outlived the deadline.
+#[test]
+fn the_shutdown_deadline_closes_what_is_left_on_time_and_the_driver_never_spins() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let stalled = h.player("live", "s");
+    h.peer(stalled).reading = false;
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(100));
+    // Between two ticks (they fall every 250 ms from the start).
+    h.advance(Duration::from_millis(100));
+    let deadline = h.now + SHUTDOWN_GRACE;
+    h.core.begin_shutdown(h.now);
+    h.pump();
+    while let Some(at) = h.core.poll_timeout() {
+        assert!(at > h.now, "poll_timeout {at:?} is not after the time just handled {:?}", h.now);
+        assert!(at <= deadline + Duration::from_secs(1), "the shutdown did not end at its deadline");
+        h.now = at;
+        h.core.handle_timeout(at);
+        h.pump();
+    }
+    assert!(h.stopped);
+    assert_eq!(h.closes.iter().find(|(id, _, _)| *id == stalled).map(|(_, reason, at)| (reason.clone(), *at)), Some((CloseReason::Shutdown, deadline)));
 }
