@@ -376,7 +376,7 @@ impl RelayCore {
             log::warn!("{peer}: refused: {refusal}");
             return Err(refusal);
         }
-        let conn = if kind == ListenerKind::Http {
+        let mut conn = if kind == ListenerKind::Http {
             self.new_http_conn(peer, now)
         } else {
             let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
@@ -384,6 +384,7 @@ impl RelayCore {
             conn.protocol = kind;
             conn
         };
+        conn.accepted = true;
         let id = self.conns.insert(conn);
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Relaxed);
@@ -567,7 +568,10 @@ impl RelayCore {
             conn::Role::Undecided => {}
         }
         let Some(conn) = self.conns.remove(id) else { return };
-        if upstream.is_none() {
+        // Not `upstream.is_none()`: a forward or pull whose link let go of it (the publisher
+        // stopped, the pull was dropped) has no upstream any more, and its origin's address
+        // may be a client's.
+        if conn.accepted {
             if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {

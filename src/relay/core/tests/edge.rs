@@ -219,3 +219,28 @@ fn an_nginx_origins_stream_eof_reaches_edge_players_as_stream_dry() {
 fn an_rtmp_edge_origins_stream_dry_reaches_edge_players_as_stream_dry() {
     origin_restart_reaches_edge_players(crate::sessions::ServerSession::send_stream_dry);
 }
+
+// Found by the relay_core fuzz target: a forward whose publisher stopped is let go by its
+// link before it closes, and the close then took it for an accepted connection and
+// uncounted it from its address. With the origin on a client's address (a co-located origin,
+// or loopback), that address could open more connections than max_connections_per_ip.
+#[test]
+fn a_forward_let_go_of_by_its_link_is_not_uncounted_from_a_clients_address() {
+    let config = Config { max_connections_per_ip: 2, ..edge_config(&["127.0.0.1:1935"]) };
+    let mut h = Harness::new(config);
+    let publisher = h.publisher("live", "s");
+    assert_eq!(origin_of(&h, 0), "127.0.0.1:1935".parse().unwrap());
+    let forward = h.connects[0].0;
+    h.accept_upstream(forward);
+    let _player = h.connect_client();
+    h.core.handle_closed(publisher, CloseReason::PeerClosed, h.now);
+    h.pump();
+    assert_eq!(h.close_reason(forward), Some(&CloseReason::PublisherStopped));
+    // The player is the one connection open from 127.0.0.1: one more fits, then no more.
+    let address: SocketAddr = "127.0.0.1:50001".parse().unwrap();
+    assert!(h.core.accept(address, crate::relay::ListenerKind::Rtmp, h.now).is_ok());
+    assert_eq!(
+        h.core.accept(address, crate::relay::ListenerKind::Rtmp, h.now),
+        Err(crate::relay::Refusal::TooManyFromAddress { ip: address.ip(), max: 2 })
+    );
+}
