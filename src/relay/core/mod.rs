@@ -492,6 +492,14 @@ impl RelayCore {
         self.conns.get(id).is_some_and(|conn| !conn.out.is_empty())
     }
 
+    /// What `id`'s send queue holds, as the hard limits measure it: (bytes, counting
+    /// [`ENTRY_OVERHEAD`] per entry; entries). For the API, tests and the `relay_core`
+    /// fuzz target, which checks that no open connection's queue passes
+    /// `queue_hard_limit_bytes` or `queue_hard_limit_entries`.
+    pub fn queue_size(&self, id: ConnId) -> Option<(usize, usize)> {
+        self.conns.get(id).map(|conn| (conn.out.cost(), conn.out.entries()))
+    }
+
     // ------------------------------------------------------------------ helpers
 
     fn epoch_ms(&self, now: Instant) -> u32 {
@@ -537,8 +545,15 @@ impl RelayCore {
 
     /// Closes what was marked during this input, and notices the end of a shutdown.
     fn finish(&mut self, now: Instant) {
-        while let Some((id, reason)) = self.to_close.pop() {
-            self.close(id, reason, now);
+        // Closing tells others (players hear their stream went dry), so queues grow here too.
+        loop {
+            self.hold_queues_to_limits(now);
+            if self.to_close.is_empty() {
+                break;
+            }
+            while let Some((id, reason)) = self.to_close.pop() {
+                self.close(id, reason, now);
+            }
         }
         if self.shutdown_deadline.is_some() && self.conns.is_empty() && !self.stopped {
             self.stopped = true;

@@ -22,12 +22,7 @@ impl RelayCore {
             }
             // A queue that stopped draining breaks its limits even when nothing new arrives
             // (the publisher paused, or only control bytes were queued).
-            if let Some(reason) = limits.broken_by(&conn.out, now) {
-                let reason = match (&conn.role, &conn.upstream) {
-                    (Role::Player { .. }, _) => reason,
-                    (_, Some(_)) => CloseReason::UpstreamTooSlow { queued_bytes: conn.out.cost() },
-                    _ => CloseReason::NotReading { queued_bytes: conn.out.cost() },
-                };
+            if let Some(reason) = super::fanout::queue_overflow(conn, &limits, now) {
                 to_close.push((id, reason));
                 continue;
             }

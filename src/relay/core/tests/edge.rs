@@ -244,3 +244,28 @@ fn a_forward_let_go_of_by_its_link_is_not_uncounted_from_a_clients_address() {
         Err(crate::relay::Refusal::TooManyFromAddress { ip: address.ip(), max: 2 })
     );
 }
+
+// Found by the relay_core fuzz target: a forward's queue was held to the byte limit only, so
+// an origin that stopped reading let the relay queue entry after entry past
+// queue_hard_limit_entries until the next tick. Every queue is now held to both limits at
+// the end of each input.
+#[test]
+fn a_forward_that_stops_reading_is_held_to_the_entry_limit_at_once() {
+    let config = Config { queue_hard_limit_entries: 20, ..edge_config(&["127.0.0.1:1935"]) };
+    let mut h = Harness::new(config);
+    let publisher = h.publisher("live", "s");
+    let forward = h.connects[0].0;
+    h.accept_upstream(forward);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(100));
+    h.pump();
+    assert_eq!(h.core.queue_size(forward), Some((0, 0)), "the origin took the keyframe");
+    h.peer(forward).reading = false;
+    for timestamp in 1..=40 {
+        h.send_media(publisher, MediaKind::Video, timestamp, keyframe(20));
+        h.pump();
+        if let Some((_, entries)) = h.core.queue_size(forward) {
+            assert!(entries <= 20, "{entries} entries queued for the forward");
+        }
+    }
+    assert!(matches!(h.close_reason(forward), Some(CloseReason::UpstreamTooSlow { .. })), "{:?}", h.close_reason(forward));
+}
