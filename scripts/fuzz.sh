@@ -40,6 +40,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
+# The build settings scripts/test.sh uses for the tests (many codegen units, no LTO, no
+# incremental state): the sanitizer build takes 96 s instead of 200 s on 2 cores, and the
+# targets run as fast.
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-off}"
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-16}"
+export CARGO_PROFILE_RELEASE_INCREMENTAL="${CARGO_PROFILE_RELEASE_INCREMENTAL:-false}"
 start=$(date +%s)
 log "building every target: cargo fuzz build -O --debug-assertions ($(cargo fuzz --version))"
 cargo fuzz build -O --debug-assertions

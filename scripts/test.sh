@@ -234,8 +234,8 @@ log "cargo test --release --doc"
 cargo test --release --doc
 step_done "cargo test --release --doc"
 
-# Every cargo-fuzz target for a short time, on stable through RUSTC_BOOTSTRAP=1 (about 5 min
-# on 2 cores: a 3.5 min sanitizer build, then 7 targets 20 s each, two at a time).
+# Every cargo-fuzz target for a short time, on stable through RUSTC_BOOTSTRAP=1 (about 3 min
+# on 2 cores: a 96 s sanitizer build, then 7 targets 20 s each, two at a time).
 # RTMP_EDGE_FUZZ_SECONDS sets the time per target; 0 skips fuzzing.
 fuzz_seconds="${RTMP_EDGE_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then
