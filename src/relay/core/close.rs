@@ -1,9 +1,13 @@
-//! Why a connection closed: one enum feeds the close log line and the counters.
+//! Why a connection closed: one enum feeds the close log line and the counters; and the
+//! one close path.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use super::super::stats::Stats;
+use super::conn::{Phase, Role};
+use super::{Action, ConnId, ListenerKind, RelayCore};
 
 /// Why the relay closed a connection, or why it went away.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,5 +203,71 @@ impl fmt::Display for CloseReason {
             CloseReason::HttpDone => write!(f, "HTTP exchange done"),
             CloseReason::HttpEvicted => write!(f, "idle HTTP connection closed to make room for a new one"),
         }
+    }
+}
+
+impl RelayCore {
+    /// The one close path: leave streams, fail links, forget the connection, log.
+    pub(super) fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let Some(conn) = self.conns.get(id) else { return };
+        // Before the streams are left: leaving them forgets a publisher's role.
+        let role_label = self.role_label(conn);
+        let role = conn.role.clone();
+        let upstream = conn.upstream.clone();
+        if let Some(upstream) = &upstream {
+            if self.link(&upstream.key, upstream.purpose).is_some_and(|link| link.conn == Some(id)) {
+                self.ops.upstream_reconnects += 1;
+            }
+            self.upstream_closed(id, upstream, &reason, now);
+        }
+        match &role {
+            Role::Publisher { .. } => self.end_publish(id, now),
+            Role::Player { subscriptions } => {
+                for (key, stream_id) in subscriptions {
+                    self.end_play(id, key, *stream_id, now);
+                }
+            }
+            Role::Undecided => {}
+        }
+        let Some(conn) = self.conns.remove(id) else { return };
+        // Not `upstream.is_none()`: a forward or pull whose link let go of it (the publisher
+        // stopped, the pull was dropped) has no upstream any more, and its origin's address
+        // may be a client's.
+        if conn.accepted {
+            if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.per_ip.remove(&conn.peer.ip());
+                }
+            }
+        }
+        self.stats.connections_open.fetch_sub(1, Relaxed);
+        reason.count(&self.stats);
+        self.count_close(&conn, role_label, &reason);
+        let seconds = now.saturating_duration_since(conn.opened_at).as_secs_f64();
+        let line = format!(
+            "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
+            conn.peer, conn.summary, conn.bytes_in, conn.bytes_out
+        );
+        if reason.is_peer_fault() {
+            log::warn!("{line}");
+        } else if conn.protocol == ListenerKind::Http {
+            log::debug!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+        // An upstream connection opened and closed before the driver took its Connect or
+        // Resolve: a connect now would open a socket only to close it, so the driver hears
+        // of neither. (Only dialing connections can have one queued; they are few.)
+        if matches!(conn.phase, Phase::Dialing) {
+            let queued = self.actions.len();
+            self.actions.retain(|action| {
+                !matches!(action, Action::Connect { id: dialed, .. } | Action::Resolve { id: dialed, .. } if *dialed == id)
+            });
+            if self.actions.len() < queued {
+                return;
+            }
+        }
+        self.actions.push_back(Action::Close { id, reason });
     }
 }

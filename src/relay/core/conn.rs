@@ -102,6 +102,9 @@ pub struct Conn {
     pub ignored_media_logged: bool,
     /// The listener (protocol) it came in on; upstream connections say what they speak.
     pub protocol: super::ListenerKind,
+    /// Accepted from a listener, so counted against its address's limit; false for the
+    /// connections the relay opens itself, even after their link lets go of them.
+    pub accepted: bool,
 }
 
 impl Conn {
@@ -128,6 +131,7 @@ impl Conn {
             requested_names: Vec::new(),
             ignored_media_logged: false,
             protocol: super::ListenerKind::Rtmp,
+            accepted: false,
         }
     }
 

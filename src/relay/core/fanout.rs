@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::close::CloseReason;
-use super::conn::Conn;
+use super::conn::{Conn, Role};
 use super::frame::{SharedFrame, SHARED_STREAM_ID};
 use super::out_queue::OutQueue;
 use super::stream::{CacheLimits, Player, PlayerState, StreamKey};
@@ -42,6 +42,18 @@ impl QueueLimits {
         }
         None
     }
+}
+
+/// The hard limit `conn`'s queue breaks, if any, as the close reason its role gives:
+/// a player is too slow, an upstream stopped reading what we publish, anyone else sends
+/// commands without reading the answers.
+pub fn queue_overflow(conn: &Conn, limits: &QueueLimits, now: Instant) -> Option<CloseReason> {
+    let reason = limits.broken_by(&conn.out, now)?;
+    Some(match (&conn.role, &conn.upstream) {
+        (Role::Player { .. }, _) => reason,
+        (_, Some(_)) => CloseReason::UpstreamTooSlow { queued_bytes: conn.out.cost() },
+        _ => CloseReason::NotReading { queued_bytes: conn.out.cost() },
+    })
 }
 
 /// What to do with one frame for one player.
@@ -131,6 +143,28 @@ impl RelayCore {
             hard_wait: Duration::from_millis(u64::from(self.config.queue_hard_limit_ms)),
             hard_bytes: self.config.queue_hard_limit_bytes,
             hard_entries: self.config.queue_hard_limit_entries,
+        }
+    }
+
+    /// Holds every queue something was added to during this input to the hard limits: past
+    /// one, the connection closes at the end of the input, before the driver writes to it
+    /// again. Every addition is followed by a write request (a `Write` still waiting in
+    /// `actions`) or a place in the batch, so this looks at those and nothing else. A queue
+    /// nothing is added to is caught by its wait, at the tick.
+    pub(super) fn hold_queues_to_limits(&mut self, now: Instant) {
+        let limits = self.queue_limits();
+        let written = self.actions.iter().filter_map(|action| match action {
+            super::Action::Write(id) => Some(*id),
+            _ => None,
+        });
+        for id in written.chain(self.batched.iter().copied()) {
+            let Some(conn) = self.conns.get_mut(id) else { continue };
+            if conn.closing.is_some() {
+                continue;
+            }
+            if let Some(reason) = queue_overflow(conn, &limits, now) {
+                Self::mark_close(&mut self.to_close, id, conn, reason);
+            }
         }
     }
 

@@ -101,8 +101,18 @@ impl RelayCore {
                 if let Err(error) = result {
                     Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string()));
                 }
-                for event in events.drain(..) {
-                    self.server_event(id, event, now);
+                // Accepting a connect runs the commands the client sent after it without
+                // waiting (createStream, publish, play), which raise events of their own.
+                while !events.is_empty() {
+                    for event in events.drain(..) {
+                        self.server_event(id, event, now);
+                    }
+                    let Some(conn) = self.conns.get_mut(id).filter(|conn| conn.closing.is_none()) else { break };
+                    if let Some(session) = conn.session() {
+                        while let Some(event) = session.poll_event() {
+                            events.push(event);
+                        }
+                    }
                 }
                 self.server_events = events;
                 self.sync_output(id, now);
@@ -112,9 +122,10 @@ impl RelayCore {
         }
     }
 
-    /// Moves whatever the session wrote into the connection's queue.
+    /// Moves whatever the session wrote into the connection's queue. (A client that sends
+    /// commands and never reads the answers is held to the queue limits at the end of the
+    /// input, like every queue.)
     pub(super) fn sync_output(&mut self, id: ConnId, now: Instant) {
-        let hard_limit = self.config.queue_hard_limit_bytes;
         let Some(conn) = self.conns.get_mut(id) else { return };
         let bytes = match &mut conn.phase {
             Phase::Server(session) if session.has_outbound() => session.take_outbound(),
@@ -123,11 +134,6 @@ impl RelayCore {
         };
         conn.out.push(bytes, now);
         Self::request_write(&mut self.actions, id, conn);
-        // A client that sends commands and never reads the answers must not grow this.
-        if conn.out.cost() > hard_limit {
-            let reason = CloseReason::NotReading { queued_bytes: conn.out.cost() };
-            Self::mark_close(&mut self.to_close, id, conn, reason);
-        }
     }
 
     fn server_event(&mut self, id: ConnId, event: ServerSessionEvent, now: Instant) {

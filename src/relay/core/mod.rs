@@ -376,7 +376,7 @@ impl RelayCore {
             log::warn!("{peer}: refused: {refusal}");
             return Err(refusal);
         }
-        let conn = if kind == ListenerKind::Http {
+        let mut conn = if kind == ListenerKind::Http {
             self.new_http_conn(peer, now)
         } else {
             let handshake = Handshake::new(HandshakeRole::Server, self.epoch_ms(now));
@@ -384,6 +384,7 @@ impl RelayCore {
             conn.protocol = kind;
             conn
         };
+        conn.accepted = true;
         let id = self.conns.insert(conn);
         *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Relaxed);
@@ -444,6 +445,7 @@ impl RelayCore {
             self.next_tick = now + TICK;
             self.tick(now);
         }
+        self.shutdown_deadline_passed(now);
         self.finish(now);
     }
 
@@ -459,15 +461,25 @@ impl RelayCore {
         Some(next)
     }
 
-    /// The next thing for the driver to do.
+    /// The next thing for the driver to do. A `Write`, `Connect` or `Resolve` always names
+    /// an open connection; a `Close` names one the driver knows (accepted, or announced by
+    /// a `Connect` or `Resolve`) and the core has just forgotten.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front()?;
-        if let Action::Write(id) = &action {
-            if let Some(conn) = self.conns.get_mut(*id) {
-                conn.write_requested = false;
+        while let Some(action) = self.actions.pop_front() {
+            match &action {
+                Action::Write(id) | Action::Connect { id, .. } | Action::Resolve { id, .. } => {
+                    // Asked for earlier in an input that then closed the connection; its
+                    // Close follows (`close` already took back an unannounced connect).
+                    let Some(conn) = self.conns.get_mut(*id) else { continue };
+                    if matches!(action, Action::Write(_)) {
+                        conn.write_requested = false;
+                    }
+                }
+                Action::Close { .. } | Action::Stopped | Action::ReloadConfig => {}
             }
+            return Some(action);
         }
-        Some(action)
+        None
     }
 
     /// Fills `slices` with the front of `id`'s queue; returns how many were filled.
@@ -478,6 +490,14 @@ impl RelayCore {
     /// Whether `id` has bytes waiting to be written.
     pub fn has_queued(&self, id: ConnId) -> bool {
         self.conns.get(id).is_some_and(|conn| !conn.out.is_empty())
+    }
+
+    /// What `id`'s send queue holds, as the hard limits measure it: (bytes, counting
+    /// [`ENTRY_OVERHEAD`] per entry; entries). For the API, tests and the `relay_core`
+    /// fuzz target, which checks that no open connection's queue passes
+    /// `queue_hard_limit_bytes` or `queue_hard_limit_entries`.
+    pub fn queue_size(&self, id: ConnId) -> Option<(usize, usize)> {
+        self.conns.get(id).map(|conn| (conn.out.cost(), conn.out.entries()))
     }
 
     // ------------------------------------------------------------------ helpers
@@ -525,62 +545,20 @@ impl RelayCore {
 
     /// Closes what was marked during this input, and notices the end of a shutdown.
     fn finish(&mut self, now: Instant) {
-        while let Some((id, reason)) = self.to_close.pop() {
-            self.close(id, reason, now);
+        // Closing tells others (players hear their stream went dry), so queues grow here too.
+        loop {
+            self.hold_queues_to_limits(now);
+            if self.to_close.is_empty() {
+                break;
+            }
+            while let Some((id, reason)) = self.to_close.pop() {
+                self.close(id, reason, now);
+            }
         }
         if self.shutdown_deadline.is_some() && self.conns.is_empty() && !self.stopped {
             self.stopped = true;
             log::info!("shutdown complete");
             self.actions.push_back(Action::Stopped);
         }
-    }
-
-    /// The one close path: leave streams, fail links, forget the connection, log.
-    fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
-        let Some(conn) = self.conns.get(id) else { return };
-        // Before the streams are left: leaving them forgets a publisher's role.
-        let role_label = self.role_label(conn);
-        let role = conn.role.clone();
-        let upstream = conn.upstream.clone();
-        if let Some(upstream) = &upstream {
-            if self.link(&upstream.key, upstream.purpose).is_some_and(|link| link.conn == Some(id)) {
-                self.ops.upstream_reconnects += 1;
-            }
-            self.upstream_closed(id, upstream, &reason, now);
-        }
-        match &role {
-            conn::Role::Publisher { .. } => self.end_publish(id, now),
-            conn::Role::Player { subscriptions } => {
-                for (key, stream_id) in subscriptions {
-                    self.end_play(id, key, *stream_id, now);
-                }
-            }
-            conn::Role::Undecided => {}
-        }
-        let Some(conn) = self.conns.remove(id) else { return };
-        if upstream.is_none() {
-            if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.per_ip.remove(&conn.peer.ip());
-                }
-            }
-        }
-        self.stats.connections_open.fetch_sub(1, Relaxed);
-        reason.count(&self.stats);
-        self.count_close(&conn, role_label, &reason);
-        let seconds = now.saturating_duration_since(conn.opened_at).as_secs_f64();
-        let line = format!(
-            "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
-            conn.peer, conn.summary, conn.bytes_in, conn.bytes_out
-        );
-        if reason.is_peer_fault() {
-            log::warn!("{line}");
-        } else if conn.protocol == ListenerKind::Http {
-            log::debug!("{line}");
-        } else {
-            log::info!("{line}");
-        }
-        self.actions.push_back(Action::Close { id, reason });
     }
 }

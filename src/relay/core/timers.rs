@@ -22,12 +22,7 @@ impl RelayCore {
             }
             // A queue that stopped draining breaks its limits even when nothing new arrives
             // (the publisher paused, or only control bytes were queued).
-            if let Some(reason) = limits.broken_by(&conn.out, now) {
-                let reason = match (&conn.role, &conn.upstream) {
-                    (Role::Player { .. }, _) => reason,
-                    (_, Some(_)) => CloseReason::UpstreamTooSlow { queued_bytes: conn.out.cost() },
-                    _ => CloseReason::NotReading { queued_bytes: conn.out.cost() },
-                };
+            if let Some(reason) = super::fanout::queue_overflow(conn, &limits, now) {
                 to_close.push((id, reason));
                 continue;
             }
@@ -61,14 +56,22 @@ impl RelayCore {
             }
             self.sync_output(id, now);
         }
-        if self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
-            let open = self.conns.len();
-            for id in self.conns.ids() {
-                self.fail(id, CloseReason::Shutdown);
-            }
-            if open > 0 {
-                log::info!("shutdown: {open} connections closed at the deadline");
-            }
+    }
+
+    /// At the shutdown deadline, whatever is still open is closed. Called from every
+    /// `handle_timeout`, not only from the tick: `poll_timeout` names the deadline, and a
+    /// deadline that passed without effect would be named again at once, and the driver
+    /// would spin until the next tick.
+    pub(super) fn shutdown_deadline_passed(&mut self, now: Instant) {
+        if !self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
+            return;
+        }
+        let open = self.conns.len();
+        for id in self.conns.ids() {
+            self.fail(id, CloseReason::Shutdown);
+        }
+        if open > 0 {
+            log::info!("shutdown: {open} connections closed at the deadline");
         }
     }
 

@@ -226,7 +226,7 @@ impl RelayCore {
             }
             targets.push(id);
         }
-        let hard_limit = self.config.queue_hard_limit_bytes;
+        let limits = self.queue_limits();
         for id in targets {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             if conn.closing.is_some() {
@@ -234,8 +234,7 @@ impl RelayCore {
             }
             // An upstream that stops reading must not make us queue without bound: drop the
             // connection and let the link reconnect (and resume at a keyframe).
-            if conn.out.cost() > hard_limit {
-                let reason = CloseReason::UpstreamTooSlow { queued_bytes: conn.out.cost() };
+            if let Some(reason) = super::fanout::queue_overflow(conn, &limits, now) {
                 Self::mark_close(&mut self.to_close, id, conn, reason);
                 continue;
             }

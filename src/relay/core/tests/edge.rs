@@ -253,3 +253,53 @@ fn upstream_tc_urls_keep_the_targets_scheme_and_bracket_ipv6_hosts() {
     h.accept_upstream(pulled);
     assert_eq!(upstream_tc_urls(&mut h), ["rtmp://[::1]:1940/live"]);
 }
+
+// Found by the relay_core fuzz target: a forward whose publisher stopped is let go by its
+// link before it closes, and the close then took it for an accepted connection and
+// uncounted it from its address. With the origin on a client's address (a co-located origin,
+// or loopback), that address could open more connections than max_connections_per_ip.
+#[test]
+fn a_forward_let_go_of_by_its_link_is_not_uncounted_from_a_clients_address() {
+    let config = Config { max_connections_per_ip: 2, ..edge_config(&["127.0.0.1:1935"]) };
+    let mut h = Harness::new(config);
+    let publisher = h.publisher("live", "s");
+    assert_eq!(origin_of(&h, 0), "127.0.0.1:1935".parse().unwrap());
+    let forward = h.connects[0].0;
+    h.accept_upstream(forward);
+    let _player = h.connect_client();
+    h.core.handle_closed(publisher, CloseReason::PeerClosed, h.now);
+    h.pump();
+    assert_eq!(h.close_reason(forward), Some(&CloseReason::PublisherStopped));
+    // The player is the one connection open from 127.0.0.1: one more fits, then no more.
+    let address: SocketAddr = "127.0.0.1:50001".parse().unwrap();
+    assert!(h.core.accept(address, crate::relay::ListenerKind::Rtmp, h.now).is_ok());
+    assert_eq!(
+        h.core.accept(address, crate::relay::ListenerKind::Rtmp, h.now),
+        Err(crate::relay::Refusal::TooManyFromAddress { ip: address.ip(), max: 2 })
+    );
+}
+
+// Found by the relay_core fuzz target: a forward's queue was held to the byte limit only, so
+// an origin that stopped reading let the relay queue entry after entry past
+// queue_hard_limit_entries until the next tick. Every queue is now held to both limits at
+// the end of each input.
+#[test]
+fn a_forward_that_stops_reading_is_held_to_the_entry_limit_at_once() {
+    let config = Config { queue_hard_limit_entries: 20, ..edge_config(&["127.0.0.1:1935"]) };
+    let mut h = Harness::new(config);
+    let publisher = h.publisher("live", "s");
+    let forward = h.connects[0].0;
+    h.accept_upstream(forward);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(100));
+    h.pump();
+    assert_eq!(h.core.queue_size(forward), Some((0, 0)), "the origin took the keyframe");
+    h.peer(forward).reading = false;
+    for timestamp in 1..=40 {
+        h.send_media(publisher, MediaKind::Video, timestamp, keyframe(20));
+        h.pump();
+        if let Some((_, entries)) = h.core.queue_size(forward) {
+            assert!(entries <= 20, "{entries} entries queued for the forward");
+        }
+    }
+    assert!(matches!(h.close_reason(forward), Some(CloseReason::UpstreamTooSlow { .. })), "{:?}", h.close_reason(forward));
+}
