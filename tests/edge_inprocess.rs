@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::runs::assert_kinds_monotonic;
 use common::*;
 use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use rtmp_edge::relay::{Config, RelayHandle};
 use rtmp_edge::url::RtmpUrl;
 use rtmp_edge::sessions::{
-    codes, ClientSessionEvent, MediaKind, ServerSession, ServerSessionConfig, ServerSessionEvent,
+    codes, ClientSessionEvent, ServerSession, ServerSessionConfig, ServerSessionEvent,
 };
 
 const APP: &str = "live";
@@ -72,27 +73,6 @@ fn check_full_stream(published: &[Item], log: &[Received], label: &str) {
 
 fn is_error_code(code: &str) -> bool {
     code.contains("NotFound") || code.contains("Rejected") || code.contains("Failed") || code.contains("Denied")
-}
-
-/// Timestamps of audio and of video frames (separately) never go back over the whole log.
-fn assert_timestamps_increase(items: &[Item], label: &str) {
-    for wanted in [MediaKind::Audio, MediaKind::Video] {
-        let mut last: Option<u32> = None;
-        for item in items {
-            if let Item::Media { kind, timestamp, .. } = item {
-                if *kind != wanted {
-                    continue;
-                }
-                if let Some(previous) = last {
-                    assert!(
-                        *timestamp >= previous,
-                        "{label}: {wanted:?} timestamp went back from {previous} to {timestamp} ({item:?})"
-                    );
-                }
-                last = Some(*timestamp);
-            }
-        }
-    }
 }
 
 /// Publishes `items` on origin `addr` as `name` once the edge's pull is there.
@@ -631,7 +611,7 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
             "{label}: timestamps restarted: first after {} <= last before {last_before}",
             after_frames[0].timestamp()
         );
-        assert_timestamps_increase(&items_of(&log), &label);
+        assert_kinds_monotonic(&items_of(&log), &label);
     }
 }
 
@@ -727,7 +707,7 @@ fn origin_gone_silent_mid_stream_is_retried() {
         summarize(&log)
     );
     assert!(!log.contains(&Received::Closed), "{}", summarize(&log));
-    assert_timestamps_increase(&items_of(&log), "player");
+    assert_kinds_monotonic(&items_of(&log), "player");
 }
 
 // ---------------------------------------------------------------------------------------

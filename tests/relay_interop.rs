@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,18 +15,6 @@ use common::interop::*;
 use common::*;
 
 const FIXTURE: &str = "h264_aac.flv";
-
-fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
-    let rtmpdump = require_program("rtmpdump");
-    let (stderr, log) = log_file(dir, &format!("{label}.log"));
-    let mut command = Command::new(rtmpdump);
-    command
-        .args(["-r", source, "--live", "-o"])
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    (ChildGuard::spawn(command, label), log)
-}
 
 #[test]
 fn ffmpeg_publishes_and_ffmpeg_plays() {
@@ -69,19 +56,11 @@ fn ffmpeg_publishes_and_rtmpdump_plays() {
 #[test]
 fn ffmpeg_publishes_and_gstreamer_rtmp2src_plays() {
     let ffmpeg = require_program("ffmpeg");
-    let gst = require_program("gst-launch-1.0");
     let dir = TempDir::new("ff-gst");
     let relay = start_relay(test_config());
     let source = live_url(relay.local_addr(), "s");
     let out = dir.join("gst.flv");
-    let (stderr, player_log) = log_file(&dir, "gst.log");
-    let mut command = Command::new(gst);
-    command
-        .args(["-e", "rtmp2src", &format!("location={source}"), "!", "filesink"])
-        .arg(format!("location={}", out.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    let mut player = ChildGuard::spawn(command, "gst-rtmp2src");
+    let (mut player, player_log) = gst_player(&source, &out, &dir, "gst-rtmp2src");
     wait_players(&relay, 1, "gstreamer rtmp2src");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));

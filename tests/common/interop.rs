@@ -44,6 +44,49 @@ pub fn ffmpeg_player(
     (ChildGuard::spawn(command, label), log)
 }
 
+/// `rtmpdump -r URL --live -o OUT`: librtmp's player, which writes the FLV tags as they
+/// arrived (no muxer in between), so its file can be read tag by tag.
+pub fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
+    let (stderr, log) = log_file(dir, &format!("{label}.log"));
+    let mut command = Command::new(require_program("rtmpdump"));
+    command
+        .args(["-r", source, "--live", "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    (ChildGuard::spawn(command, label), log)
+}
+
+/// `gst-launch-1.0 -e rtmp2src location=URL ! filesink location=OUT buffer-mode=unbuffered`:
+/// GStreamer's player, whose source element emits the stream as FLV; the file holds its
+/// tags unchanged, each written as it arrives (see [`wait_for_flv_tags`]).
+pub fn gst_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
+    let (stderr, log) = log_file(dir, &format!("{label}.log"));
+    let mut command = Command::new(require_program("gst-launch-1.0"));
+    command
+        .args(["-e", "rtmp2src", &format!("location={source}"), "!", "filesink", "buffer-mode=unbuffered"])
+        .arg(format!("location={}", out.display()))
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    (ChildGuard::spawn(command, label), log)
+}
+
+/// Waits up to 10 s until the FLV file a player is writing holds `count` whole tags; true if
+/// it does. rtmp2src hands each message from its connection thread to its streaming thread
+/// through one slot, and StreamEOF (which the relay's shutdown sends after
+/// `NetStream.Play.Stop`) stops both at once: a message still in the slot is lost. A test
+/// that wants every tag in the file waits for them before shutting the relay down.
+pub fn wait_for_flv_tags(path: &Path, count: usize) -> bool {
+    let whole_tags = || {
+        let Ok(file) = std::fs::read(path) else { return 0 };
+        match rtmp_edge::flv::FlvReader::new(bytes::Bytes::from(file)) {
+            Ok(reader) => reader.take_while(Result::is_ok).count(),
+            Err(_) => 0,
+        }
+    };
+    super::eventually_every(Duration::from_millis(20), Duration::from_secs(10), || whole_tags() >= count)
+}
+
 /// `ffmpeg -re -i tests/fixtures/FIXTURE -c copy -f flv URL`, with `extra` options (e.g.
 /// `-stream_loop 1`) before -i.
 pub fn ffmpeg_publisher(
@@ -77,8 +120,8 @@ pub fn expect_finished(child: &mut ChildGuard, log: &Path, timeout: Duration) {
 
 /// Shuts `relay` down, then requires every player to end by itself within 10 s.
 ///
-/// Players stay connected when a publisher leaves (the relay sends StreamEOF, as
-/// nginx-rtmp does), so a test ends them the way an operator's restart would: the shutdown
+/// Players stay connected when a publisher leaves (the relay sends StreamDry; nginx-rtmp
+/// sends StreamEOF, which would end GStreamer's rtmp2src), so a test ends them the way an operator's restart would: the shutdown
 /// sends `NetStream.Play.Stop`, flushes and closes. ffmpeg, rtmpdump and GStreamer then
 /// write out everything they hold. Signals are no substitute: ffmpeg 5.1 blocked in an RTMP
 /// read ignores the first, and exits on the second without writing what its muxer holds.

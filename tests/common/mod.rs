@@ -29,6 +29,7 @@ use rtmp_edge::time::RtmpTimestamp;
 pub mod http;
 pub mod interop;
 pub mod library;
+pub mod runs;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);
@@ -216,12 +217,21 @@ pub fn first_keyframe_frame_index(published: &[Item]) -> usize {
 
 /// The tags of a fixture as items, timestamps shifted by `offset_ms`.
 pub fn fixture_items(name: &str, offset_ms: u32) -> Vec<Item> {
-    let path = fixture(name);
-    let file = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    let reader = FlvReader::new(Bytes::from(file)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    let items = flv_file_items(&fixture(name), offset_ms);
+    assert!(!items.is_empty(), "fixture {name} has no tags");
+    items
+}
+
+/// The tags of an FLV file as items, read directly (no demuxer repairs anything), with
+/// timestamps shifted by `offset_ms`. A file that does not parse to its end fails the test:
+/// players here end at the relay's Play.Stop and finish their files.
+pub fn flv_file_items(path: &Path, offset_ms: u32) -> Vec<Item> {
+    let what = path.display();
+    let file = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {what}: {e}"));
+    let reader = FlvReader::new(Bytes::from(file)).unwrap_or_else(|e| panic!("{what}: {e}"));
     let mut items = Vec::new();
     for tag in reader {
-        let tag = tag.unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        let tag = tag.unwrap_or_else(|e| panic!("{what}: {e}"));
         let timestamp = tag.timestamp.value().wrapping_add(offset_ms);
         items.push(match tag.tag_type {
             FlvTagType::Script => Item::Metadata {
@@ -240,7 +250,6 @@ pub fn fixture_items(name: &str, offset_ms: u32) -> Vec<Item> {
             },
         });
     }
-    assert!(!items.is_empty(), "fixture {name} has no tags");
     items
 }
 
