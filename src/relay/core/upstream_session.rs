@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::close::CloseReason;
 use super::frame::SharedFrame;
 use super::links::{LinkPurpose, UpstreamConn, UpstreamStage};
+use super::publish::count_ignored_media;
 use super::stream::StreamKey;
 use super::{ConnId, RelayCore};
 use crate::sessions::{codes, ClientSession, ClientSessionEvent, MediaKind, RejectedRequestKind, SessionError};
@@ -51,17 +52,19 @@ impl RelayCore {
                 if !stream.pull_live {
                     return;
                 }
-                if let Some(link) = stream.pull.as_mut() {
-                    if !link.media_flowing {
-                        // Success is media arriving, not just Play.Start: an upstream that
-                        // accepts and then fails must keep backing off.
-                        link.media_flowing = true;
-                        link.backoff.reset();
-                    }
-                }
+                let Some(link) = stream.pull.as_mut() else { return };
+                // Filtered before anything else: empty messages are no sign of a working
+                // upstream, and must not reset its backoff.
                 if super::frame::is_implausibly_small(kind, &data) {
-                    self.stats.media_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let source = format!("{purpose} from {}", upstream.target);
+                    count_ignored_media(&self.stats, &mut link.ignored_media_logged, &source, key, kind, data.len());
                     return;
+                }
+                if !link.media_flowing {
+                    // Success is media arriving, not just Play.Start: an upstream that
+                    // accepts and then fails must keep backing off.
+                    link.media_flowing = true;
+                    link.backoff.reset();
                 }
                 self.fan_out(key, kind, timestamp, data, now);
             }

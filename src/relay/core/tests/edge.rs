@@ -219,3 +219,39 @@ fn an_nginx_origins_stream_eof_reaches_edge_players_as_stream_dry() {
 fn an_rtmp_edge_origins_stream_dry_reaches_edge_players_as_stream_dry() {
     origin_restart_reaches_edge_players(crate::sessions::ServerSession::send_stream_dry);
 }
+
+// Empty messages from an origin were counted as media arriving, which reset the link's
+// backoff: an origin that answered play with nothing but empty messages was retried at the
+// shortest delay forever. They are now left out first, counted, and logged once per link.
+#[test]
+fn empty_media_from_an_origin_is_not_media_arriving() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let first = h.connects[0].0;
+    h.core.handle_closed(first, CloseReason::ConnectFailed("refused".into()), h.now);
+    h.pump();
+    assert!(h.advance_until(Duration::from_secs(5), |h| h.connects.len() == 2));
+    let second = h.connects[1].0;
+    h.accept_upstream(second);
+    assert_eq!(h.stats().pulls_live, 1);
+    for kind in [MediaKind::Video, MediaKind::Audio, MediaKind::Video] {
+        if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(second).session {
+            session.send_media(1, kind, crate::time::RtmpTimestamp::new(0), bytes::Bytes::new()).unwrap();
+        }
+        h.send_outbound(second);
+        h.pump();
+    }
+    assert_eq!(h.stats().media_ignored, 3);
+    let key = crate::relay::StreamKey::new("live", "s");
+    let link = h.core.streams[&key].pull.as_ref().unwrap();
+    assert!(!link.media_flowing, "empty messages counted as media arriving");
+    assert!(link.ignored_media_logged, "the first one is logged, once for the link");
+    assert!(h.peer(player).media().is_empty());
+    // The second failure in a row waits twice the first one's 0.5 s (plus jitter).
+    let closed_at = h.now;
+    h.core.handle_closed(second, CloseReason::PeerClosed, h.now);
+    h.pump();
+    assert!(h.advance_until(Duration::from_secs(5), |h| h.connects.len() == 3));
+    let waited = h.connects[2].2 - closed_at;
+    assert!(waited >= Duration::from_millis(1000), "backoff was reset: retried after {waited:?}");
+}
