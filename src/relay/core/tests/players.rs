@@ -151,6 +151,44 @@ fn receive_video_false_leaves_video_out_until_a_keyframe_after_true() {
 }
 
 #[test]
+fn receive_audio_false_leaves_audio_out_until_true_and_video_goes_on() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let player = h.player("live", "s");
+    let audio = |n: u8| Bytes::from(vec![0xAF, 0x01, n]);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(50));
+    h.send_media(publisher, MediaKind::Audio, 10, audio(1));
+    h.pump();
+    let receive_audio = |on: bool| crate::messages::RtmpMessage::Amf0Command {
+        name: "receiveAudio".to_string(),
+        transaction_id: 0.0,
+        command_object: crate::Amf0Value::Null,
+        arguments: vec![crate::Amf0Value::Boolean(on)],
+    };
+    send_command(&mut h, player, 1, receive_audio(false));
+    h.send_media(publisher, MediaKind::Audio, 20, audio(2));
+    h.send_media(publisher, MediaKind::Video, 40, inter_frame(50));
+    h.send_media(publisher, MediaKind::Audio, 43, audio(3));
+    send_command(&mut h, player, 1, receive_audio(true));
+    // Audio comes back at once: every AAC frame decodes on its own.
+    h.send_media(publisher, MediaKind::Audio, 66, audio(4));
+    h.send_media(publisher, MediaKind::Video, 80, inter_frame(50));
+    h.pump();
+    let got: Vec<(MediaKind, u32)> = h.peer(player).media().iter().map(|(kind, ts, _)| (*kind, *ts)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (MediaKind::Video, 0),
+            (MediaKind::Audio, 10),
+            (MediaKind::Video, 40),
+            (MediaKind::Audio, 66),
+            (MediaKind::Video, 80)
+        ]
+    );
+    assert_eq!(h.stats().frames_dropped, 0, "left out on request, not dropped");
+}
+
+#[test]
 fn app_and_name_never_alias() {
     let mut h = Harness::new(test_config());
     let first = h.publisher("a/b", "c");
