@@ -32,14 +32,6 @@ const FIXTURE: &str = "h264_aac.flv";
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A loopback port nothing listens on (bound, then released).
-fn dead_port_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    drop(listener);
-    addr
-}
-
 fn until_unpublish(count: usize) -> PlayerStop {
     PlayerStop {
         after_unpublish: count,
@@ -617,7 +609,8 @@ fn origin_restart_keeps_players_connected_with_increasing_timestamps() {
 
 #[test]
 fn first_origin_down_fails_over_to_the_second() {
-    let dead = dead_port_addr();
+    let dead_port = RefusedPort::new();
+    let dead = dead_port.addr();
     let good = start_relay(test_config());
     let edge = start_relay(edge_config(&[dead, good.local_addr()]));
     let published = fixture_items(FIXTURE, 0);
@@ -795,7 +788,8 @@ fn origin_refusing_the_forward_reaches_the_encoder() {
 
 #[test]
 fn push_to_two_targets_one_down_the_other_gets_everything() {
-    let dead = dead_port_addr();
+    let dead_port = RefusedPort::new();
+    let dead = dead_port.addr();
     let good = start_relay(test_config());
     let push = vec![
         RtmpUrl::parse(&format!("rtmp://{dead}/live")).unwrap(),
@@ -843,8 +837,7 @@ fn assert_loop_refused(edges: &[&RelayHandle]) {
 
 #[test]
 fn edge_whose_origin_is_itself_refuses_the_loop() {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = own_loopback_addr();
     let edge = start_relay(Config {
         listen: addr,
         ..edge_config(&[addr])
@@ -854,10 +847,8 @@ fn edge_whose_origin_is_itself_refuses_the_loop() {
 
 #[test]
 fn two_edges_pulling_from_each_other_refuse_the_loop() {
-    let port_a = free_port();
-    let port_b = free_port();
-    let a: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
-    let b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
+    let a = own_loopback_addr();
+    let b = own_loopback_addr();
     let edge_a = start_relay(Config {
         listen: a,
         ..edge_config(&[b])

@@ -135,10 +135,8 @@ fn ffmpeg_publishes_to_the_edge_forwarded_to_nginx_and_played_there() {
 
 #[test]
 fn push_to_a_dead_target_and_nginx_nginx_gets_the_full_stream() {
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let dead = RefusedPort::new();
+    let dead = dead.addr();
     publish_through_edge_played_from_nginx("edge-push-nginx", |nginx| Config {
         push: vec![
             RtmpUrl::parse(&format!("rtmp://{dead}/live")).unwrap(),
@@ -192,7 +190,7 @@ fn nginx_origin_killed_and_restarted_players_resume() {
     let ffmpeg = require_program("ffmpeg");
     let dir = TempDir::new("edge-nginx-restart");
     let mut nginx = Nginx::start("edge-nginx-restart-1");
-    let port = nginx.rtmp_port;
+    let nginx_addr = nginx.rtmp_addr;
     let edge = edge(&[nginx.addr()]);
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &nginx.url("s"), &dir, "publisher-1", LOOP_ONCE);
     std::thread::sleep(Duration::from_millis(1000));
@@ -211,7 +209,7 @@ fn nginx_origin_killed_and_restarted_players_resume() {
     publisher.kill();
     let _ = publisher_log;
     std::thread::sleep(Duration::from_millis(500));
-    let nginx2 = Nginx::start_on("edge-nginx-restart-2", port);
+    let nginx2 = Nginx::start_on("edge-nginx-restart-2", nginx_addr);
     let (mut publisher2, publisher2_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &nginx2.url("s"), &dir, "publisher-2", LOOP_ONCE);
     expect_finished(&mut publisher2, &publisher2_log, Duration::from_secs(20));
     let interrupted = stop_player(&mut player, Duration::from_secs(4));

@@ -102,7 +102,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
     let dir = TempDir::new("nginx");
     let relay = start_relay(test_config());
     let relay_addr = relay.local_addr();
-    let nginx = Nginx::start_with("nginx-pull", free_port(), &format!("pull rtmp://{relay_addr}/live;"));
+    let nginx = Nginx::start_with("nginx-pull", own_loopback_addr(), &format!("pull rtmp://{relay_addr}/live;"));
 
     // Publish twice the file to the relay, so that the stream outlasts nginx's pull setup.
     let (mut publisher, publisher_log) = ffmpeg_publisher(

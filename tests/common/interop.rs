@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rtmp_edge::relay::RelayHandle;
 
 use super::{
-    assert_contiguous_run, fixture, free_port, log_file, probe_packets, require_program, tail, ChildGuard, Packet,
+    assert_contiguous_run, fixture, log_file, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
     TempDir,
 };
 
@@ -233,46 +233,47 @@ pub fn with_nginx_log_on_failure<T>(nginx: &Nginx, check: impl FnOnce() -> T) ->
 }
 
 /// An nginx-rtmp server (the Debian module) with `application live { live on; ... }` on a
-/// loopback port and its stat page (`rtmp_stat all`) on another; killed on drop.
+/// loopback address and its stat page (`rtmp_stat all`) on another, both of this test
+/// process's own (see tests/common/ports.rs); killed on drop.
 pub struct Nginx {
     /// The nginx process.
     pub child: ChildGuard,
     /// Where it listens for RTMP.
-    pub rtmp_port: u16,
-    http_port: u16,
+    pub rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
     dir: TempDir,
 }
 
 impl Nginx {
-    /// On a free port, with a plain `live on` application.
+    /// On an address of its own, with a plain `live on` application.
     pub fn start(label: &str) -> Nginx {
-        Self::start_with(label, free_port(), "")
+        Self::start_with(label, own_loopback_addr(), "")
     }
 
-    /// On `rtmp_port` (e.g. to restart on the same one), with a plain `live on` application.
-    pub fn start_on(label: &str, rtmp_port: u16) -> Nginx {
-        Self::start_with(label, rtmp_port, "")
+    /// On `rtmp_addr` (e.g. to restart on the same one), with a plain `live on` application.
+    pub fn start_on(label: &str, rtmp_addr: SocketAddr) -> Nginx {
+        Self::start_with(label, rtmp_addr, "")
     }
 
-    /// On `rtmp_port`, with `application_directives` (e.g. `pull rtmp://ADDR/live;`) added
+    /// On `rtmp_addr` (from [`own_loopback_addr`]), with `application_directives` (e.g. `pull rtmp://ADDR/live;`) added
     /// to the `live` application. Returns once nginx accepts connections.
-    pub fn start_with(label: &str, rtmp_port: u16, application_directives: &str) -> Nginx {
+    pub fn start_with(label: &str, rtmp_addr: SocketAddr, application_directives: &str) -> Nginx {
         let nginx = require_program("nginx");
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         assert!(module.is_file(), "nginx rtmp module missing at {}", module.display());
         let dir = TempDir::new(label);
-        let http_port = free_port();
+        let http_addr = own_loopback_addr();
         let d = dir.0.display();
         let conf = format!(
             "load_module {module};\n\
              daemon off;\nmaster_process off;\nworker_processes 1;\n\
              error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 64; }}\n\
-             rtmp {{\n  server {{\n    listen 127.0.0.1:{rtmp_port};\n    chunk_size 4096;\n\
+             rtmp {{\n  server {{\n    listen {rtmp_addr};\n    chunk_size 4096;\n\
                  application live {{\n      live on;\n      {application_directives}\n    }}\n  }}\n}}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen 127.0.0.1:{http_port};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
+               server {{\n    listen {http_addr};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
             module = module.display(),
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
@@ -287,7 +288,7 @@ impl Nginx {
             .stderr(stderr);
         let mut child = ChildGuard::spawn(command, label);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", rtmp_port)).is_err() {
+        while TcpStream::connect(rtmp_addr).is_err() {
             assert!(
                 child.wait_timeout(Duration::from_millis(20)).is_none(),
                 "nginx exited:\n{}",
@@ -295,31 +296,31 @@ impl Nginx {
             );
             assert!(
                 Instant::now() < deadline,
-                "nginx did not listen on {rtmp_port}:\n{}",
+                "nginx did not listen on {rtmp_addr}:\n{}",
                 tail(&log)
             );
         }
         Nginx {
             child,
-            rtmp_port,
-            http_port,
+            rtmp_addr,
+            http_addr,
             dir,
         }
     }
 
     /// The RTMP address.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.rtmp_port))
+        self.rtmp_addr
     }
 
-    /// `rtmp://127.0.0.1:PORT/live/NAME`.
+    /// `rtmp://ADDR/live/NAME`.
     pub fn url(&self, name: &str) -> String {
         live_url(self.addr(), name)
     }
 
     /// The stat page XML (HTTP/1.0 GET over a plain socket).
     pub fn stat(&self) -> String {
-        let mut socket = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect to nginx stat");
+        let mut socket = TcpStream::connect(self.http_addr).expect("connect to nginx stat");
         socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         socket
             .write_all(b"GET /stat HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")

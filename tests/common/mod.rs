@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,10 @@ use rtmp_edge::time::RtmpTimestamp;
 pub mod http;
 pub mod interop;
 pub mod library;
+pub mod ports;
 pub mod runs;
+
+pub use ports::*;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);
@@ -1111,12 +1114,6 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-/// A loopback port that was free a moment ago (for programs that need a port number).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
 }
 
 /// One packet as ffprobe reports it.
