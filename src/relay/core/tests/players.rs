@@ -268,3 +268,29 @@ fn a_handshake_that_stops_halfway_times_out() {
     assert_eq!(h.close_reason(id), Some(&CloseReason::HandshakeTimeout(Duration::from_secs(2))));
     assert_eq!(h.stats().handshake_timeouts, 1);
 }
+
+// A shutdown's Play.Stop was followed by the StreamDry of the publisher's close, and could
+// be followed by media still arriving: the plays now end with Play.Stop and StreamEOF.
+#[test]
+fn nothing_follows_play_stop_in_a_shutdown() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let player = h.player("live", "s");
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(50));
+    h.pump();
+    h.peer(player).reading = false;
+    h.core.begin_shutdown(h.now);
+    h.pump();
+    // The publisher's last frame arrives after the shutdown began; then it is closed.
+    h.send_media(publisher, MediaKind::Video, 40, inter_frame(50));
+    h.core.handle_closed(publisher, CloseReason::PeerClosed, h.now);
+    h.peer(player).reading = true;
+    h.pump();
+    let peer = h.peer(player);
+    let stop = peer.client_events.iter().position(|e| matches!(e, ClientSessionEvent::StatusReceived { status, .. } if status.code == crate::sessions::codes::PLAY_STOP));
+    let after: Vec<&ClientSessionEvent> = peer.client_events.iter().skip(stop.expect("Play.Stop") + 1).collect();
+    assert!(matches!(after[..], [ClientSessionEvent::StreamEof { .. }]), "after Play.Stop: {after:?}");
+    assert_eq!(peer.media().len(), 1);
+    assert_eq!(h.stats().players, 0);
+    assert!(h.stopped);
+}
