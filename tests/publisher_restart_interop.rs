@@ -156,10 +156,9 @@ fn check_players(mut players: Players, published: &[Item]) {
     let log = players.client.join();
     // Everything but media, exactly: the two restarts are told with StreamDry and
     // StreamBegin alone, and only the shutdown ends the play.
-    let events: Vec<Received> = log.iter().filter(|r| !matches!(r, Received::Item(_))).cloned().collect();
-    let status = |code: &str| Received::Status(code.to_string());
+    let status = Received::status;
     assert_eq!(
-        events,
+        events_of(&log),
         [
             status(codes::PLAY_RESET),
             status(codes::PLAY_START),
