@@ -133,19 +133,24 @@ fn timestamps_across_the_32_bit_wrap_arrive_unchanged() {
     fan_out("h264_aac.flv", offset, 2);
 }
 
-#[test]
-fn late_joiner_gets_metadata_headers_then_gop_from_last_keyframe() {
-    let relay = start_relay(test_config());
+/// A relay with `config` whose publisher sent the fixture up to 1500 ms (past the keyframe
+/// at 1023 ms) and a player that joined then. Returns the rest to publish.
+fn join_late(config: Config) -> (rtmp_edge::relay::RelayHandle, RtmpTestClient, Vec<Item>, usize, PlayerThread) {
+    let relay = start_relay(config);
     let addr = relay.local_addr();
     let published = fixture_items("h264_aac.flv", 0);
-    // Join after the keyframe at 1023 ms and some frames past it.
     let split = published.iter().position(|i| i.timestamp() >= 1500).unwrap();
     let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
     publisher.publish("s").unwrap();
     publisher.send_items(&published[..split], None).unwrap();
-
     let late = PlayerThread::spawn(addr, APP, "s", until_unpublish(1), "late");
     late.wait_ready(EXCHANGE_TIMEOUT);
+    (relay, publisher, published, split, late)
+}
+
+#[test]
+fn late_joiner_gets_metadata_headers_then_gop_from_last_keyframe() {
+    let (relay, mut publisher, published, split, late) = join_late(test_config());
     // Let the relay send the cache before more live media arrives (either order must
     // give the same result, but this is the case under test).
     assert!(late.wait_until(Duration::from_secs(5), |log| items_of(log)
@@ -393,16 +398,7 @@ fn slow_player_gets_a_prefix_a_gap_then_a_run_from_a_keyframe_and_holds_back_no_
 
 #[test]
 fn without_the_gop_cache_a_late_joiner_starts_at_the_next_keyframe() {
-    let relay = start_relay(Config { gop_cache: false, ..test_config() });
-    let addr = relay.local_addr();
-    let published = fixture_items("h264_aac.flv", 0);
-    // Join after the keyframe at 1023 ms and some frames past it.
-    let split = published.iter().position(|i| i.timestamp() >= 1500).unwrap();
-    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
-    publisher.publish("s").unwrap();
-    publisher.send_items(&published[..split], None).unwrap();
-    let late = PlayerThread::spawn(addr, APP, "s", until_unpublish(1), "late");
-    late.wait_ready(EXCHANGE_TIMEOUT);
+    let (relay, mut publisher, published, split, late) = join_late(Config { gop_cache: false, ..test_config() });
     publisher.send_items(&published[split..], None).unwrap();
     publisher.stop().unwrap();
     let log = late.join();
