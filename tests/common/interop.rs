@@ -144,6 +144,16 @@ pub fn wait_players(relay: &RelayHandle, count: u64, what: &str) {
     );
 }
 
+/// Waits until `relay` has `count` publishers (an edge's forward or push is one at its
+/// target), or fails with `what`.
+pub fn wait_publishers(relay: &RelayHandle, count: u64, what: &str) {
+    assert!(
+        super::eventually(Duration::from_secs(10), || relay.stats().publishers == count),
+        "{what}: the relay has {} publishers, not {count}",
+        relay.stats().publishers
+    );
+}
+
 /// Lets a player end by itself (ffmpeg and rtmpdump do on NetStream.Play.Stop) or stops it
 /// with SIGINT; true if it had to be interrupted.
 ///

@@ -255,3 +255,23 @@ fn empty_media_from_an_origin_is_not_media_arriving() {
     let waited = h.connects[2].2 - closed_at;
     assert!(waited >= Duration::from_millis(1000), "backoff was reset: retried after {waited:?}");
 }
+
+// The in-process test checks that an unwatched pull closes; how long it lingers first is
+// checked here, on the fake clock (edge_config's linger is 1 s, the tick 250 ms).
+#[test]
+fn an_unwatched_pull_lingers_for_its_time_then_closes() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream(upstream);
+    let left = h.now;
+    h.core.handle_closed(player, CloseReason::PeerClosed, h.now);
+    h.pump();
+    h.advance(Duration::from_millis(990));
+    assert!(h.core.is_open(upstream), "closed before its linger");
+    assert!(h.advance_until(Duration::from_secs(2), |h| h.close_reason(upstream).is_some()));
+    assert_eq!(h.close_reason(upstream), Some(&CloseReason::PullUnwatched));
+    let lingered = h.closes.iter().find(|(id, _, _)| *id == upstream).map(|(_, _, at)| *at - left).unwrap();
+    assert!(lingered >= Duration::from_secs(1) && lingered <= Duration::from_millis(1250), "lingered {lingered:?}");
+    assert_eq!(h.stats().pulls, 0);
+}
