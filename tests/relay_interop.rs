@@ -113,7 +113,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
         "ffmpeg-publisher",
         &["-stream_loop", "1"],
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_publishers(&relay, 1, "the publisher");
     let out = dir.join("from-nginx.flv");
     let (mut player, player_log) = ffmpeg_player(
         &ffmpeg,
@@ -124,19 +124,19 @@ fn nginx_rtmp_pulls_from_the_relay() {
         &[],
     );
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(25));
-    // nginx's pull ignores UnpublishNotify, so its player never ends by itself.
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(2));
+    // nginx's player never learns that the stream ended (the relay tells nginx's pull with
+    // StreamDry); nginx's fast shutdown closes its connection, and ffmpeg ends at the end of
+    // its input, writing out everything.
+    wait_players(&relay, 1, "nginx's pull");
+    nginx.terminate();
+    match player.wait_timeout(Duration::from_secs(10)) {
+        Some(status) => assert!(status.success(), "ffmpeg via nginx failed ({status}):\n{}", tail(&player_log)),
+        None => panic!("ffmpeg via nginx did not end when nginx stopped:\n{}", tail(&player_log)),
+    }
     let input = repeated(&fixture_packets(FIXTURE), 2);
     // At least 3 s of the 8 s must have come through nginx.
     with_nginx_log_on_failure(&nginx, || {
-        check_output(
-            &input,
-            &out,
-            &player_log,
-            3.0 / 8.0,
-            player_interrupted,
-            "ffmpeg via nginx pull",
-        )
+        check_output(&input, &out, &player_log, 3.0 / 8.0, false, "ffmpeg via nginx pull")
     });
     drop(nginx);
     relay.shutdown().unwrap();

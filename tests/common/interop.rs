@@ -12,9 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rtmp_edge::relay::RelayHandle;
+use rtmp_edge::sessions::MediaKind;
 
 use super::{
-    assert_contiguous_run, fixture, log_file, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
+    assert_contiguous_run, fixture, log_file, Item, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
     TempDir,
 };
 
@@ -85,6 +86,29 @@ pub fn wait_for_flv_tags(path: &Path, count: usize) -> bool {
         }
     };
     super::eventually_every(Duration::from_millis(20), Duration::from_secs(10), || whole_tags() >= count)
+}
+
+/// What rtmpdump and rtmp2src write of `published`: both drop video messages of 5 bytes or
+/// fewer (librtmp: "ignoring too small video packet", rtmp2src: "Ignoring too small video
+/// message (5 < 6)"), which leaves out the fixture's 5-byte AVC end-of-sequence tag.
+pub fn kept_by_librtmp_and_rtmp2src(published: &[Item]) -> Vec<Item> {
+    published
+        .iter()
+        .filter(|item| !matches!(item, Item::Media { kind: MediaKind::Video, data, .. } if data.len() <= 5))
+        .cloned()
+        .collect()
+}
+
+/// rtmp2src writes the relay's `|RtmpSampleAccess` data message (sent at play) as the
+/// file's first script tag; it is not the stream's metadata.
+pub fn without_sample_access(mut items: Vec<Item>, label: &str) -> Vec<Item> {
+    let is_sample_access = |item: &Item| {
+        matches!(item, Item::Metadata { raw, .. } if raw.windows(17).any(|w| w == b"|RtmpSampleAccess"))
+    };
+    assert!(items.first().is_some_and(is_sample_access), "{label}: no |RtmpSampleAccess first: {:?}", items.first());
+    items.remove(0);
+    assert!(!items.iter().any(is_sample_access), "{label}: a second |RtmpSampleAccess");
+    items
 }
 
 /// `ffmpeg -re -i tests/fixtures/FIXTURE -c copy -f flv URL`, with `extra` options (e.g.
@@ -212,14 +236,6 @@ pub fn check_output(
         assert_contiguous_run(input, &output, codec_type, min.max(1), &format!("{label} {codec_type}"));
     }
     output
-}
-
-/// Asserts that no packet's dts is below the one before it.
-pub fn assert_dts_increasing(packets: &[Packet], label: &str) {
-    for pair in packets.windows(2) {
-        let (a, b) = (pair[0].dts.unwrap_or(i64::MIN), pair[1].dts.unwrap_or(i64::MIN));
-        assert!(b >= a, "{label}: dts went back from {a} to {b}");
-    }
 }
 
 /// The fixture's packets repeated `times` (for looped publishing, `-stream_loop`).
@@ -369,6 +385,11 @@ impl Nginx {
                 (c.contains("<publishing/>"), address)
             })
             .collect()
+    }
+
+    /// Asks nginx for a fast shutdown (SIGTERM): it closes every connection and exits.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
     }
 
     /// The last lines of nginx's error.log.
