@@ -706,25 +706,7 @@ fn shutdown_flushes_a_players_queue_then_sends_play_stop_and_closes() {
     player.resume_reading();
     shutdown.join().unwrap().unwrap();
     let log = player.join();
-    // Everything published, then Play.Stop and StreamEOF, then the close; nothing else.
-    assert_items_equal(&published, &items_of(&log), "the flushed player");
-    let status = Received::status;
-    assert_eq!(
-        events_of(&log),
-        [
-            status(codes::PLAY_RESET),
-            status(codes::PLAY_START),
-            Received::StreamBegin,
-            status(codes::PLAY_STOP),
-            Received::StreamEof,
-            Received::Closed
-        ],
-        "{}",
-        summarize(&log)
-    );
-    let stop_at = log.iter().position(|r| *r == status(codes::PLAY_STOP));
-    let last_item = log.iter().rposition(|r| matches!(r, Received::Item(_)));
-    assert!(last_item < stop_at, "media after Play.Stop: {}", summarize(&log));
+    assert_flushed_then_stopped(&published, &log, "the flushed player");
     assert!(publisher.wait_closed(Duration::from_secs(5)).unwrap(), "publisher not closed after shutdown");
 }
 

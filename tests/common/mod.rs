@@ -635,6 +635,30 @@ pub fn events_of(log: &[Received]) -> Vec<Received> {
     log.iter().filter(|r| !matches!(r, Received::Item(_))).cloned().collect()
 }
 
+/// A player that waited for a stream got exactly `published`, then the shutdown's
+/// `NetStream.Play.Stop` and StreamEOF, then the close, and nothing else: no media after
+/// Play.Stop, no other event.
+pub fn assert_flushed_then_stopped(published: &[Item], log: &[Received], label: &str) {
+    assert_items_equal(published, &items_of(log), label);
+    let status = Received::status;
+    assert_eq!(
+        events_of(log),
+        [
+            status(codes::PLAY_RESET),
+            status(codes::PLAY_START),
+            Received::StreamBegin,
+            status(codes::PLAY_STOP),
+            Received::StreamEof,
+            Received::Closed
+        ],
+        "{label}: {}",
+        summarize(log)
+    );
+    let stop_at = log.iter().position(|r| *r == status(codes::PLAY_STOP));
+    let last_item = log.iter().rposition(|r| matches!(r, Received::Item(_)));
+    assert!(last_item < stop_at, "{label}: media after Play.Stop: {}", summarize(log));
+}
+
 /// A player running on its own thread.
 pub struct PlayerThread {
     ready: Arc<AtomicBool>,
