@@ -585,15 +585,11 @@ fn a_thousand_silent_connections_do_not_disturb_a_good_player() {
     let before = relay.stats().connections_open;
 
     let silent: Vec<TcpStream> = (0..1000).map(|_| raw_socket(addr)).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while relay.stats().connections_open < before + 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "relay did not accept 1000 connections: {:?}",
-            relay.stats()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || relay.stats().connections_open == before + 1000),
+        "relay did not accept 1000 connections: {:?}",
+        relay.stats()
+    );
     let publisher = paced_publisher(addr, published.clone(), 2.0);
     publisher.join().unwrap().unwrap();
     for player in good {
@@ -634,15 +630,11 @@ fn max_connections_refuses_extra_connections() {
     }
     // A freed slot can be used again.
     drop(clients.pop());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while relay.stats().connections_open > 2 {
-        assert!(
-            Instant::now() < deadline,
-            "closed connection not noticed: {:?}",
-            relay.stats()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        eventually(Duration::from_secs(5), || relay.stats().connections_open == 2),
+        "closed connection not noticed: {:?}",
+        relay.stats()
+    );
     RtmpTestClient::connect(addr, APP).unwrap();
     relay.shutdown().unwrap();
 }
