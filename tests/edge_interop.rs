@@ -63,12 +63,33 @@ fn wait_pull_live(edge: &RelayHandle, live: u64, what: &str) {
     );
 }
 
-/// Publishes `items` with the library's client on `target` (`live/s`) and leaves.
-fn publish_items(addr: SocketAddr, items: &[Item]) {
+/// Publishes `items` with the library's client on `addr` (`live/s`) and leaves. The edge
+/// whose players wait must see the stream go live first, then end: waiting on both
+/// (rather than on "not live" alone) makes sure it had all of it.
+fn publish_to_relay(addr: SocketAddr, items: &[Item], edge: &RelayHandle) {
+    let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
+    publisher.publish("s").unwrap();
+    wait_pull_live(edge, 1, "the origin's publisher starts");
+    publisher.send_items(items, None).unwrap();
+    publisher.stop().unwrap();
+    wait_pull_live(edge, 0, "the origin's publisher left");
+}
+
+/// Publishes `items` on nginx at `addr` (`live/s`) and leaves, then waits until `client`,
+/// a player on `edge`, got the last of them for the `runs`-th time, and the edge saw the
+/// stream end. nginx tells players waiting for a stream nothing when it starts (no
+/// StreamBegin): the edge's pull goes live with the first media.
+fn publish_to_nginx(addr: SocketAddr, items: &[Item], edge: &RelayHandle, client: &PlayerThread, runs: usize) {
     let mut publisher = RtmpTestClient::connect(addr, APP).unwrap();
     publisher.publish("s").unwrap();
     publisher.send_items(items, None).unwrap();
     publisher.stop().unwrap();
+    let last = items.last().unwrap().with_timestamp(0);
+    let got_last = client.wait_until(Duration::from_secs(10), |log| {
+        items_of(log).iter().filter(|item| item.with_timestamp(0) == last).count() == runs
+    });
+    assert!(got_last, "{}: the publish did not arrive whole: {}", client.label, summarize(&client.snapshot()));
+    wait_pull_live(edge, 0, "nginx's publisher left");
 }
 
 /// An ffmpeg player and rtmpdump on `source`, each writing a file in `dir`.
@@ -123,9 +144,7 @@ fn players_through_the_edge_share_one_nginx_upstream_and_get_everything() {
     // One upstream connection from the edge for three players.
     wait_nginx_clients(&nginx, "s", 1, 0, "the edge's pull");
     let published = fixture_items(FIXTURE, 0);
-    publish_items(nginx.addr(), &published);
-    // nginx's StreamEOF at the unpublish reaches the edge after all the media.
-    wait_pull_live(&edge, 0, "the publisher left nginx");
+    publish_to_nginx(nginx.addr(), &published, &edge, &client, 1);
     assert_eq!(nginx.stream_clients("s").len(), 1, "nginx: {:?}", nginx.stream_clients("s"));
     players.end_with(edge);
     with_nginx_log_on_failure(&nginx, || {
@@ -206,8 +225,7 @@ fn chain_origin_edge_edge_ffmpeg_and_rtmpdump_players() {
     wait_players(&edge1, 1, "edge2's pull");
     wait_players(&origin, 1, "edge1's pull");
     let published = fixture_items(FIXTURE, 0);
-    publish_items(origin.local_addr(), &published);
-    wait_pull_live(&edge2, 0, "the publisher's leaving reaches the end of the chain");
+    publish_to_relay(origin.local_addr(), &published, &edge2);
     players.end_with(edge2);
     players.check_ffmpeg_has_everything("ffmpeg at the end of origin -> edge -> edge");
     let kept = kept_by_librtmp_and_rtmp2src(&published);
@@ -266,8 +284,7 @@ fn nginx_origin_killed_and_restarted_players_resume() {
     wait_pull_live(&edge, 0, "the edge noticed the origin died");
     let nginx = Nginx::start_on("edge-nginx-restart-2", nginx_addr);
     wait_nginx_clients(&nginx, "s", 1, 0, "the edge's pull comes back");
-    publish_items(nginx_addr, &published);
-    wait_pull_live(&edge, 0, "the second publisher left nginx");
+    publish_to_nginx(nginx_addr, &published, &edge, &client, 1);
     shut_down_and_let_players_end(edge, &mut [(&mut ffmpeg, &ffmpeg_log)]);
     with_nginx_log_on_failure(&nginx, || {
         // Raw: everything of the first publish, then all of the second from its start,

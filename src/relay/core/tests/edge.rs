@@ -275,3 +275,48 @@ fn an_unwatched_pull_lingers_for_its_time_then_closes() {
     assert!(lingered >= Duration::from_secs(1) && lingered <= Duration::from_millis(1250), "lingered {lingered:?}");
     assert_eq!(h.stats().pulls, 0);
 }
+
+// An edge marked its pull live at Play.Start even when the origin's stream had no
+// publisher yet (Play.Start without StreamBegin): players that joined later were told
+// StreamBegin at once, those already waiting at the pull's start, and none when the
+// origin's publisher really started. The pull now goes live when the origin says so.
+#[test]
+fn a_pull_goes_live_when_the_origin_says_so_not_at_play_start() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let first = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream_waiting(upstream);
+    let begins = |h: &mut Harness, id| h.peer(id).count_events(|e| matches!(e, ClientSessionEvent::StreamBegin { .. }));
+    assert!(h.peer(upstream).origin_events.iter().any(|e| matches!(e, ServerSessionEvent::PlayRequested { .. })));
+    assert_eq!(h.stats().pulls_live, 0, "not live before the origin's StreamBegin");
+    let second = h.player("live", "s");
+    assert_eq!((begins(&mut h, first), begins(&mut h, second)), (0, 0), "nothing is live yet");
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_stream_begin(1).unwrap();
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), keyframe(40)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    assert_eq!(h.stats().pulls_live, 1);
+    for player in [first, second] {
+        assert_eq!(begins(&mut h, player), 1, "StreamBegin when the origin's publisher starts");
+        assert_eq!(h.peer(player).media().len(), 1);
+    }
+}
+
+// Not every server sends StreamBegin: media from a playing origin makes the pull live.
+#[test]
+fn media_from_an_origin_that_never_says_stream_begin_makes_the_pull_live() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream_waiting(upstream);
+    assert_eq!(h.stats().pulls_live, 0);
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), keyframe(40)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    assert_eq!(h.stats().pulls_live, 1);
+    assert_eq!(h.peer(player).media().len(), 1);
+}
