@@ -1,14 +1,17 @@
 //! The handshake against real peers nobody here wrote: ffmpeg and rtmpdump as clients of our
 //! server side, ffmpeg (`-listen 1`) and nginx-rtmp as servers for our client side.
 //!
-//! Everything runs on 127.0.0.1 with blocking sockets, read timeouts and deadlines, so a
+//! Everything runs on loopback with blocking sockets, read timeouts and deadlines, so a
 //! peer that misbehaves fails the test instead of hanging it. A missing program fails the
 //! test with a message naming it: CI installs them, and a silent pass would hide a gap.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/ports.rs"]
+mod ports;
 
 use rtmp_edge::handshake::{DigestScheme, Handshake, HandshakeProgress, HandshakeRole};
 
@@ -38,12 +41,6 @@ fn spawn(program: &str, args: &[&str]) -> ChildGuard {
         }
         Err(e) => panic!("cannot start `{program}`: {e}"),
     }
-}
-
-/// A port nothing listens on right now, for a peer that must bind it itself.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// Accepts one connection, failing if the child exits or the deadline passes first.
@@ -76,10 +73,10 @@ fn accept(listener: &TcpListener, child: &mut ChildGuard) -> TcpStream {
 }
 
 /// Connects to a server the child is starting, retrying until it listens.
-fn connect(port: u16, child: &mut ChildGuard) -> TcpStream {
+fn connect(addr: SocketAddr, child: &mut ChildGuard) -> TcpStream {
     let start = Instant::now();
     loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(stream) = TcpStream::connect(addr) {
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .expect("read timeout");
@@ -217,7 +214,7 @@ fn our_server_with_rtmpdump_client() {
 }
 
 /// One type 0 chunk (csid 3, stream 0) carrying an AMF0 `connect(1, {app, tcUrl})`.
-fn connect_chunk(port: u16) -> Vec<u8> {
+fn connect_chunk(addr: SocketAddr) -> Vec<u8> {
     fn amf_string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&(s.len() as u16).to_be_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -229,7 +226,7 @@ fn connect_chunk(port: u16) -> Vec<u8> {
     body.push(0x03);
     for (key, value) in [
         ("app", "app".to_string()),
-        ("tcUrl", format!("rtmp://127.0.0.1:{port}/app")),
+        ("tcUrl", format!("rtmp://{addr}/app")),
     ] {
         amf_string(&mut body, key);
         body.push(0x02);
@@ -251,9 +248,9 @@ fn connect_chunk(port: u16) -> Vec<u8> {
 /// After our client's handshake and connect, the server's first message: a Window
 /// Acknowledgement Size (type 5) on chunk stream 2. Getting it proves the server accepted C2
 /// and parsed the chunk that followed.
-fn assert_server_answers_connect(stream: &mut TcpStream, port: u16, remaining: Vec<u8>) {
+fn assert_server_answers_connect(stream: &mut TcpStream, addr: SocketAddr, remaining: Vec<u8>) {
     stream
-        .write_all(&connect_chunk(port))
+        .write_all(&connect_chunk(addr))
         .expect("send connect");
     let mut reply = remaining;
     let start = Instant::now();
@@ -274,8 +271,9 @@ fn assert_server_answers_connect(stream: &mut TcpStream, port: u16, remaining: V
 
 #[test]
 fn our_client_with_ffmpeg_listen_server() {
-    let port = free_port();
-    let url = format!("rtmp://127.0.0.1:{port}/app/stream");
+    // ffmpeg binds the port itself: one on this process's own loopback address.
+    let addr = ports::own_loopback_addr();
+    let url = format!("rtmp://{addr}/app/stream");
     let mut child = spawn(
         "ffmpeg",
         &[
@@ -291,20 +289,22 @@ fn our_client_with_ffmpeg_listen_server() {
             "-",
         ],
     );
-    let mut stream = connect(port, &mut child);
+    let mut stream = connect(addr, &mut child);
     let mut client = Handshake::new(HandshakeRole::Client, 0);
     let remaining = drive(&mut client, &mut stream);
     // ffmpeg's server side speaks the plain handshake only: its S1 has no digest.
     assert_eq!(client.peer_digest_scheme(), None);
-    assert_server_answers_connect(&mut stream, port, remaining);
+    assert_server_answers_connect(&mut stream, addr, remaining);
 }
 
 #[test]
 fn our_client_with_nginx_rtmp_server() {
-    let port = free_port();
+    // nginx binds the port itself: one on this process's own loopback address.
+    let addr = ports::own_loopback_addr();
     let dir = std::env::temp_dir().join(format!(
-        "rtmp-edge-handshake-nginx-{}-{port}",
-        std::process::id()
+        "rtmp-edge-handshake-nginx-{}-{}",
+        std::process::id(),
+        addr.port()
     ));
     std::fs::create_dir_all(&dir).expect("nginx prefix directory");
     let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
@@ -317,7 +317,7 @@ fn our_client_with_nginx_rtmp_server() {
          daemon off;\nmaster_process off;\nworker_processes 1;\n\
          pid {pid};\nerror_log stderr error;\n\
          events {{ worker_connections 64; }}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; application app {{ live on; }} }} }}\n",
+         rtmp {{ server {{ listen {addr}; application app {{ live on; }} }} }}\n",
         pid = dir.join("nginx.pid").display(),
     );
     let conf_path = dir.join("nginx.conf");
@@ -326,12 +326,12 @@ fn our_client_with_nginx_rtmp_server() {
     let conf_arg = conf_path.display().to_string();
     let mut child = spawn("nginx", &["-e", "stderr", "-p", &prefix, "-c", &conf_arg]);
 
-    let mut stream = connect(port, &mut child);
+    let mut stream = connect(addr, &mut child);
     let mut client = Handshake::new(HandshakeRole::Client, 0);
     let remaining = drive(&mut client, &mut stream);
     // nginx-rtmp answers a digest C1 with a signed S1, in the scheme the client used.
     assert_eq!(client.peer_digest_scheme(), Some(DigestScheme::Scheme0));
-    assert_server_answers_connect(&mut stream, port, remaining);
+    assert_server_answers_connect(&mut stream, addr, remaining);
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,18 +15,6 @@ use common::interop::*;
 use common::*;
 
 const FIXTURE: &str = "h264_aac.flv";
-
-fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
-    let rtmpdump = require_program("rtmpdump");
-    let (stderr, log) = log_file(dir, &format!("{label}.log"));
-    let mut command = Command::new(rtmpdump);
-    command
-        .args(["-r", source, "--live", "-o"])
-        .arg(out)
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    (ChildGuard::spawn(command, label), log)
-}
 
 #[test]
 fn ffmpeg_publishes_and_ffmpeg_plays() {
@@ -69,19 +56,11 @@ fn ffmpeg_publishes_and_rtmpdump_plays() {
 #[test]
 fn ffmpeg_publishes_and_gstreamer_rtmp2src_plays() {
     let ffmpeg = require_program("ffmpeg");
-    let gst = require_program("gst-launch-1.0");
     let dir = TempDir::new("ff-gst");
     let relay = start_relay(test_config());
     let source = live_url(relay.local_addr(), "s");
     let out = dir.join("gst.flv");
-    let (stderr, player_log) = log_file(&dir, "gst.log");
-    let mut command = Command::new(gst);
-    command
-        .args(["-e", "rtmp2src", &format!("location={source}"), "!", "filesink"])
-        .arg(format!("location={}", out.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    let mut player = ChildGuard::spawn(command, "gst-rtmp2src");
+    let (mut player, player_log) = gst_player(&source, &out, &dir, "gst-rtmp2src");
     wait_players(&relay, 1, "gstreamer rtmp2src");
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
@@ -123,7 +102,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
     let dir = TempDir::new("nginx");
     let relay = start_relay(test_config());
     let relay_addr = relay.local_addr();
-    let nginx = Nginx::start_with("nginx-pull", free_port(), &format!("pull rtmp://{relay_addr}/live;"));
+    let nginx = Nginx::start_with("nginx-pull", own_loopback_addr(), &format!("pull rtmp://{relay_addr}/live;"));
 
     // Publish twice the file to the relay, so that the stream outlasts nginx's pull setup.
     let (mut publisher, publisher_log) = ffmpeg_publisher(
@@ -134,7 +113,7 @@ fn nginx_rtmp_pulls_from_the_relay() {
         "ffmpeg-publisher",
         &["-stream_loop", "1"],
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_publishers(&relay, 1, "the publisher");
     let out = dir.join("from-nginx.flv");
     let (mut player, player_log) = ffmpeg_player(
         &ffmpeg,
@@ -145,19 +124,19 @@ fn nginx_rtmp_pulls_from_the_relay() {
         &[],
     );
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(25));
-    // nginx's pull ignores UnpublishNotify, so its player never ends by itself.
-    let player_interrupted = stop_player(&mut player, Duration::from_secs(2));
+    // nginx's player never learns that the stream ended (the relay tells nginx's pull with
+    // StreamDry); nginx's fast shutdown closes its connection, and ffmpeg ends at the end of
+    // its input, writing out everything.
+    wait_players(&relay, 1, "nginx's pull");
+    nginx.terminate();
+    match player.wait_timeout(Duration::from_secs(10)) {
+        Some(status) => assert!(status.success(), "ffmpeg via nginx failed ({status}):\n{}", tail(&player_log)),
+        None => panic!("ffmpeg via nginx did not end when nginx stopped:\n{}", tail(&player_log)),
+    }
     let input = repeated(&fixture_packets(FIXTURE), 2);
     // At least 3 s of the 8 s must have come through nginx.
     with_nginx_log_on_failure(&nginx, || {
-        check_output(
-            &input,
-            &out,
-            &player_log,
-            3.0 / 8.0,
-            player_interrupted,
-            "ffmpeg via nginx pull",
-        )
+        check_output(&input, &out, &player_log, 3.0 / 8.0, false, "ffmpeg via nginx pull")
     });
     drop(nginx);
     relay.shutdown().unwrap();

@@ -157,3 +157,30 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 pub fn sample(samples: &[(String, f64)], name: &str) -> Option<f64> {
     samples.iter().find(|(key, _)| key == name).map(|(_, value)| *value)
 }
+
+/// Closed connections by reason (`rtmp_edge_connections_closed_total`), the non-zero ones,
+/// read from the relay's `/metrics` at `api`.
+pub fn closes_by_reason(api: SocketAddr) -> std::collections::BTreeMap<String, u64> {
+    let text = get(api, "/metrics", None).text();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("rtmp_edge_connections_closed_total{reason=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(reason, count)| {
+            let count: u64 = count.trim().parse().unwrap_or_else(|e| panic!("closes by {reason}: {count:?}: {e}"));
+            (reason.to_string(), count)
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect()
+}
+
+/// The `/api/v1/clients` entries whose role is `role`.
+pub fn clients_with_role(api: SocketAddr, role: &str) -> Vec<serde_json::Value> {
+    let clients = get(api, "/api/v1/clients", None).json();
+    clients
+        .as_array()
+        .unwrap_or_else(|| panic!("/api/v1/clients is not a list: {clients}"))
+        .iter()
+        .filter(|client| client["role"] == role)
+        .cloned()
+        .collect()
+}

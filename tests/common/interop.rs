@@ -12,9 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rtmp_edge::relay::RelayHandle;
+use rtmp_edge::sessions::MediaKind;
 
 use super::{
-    assert_contiguous_run, fixture, free_port, log_file, probe_packets, require_program, tail, ChildGuard, Packet,
+    assert_contiguous_run, fixture, log_file, Item, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
     TempDir,
 };
 
@@ -42,6 +43,72 @@ pub fn ffmpeg_player(
         .stdout(Stdio::null())
         .stderr(stderr);
     (ChildGuard::spawn(command, label), log)
+}
+
+/// `rtmpdump -r URL --live -o OUT`: librtmp's player, which writes the FLV tags as they
+/// arrived (no muxer in between), so its file can be read tag by tag.
+pub fn rtmpdump_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
+    let (stderr, log) = log_file(dir, &format!("{label}.log"));
+    let mut command = Command::new(require_program("rtmpdump"));
+    command
+        .args(["-r", source, "--live", "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    (ChildGuard::spawn(command, label), log)
+}
+
+/// `gst-launch-1.0 -e rtmp2src location=URL ! filesink location=OUT buffer-mode=unbuffered`:
+/// GStreamer's player, whose source element emits the stream as FLV; the file holds its
+/// tags unchanged, each written as it arrives (see [`wait_for_flv_tags`]).
+pub fn gst_player(source: &str, out: &Path, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
+    let (stderr, log) = log_file(dir, &format!("{label}.log"));
+    let mut command = Command::new(require_program("gst-launch-1.0"));
+    command
+        .args(["-e", "rtmp2src", &format!("location={source}"), "!", "filesink", "buffer-mode=unbuffered"])
+        .arg(format!("location={}", out.display()))
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    (ChildGuard::spawn(command, label), log)
+}
+
+/// Waits up to 10 s until the FLV file a player is writing holds `count` whole tags; true if
+/// it does. rtmp2src hands each message from its connection thread to its streaming thread
+/// through one slot, and StreamEOF (which the relay's shutdown sends after
+/// `NetStream.Play.Stop`) stops both at once: a message still in the slot is lost. A test
+/// that wants every tag in the file waits for them before shutting the relay down.
+pub fn wait_for_flv_tags(path: &Path, count: usize) -> bool {
+    let whole_tags = || {
+        let Ok(file) = std::fs::read(path) else { return 0 };
+        match rtmp_edge::flv::FlvReader::new(bytes::Bytes::from(file)) {
+            Ok(reader) => reader.take_while(Result::is_ok).count(),
+            Err(_) => 0,
+        }
+    };
+    super::eventually_every(Duration::from_millis(20), Duration::from_secs(10), || whole_tags() >= count)
+}
+
+/// What rtmpdump and rtmp2src write of `published`: both drop video messages of 5 bytes or
+/// fewer (librtmp: "ignoring too small video packet", rtmp2src: "Ignoring too small video
+/// message (5 < 6)"), which leaves out the fixture's 5-byte AVC end-of-sequence tag.
+pub fn kept_by_librtmp_and_rtmp2src(published: &[Item]) -> Vec<Item> {
+    published
+        .iter()
+        .filter(|item| !matches!(item, Item::Media { kind: MediaKind::Video, data, .. } if data.len() <= 5))
+        .cloned()
+        .collect()
+}
+
+/// rtmp2src writes the relay's `|RtmpSampleAccess` data message (sent at play) as the
+/// file's first script tag; it is not the stream's metadata.
+pub fn without_sample_access(mut items: Vec<Item>, label: &str) -> Vec<Item> {
+    let is_sample_access = |item: &Item| {
+        matches!(item, Item::Metadata { raw, .. } if raw.windows(17).any(|w| w == b"|RtmpSampleAccess"))
+    };
+    assert!(items.first().is_some_and(is_sample_access), "{label}: no |RtmpSampleAccess first: {:?}", items.first());
+    items.remove(0);
+    assert!(!items.iter().any(is_sample_access), "{label}: a second |RtmpSampleAccess");
+    items
 }
 
 /// `ffmpeg -re -i tests/fixtures/FIXTURE -c copy -f flv URL`, with `extra` options (e.g.
@@ -77,8 +144,8 @@ pub fn expect_finished(child: &mut ChildGuard, log: &Path, timeout: Duration) {
 
 /// Shuts `relay` down, then requires every player to end by itself within 10 s.
 ///
-/// Players stay connected when a publisher leaves (the relay sends StreamEOF, as
-/// nginx-rtmp does), so a test ends them the way an operator's restart would: the shutdown
+/// Players stay connected when a publisher leaves (the relay sends StreamDry; nginx-rtmp
+/// sends StreamEOF, which would end GStreamer's rtmp2src), so a test ends them the way an operator's restart would: the shutdown
 /// sends `NetStream.Play.Stop`, flushes and closes. ffmpeg, rtmpdump and GStreamer then
 /// write out everything they hold. Signals are no substitute: ffmpeg 5.1 blocked in an RTMP
 /// read ignores the first, and exits on the second without writing what its muxer holds.
@@ -98,6 +165,16 @@ pub fn wait_players(relay: &RelayHandle, count: u64, what: &str) {
         super::eventually(Duration::from_secs(10), || relay.stats().players == count),
         "{what}: the relay has {} players, not {count}",
         relay.stats().players
+    );
+}
+
+/// Waits until `relay` has `count` publishers (an edge's forward or push is one at its
+/// target), or fails with `what`.
+pub fn wait_publishers(relay: &RelayHandle, count: u64, what: &str) {
+    assert!(
+        super::eventually(Duration::from_secs(10), || relay.stats().publishers == count),
+        "{what}: the relay has {} publishers, not {count}",
+        relay.stats().publishers
     );
 }
 
@@ -161,14 +238,6 @@ pub fn check_output(
     output
 }
 
-/// Asserts that no packet's dts is below the one before it.
-pub fn assert_dts_increasing(packets: &[Packet], label: &str) {
-    for pair in packets.windows(2) {
-        let (a, b) = (pair[0].dts.unwrap_or(i64::MIN), pair[1].dts.unwrap_or(i64::MIN));
-        assert!(b >= a, "{label}: dts went back from {a} to {b}");
-    }
-}
-
 /// The fixture's packets repeated `times` (for looped publishing, `-stream_loop`).
 pub fn repeated(input: &HashMap<String, Vec<Packet>>, times: usize) -> HashMap<String, Vec<Packet>> {
     input
@@ -190,46 +259,47 @@ pub fn with_nginx_log_on_failure<T>(nginx: &Nginx, check: impl FnOnce() -> T) ->
 }
 
 /// An nginx-rtmp server (the Debian module) with `application live { live on; ... }` on a
-/// loopback port and its stat page (`rtmp_stat all`) on another; killed on drop.
+/// loopback address and its stat page (`rtmp_stat all`) on another, both of this test
+/// process's own (see tests/common/ports.rs); killed on drop.
 pub struct Nginx {
     /// The nginx process.
     pub child: ChildGuard,
     /// Where it listens for RTMP.
-    pub rtmp_port: u16,
-    http_port: u16,
+    pub rtmp_addr: SocketAddr,
+    http_addr: SocketAddr,
     dir: TempDir,
 }
 
 impl Nginx {
-    /// On a free port, with a plain `live on` application.
+    /// On an address of its own, with a plain `live on` application.
     pub fn start(label: &str) -> Nginx {
-        Self::start_with(label, free_port(), "")
+        Self::start_with(label, own_loopback_addr(), "")
     }
 
-    /// On `rtmp_port` (e.g. to restart on the same one), with a plain `live on` application.
-    pub fn start_on(label: &str, rtmp_port: u16) -> Nginx {
-        Self::start_with(label, rtmp_port, "")
+    /// On `rtmp_addr` (e.g. to restart on the same one), with a plain `live on` application.
+    pub fn start_on(label: &str, rtmp_addr: SocketAddr) -> Nginx {
+        Self::start_with(label, rtmp_addr, "")
     }
 
-    /// On `rtmp_port`, with `application_directives` (e.g. `pull rtmp://ADDR/live;`) added
+    /// On `rtmp_addr` (from [`own_loopback_addr`]), with `application_directives` (e.g. `pull rtmp://ADDR/live;`) added
     /// to the `live` application. Returns once nginx accepts connections.
-    pub fn start_with(label: &str, rtmp_port: u16, application_directives: &str) -> Nginx {
+    pub fn start_with(label: &str, rtmp_addr: SocketAddr, application_directives: &str) -> Nginx {
         let nginx = require_program("nginx");
         let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
         assert!(module.is_file(), "nginx rtmp module missing at {}", module.display());
         let dir = TempDir::new(label);
-        let http_port = free_port();
+        let http_addr = own_loopback_addr();
         let d = dir.0.display();
         let conf = format!(
             "load_module {module};\n\
              daemon off;\nmaster_process off;\nworker_processes 1;\n\
              error_log {d}/error.log info;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 64; }}\n\
-             rtmp {{\n  server {{\n    listen 127.0.0.1:{rtmp_port};\n    chunk_size 4096;\n\
+             rtmp {{\n  server {{\n    listen {rtmp_addr};\n    chunk_size 4096;\n\
                  application live {{\n      live on;\n      {application_directives}\n    }}\n  }}\n}}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen 127.0.0.1:{http_port};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
+               server {{\n    listen {http_addr};\n    location /stat {{ rtmp_stat all; }}\n  }}\n}}\n",
             module = module.display(),
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
@@ -244,7 +314,7 @@ impl Nginx {
             .stderr(stderr);
         let mut child = ChildGuard::spawn(command, label);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", rtmp_port)).is_err() {
+        while TcpStream::connect(rtmp_addr).is_err() {
             assert!(
                 child.wait_timeout(Duration::from_millis(20)).is_none(),
                 "nginx exited:\n{}",
@@ -252,31 +322,31 @@ impl Nginx {
             );
             assert!(
                 Instant::now() < deadline,
-                "nginx did not listen on {rtmp_port}:\n{}",
+                "nginx did not listen on {rtmp_addr}:\n{}",
                 tail(&log)
             );
         }
         Nginx {
             child,
-            rtmp_port,
-            http_port,
+            rtmp_addr,
+            http_addr,
             dir,
         }
     }
 
     /// The RTMP address.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.rtmp_port))
+        self.rtmp_addr
     }
 
-    /// `rtmp://127.0.0.1:PORT/live/NAME`.
+    /// `rtmp://ADDR/live/NAME`.
     pub fn url(&self, name: &str) -> String {
         live_url(self.addr(), name)
     }
 
     /// The stat page XML (HTTP/1.0 GET over a plain socket).
     pub fn stat(&self) -> String {
-        let mut socket = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect to nginx stat");
+        let mut socket = TcpStream::connect(self.http_addr).expect("connect to nginx stat");
         socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         socket
             .write_all(b"GET /stat HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
@@ -315,6 +385,11 @@ impl Nginx {
                 (c.contains("<publishing/>"), address)
             })
             .collect()
+    }
+
+    /// Asks nginx for a fast shutdown (SIGTERM): it closes every connection and exits.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
     }
 
     /// The last lines of nginx's error.log.

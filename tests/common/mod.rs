@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +29,10 @@ use rtmp_edge::time::RtmpTimestamp;
 pub mod http;
 pub mod interop;
 pub mod library;
+pub mod ports;
+pub mod runs;
+
+pub use ports::*;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);
@@ -216,12 +220,21 @@ pub fn first_keyframe_frame_index(published: &[Item]) -> usize {
 
 /// The tags of a fixture as items, timestamps shifted by `offset_ms`.
 pub fn fixture_items(name: &str, offset_ms: u32) -> Vec<Item> {
-    let path = fixture(name);
-    let file = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    let reader = FlvReader::new(Bytes::from(file)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    let items = flv_file_items(&fixture(name), offset_ms);
+    assert!(!items.is_empty(), "fixture {name} has no tags");
+    items
+}
+
+/// The tags of an FLV file as items, read directly (no demuxer repairs anything), with
+/// timestamps shifted by `offset_ms`. A file that does not parse to its end fails the test:
+/// players here end at the relay's Play.Stop and finish their files.
+pub fn flv_file_items(path: &Path, offset_ms: u32) -> Vec<Item> {
+    let what = path.display();
+    let file = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {what}: {e}"));
+    let reader = FlvReader::new(Bytes::from(file)).unwrap_or_else(|e| panic!("{what}: {e}"));
     let mut items = Vec::new();
     for tag in reader {
-        let tag = tag.unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        let tag = tag.unwrap_or_else(|e| panic!("{what}: {e}"));
         let timestamp = tag.timestamp.value().wrapping_add(offset_ms);
         items.push(match tag.tag_type {
             FlvTagType::Script => Item::Metadata {
@@ -240,7 +253,6 @@ pub fn fixture_items(name: &str, offset_ms: u32) -> Vec<Item> {
             },
         });
     }
-    assert!(!items.is_empty(), "fixture {name} has no tags");
     items
 }
 
@@ -611,10 +623,48 @@ pub enum Received {
     Closed,
 }
 
+impl Received {
+    /// An onStatus code as a log entry.
+    pub fn status(code: &str) -> Received {
+        Received::Status(code.to_string())
+    }
+}
+
+/// Everything in a log but media and metadata, in order.
+pub fn events_of(log: &[Received]) -> Vec<Received> {
+    log.iter().filter(|r| !matches!(r, Received::Item(_))).cloned().collect()
+}
+
+/// A player that waited for a stream got exactly `published`, then the shutdown's
+/// `NetStream.Play.Stop` and StreamEOF, then the close, and nothing else: no media after
+/// Play.Stop, no other event.
+pub fn assert_flushed_then_stopped(published: &[Item], log: &[Received], label: &str) {
+    assert_items_equal(published, &items_of(log), label);
+    let status = Received::status;
+    assert_eq!(
+        events_of(log),
+        [
+            status(codes::PLAY_RESET),
+            status(codes::PLAY_START),
+            Received::StreamBegin,
+            status(codes::PLAY_STOP),
+            Received::StreamEof,
+            Received::Closed
+        ],
+        "{label}: {}",
+        summarize(log)
+    );
+    let stop_at = log.iter().position(|r| *r == status(codes::PLAY_STOP));
+    let last_item = log.iter().rposition(|r| matches!(r, Received::Item(_)));
+    assert!(last_item < stop_at, "{label}: media after Play.Stop: {}", summarize(log));
+}
+
 /// A player running on its own thread.
 pub struct PlayerThread {
     ready: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// While set, the thread does not read: bytes pile up in the kernel, then in the relay.
+    hold: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<Received>>>,
     thread: Option<JoinHandle<Result<(), String>>>,
     /// Label for messages.
@@ -635,18 +685,21 @@ impl PlayerThread {
     pub fn spawn(addr: SocketAddr, app: &str, name: &str, stop: PlayerStop, label: &str) -> PlayerThread {
         let ready = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (app, name) = (app.to_string(), name.to_string());
         let thread = {
-            let (ready, stop_flag, log) = (ready.clone(), stop_flag.clone(), log.clone());
+            let flags = PlayerFlags { ready: ready.clone(), stop: stop_flag.clone(), hold: hold.clone() };
+            let log = log.clone();
             std::thread::Builder::new()
                 .name(label.to_string())
-                .spawn(move || run_player(addr, &app, &name, stop, &ready, &stop_flag, &log))
+                .spawn(move || run_player(addr, &app, &name, stop, &flags, &log))
                 .expect("spawn player thread")
         };
         PlayerThread {
             ready,
             stop: stop_flag,
+            hold,
             log,
             thread: Some(thread),
             label: label.to_string(),
@@ -671,6 +724,16 @@ impl PlayerThread {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Stops reading (the connection stays open) until [`resume_reading`](Self::resume_reading).
+    pub fn hold_reading(&self) {
+        self.hold.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads again after [`hold_reading`](Self::hold_reading).
+    pub fn resume_reading(&self) {
+        self.hold.store(false, Ordering::SeqCst);
     }
 
     /// A copy of what arrived so far.
@@ -724,13 +787,19 @@ impl Drop for PlayerThread {
     }
 }
 
+/// What a player thread shares with the test.
+struct PlayerFlags {
+    ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
+}
+
 fn run_player(
     addr: SocketAddr,
     app: &str,
     name: &str,
     stop: PlayerStop,
-    ready: &AtomicBool,
-    stop_flag: &AtomicBool,
+    flags: &PlayerFlags,
     log: &Mutex<Vec<Received>>,
 ) -> Result<(), String> {
     let deadline = Instant::now() + stop.deadline;
@@ -738,8 +807,12 @@ fn run_player(
     client.request_play(name)?;
     let mut unpublishes = 0;
     loop {
-        if stop_flag.load(Ordering::SeqCst) || Instant::now() >= deadline {
+        if flags.stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
             return Ok(());
+        }
+        if flags.hold.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
         }
         let outcome = client.pump()?;
         while let Some(event) = client.events.pop_front() {
@@ -781,7 +854,7 @@ fn run_player(
             };
             if let Some(received) = received {
                 if !matches!(received, Received::Item(_)) {
-                    ready.store(true, Ordering::SeqCst);
+                    flags.ready.store(true, Ordering::SeqCst);
                 }
                 if received == Received::StreamDry {
                     unpublishes += 1;
@@ -841,24 +914,23 @@ pub fn summarize(log: &[Received]) -> String {
     out.join(", ")
 }
 
-/// Checks a late joiner's items against what was published: optional metadata, then the
-/// sequence headers, then a contiguous run of `published` frames (same kind, timestamp and
-/// bytes, same order) that starts at a video keyframe when the stream has video and runs to
-/// the end of `published`. Returns the index in `published` where the run starts.
+/// Checks a late joiner's items against what was published: the published metadata first
+/// (when something was published with metadata; none when nothing was), then the sequence
+/// headers, then a contiguous run of `published` frames (same kind, timestamp and bytes,
+/// same order) that starts at a video keyframe when the stream has video and runs to the
+/// end of `published`. Returns the index in `published` where the run starts.
 pub fn assert_late_join(published: &[Item], received: &[Item], label: &str) -> usize {
     let mut rest = received;
-    if let Some(Item::Metadata { .. }) = rest.first() {
-        let expected = published.iter().find(|i| matches!(i, Item::Metadata { .. }));
-        let got = &rest[0];
-        let same_body = match (expected, got) {
-            (Some(Item::Metadata { raw: a, .. }), Item::Metadata { raw: b, .. }) => a == b,
-            _ => false,
-        };
-        assert!(
-            same_body,
-            "{label}: metadata differs from the published one: got {got:?}, published {expected:?}"
-        );
-        rest = &rest[1..];
+    match published.iter().find(|i| matches!(i, Item::Metadata { .. })) {
+        Some(Item::Metadata { raw: expected, .. }) => match rest.first() {
+            Some(Item::Metadata { raw, .. }) if raw == expected => rest = &rest[1..],
+            other => panic!("{label}: expected the published metadata first, got {other:?}"),
+        },
+        _ => assert!(
+            !matches!(rest.first(), Some(Item::Metadata { .. })),
+            "{label}: metadata arrived that was never published: {:?}",
+            rest.first()
+        ),
     }
     let headers: Vec<&Item> = published.iter().filter(|i| i.is_sequence_header()).collect();
     let mut seen_headers = 0;
@@ -1102,12 +1174,6 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-}
-
-/// A loopback port that was free a moment ago (for programs that need a port number).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
 }
 
 /// One packet as ffprobe reports it.

@@ -271,3 +271,52 @@ impl RelayCore {
         self.actions.push_back(Action::Close { id, reason });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::super::stats::Stats;
+    use super::CloseReason;
+
+    /// The counters each reason adds to: (protocol errors, handshake timeouts, slow players).
+    fn counted(reason: CloseReason) -> (u64, u64, u64) {
+        let stats = Stats::default();
+        reason.count(&stats);
+        let snapshot = stats.snapshot();
+        (snapshot.protocol_errors, snapshot.handshake_timeouts, snapshot.slow_players_disconnected)
+    }
+
+    #[test]
+    fn each_reason_counts_where_it_belongs_and_nowhere_else() {
+        let too_slow = CloseReason::TooSlow { waited_ms: 10_001, queued_bytes: 5, queued_entries: 1 };
+        for (reason, expected) in [
+            (CloseReason::HandshakeFailed("version 6".into()), (1, 0, 0)),
+            (CloseReason::ProtocolError("chunk size 1".into()), (1, 0, 0)),
+            (CloseReason::NotReading { queued_bytes: 300_000 }, (1, 0, 0)),
+            (CloseReason::HttpBadRequest("header too large".into()), (1, 0, 0)),
+            (CloseReason::HandshakeTimeout(Duration::from_secs(10)), (0, 1, 0)),
+            (too_slow, (0, 0, 1)),
+            (CloseReason::PeerClosed, (0, 0, 0)),
+            (CloseReason::Idle(Duration::from_secs(60)), (0, 0, 0)),
+            (CloseReason::Shutdown, (0, 0, 0)),
+            (CloseReason::UpstreamTooSlow { queued_bytes: 1 }, (0, 0, 0)),
+            (CloseReason::UpstreamProtocolError("bad chunk".into()), (0, 0, 0)),
+            (CloseReason::HttpHeaderTimeout(Duration::from_secs(10)), (0, 0, 0)),
+            (CloseReason::Kicked, (0, 0, 0)),
+        ] {
+            assert_eq!(counted(reason.clone()), expected, "{reason:?} ({})", reason.label());
+        }
+    }
+
+    #[test]
+    fn counts_add_up() {
+        let stats = Stats::default();
+        for _ in 0..3 {
+            CloseReason::ProtocolError("x".into()).count(&stats);
+        }
+        CloseReason::HandshakeTimeout(Duration::from_secs(1)).count(&stats);
+        let snapshot = stats.snapshot();
+        assert_eq!((snapshot.protocol_errors, snapshot.handshake_timeouts), (3, 1));
+    }
+}

@@ -82,6 +82,8 @@ pub struct UpstreamLink {
     pub media_flowing: bool,
     /// Connections made for this link that failed or ended, for operators.
     pub reconnects: u64,
+    /// Whether a message too small to be media was logged for this link (once per link).
+    pub ignored_media_logged: bool,
 }
 
 impl UpstreamLink {
@@ -98,6 +100,7 @@ impl UpstreamLink {
             waiting_for_keyframe: true,
             media_flowing: false,
             reconnects: 0,
+            ignored_media_logged: false,
         }
     }
 }

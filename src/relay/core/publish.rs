@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::super::stats::Stats;
 use super::close::CloseReason;
 use super::conn::Role;
 use super::frame::is_implausibly_small;
@@ -88,15 +89,7 @@ impl RelayCore {
         let Some(conn) = self.conns.get_mut(id) else { return };
         let Role::Publisher { key, .. } = &conn.role else { return };
         if is_implausibly_small(kind, &data) {
-            self.stats.media_ignored.fetch_add(1, Relaxed);
-            if !conn.ignored_media_logged {
-                conn.ignored_media_logged = true;
-                log::warn!(
-                    "{}: {key}: {kind:?} message of {} bytes not relayed (too small to be media); further ones are counted, not logged",
-                    conn.peer,
-                    data.len()
-                );
-            }
+            count_ignored_media(&self.stats, &mut conn.ignored_media_logged, &conn.peer, key, kind, data.len());
             return;
         }
         let key = key.clone();
@@ -134,5 +127,24 @@ impl RelayCore {
         if self.streams.get(key).is_some_and(LiveStream::is_unused) {
             self.streams.remove(key);
         }
+    }
+}
+
+/// Counts a message too small to be media, which is not relayed, and logs the first one
+/// from `source` (`logged` remembers that): a flood of them is one line, not one each.
+pub(super) fn count_ignored_media(
+    stats: &Stats,
+    logged: &mut bool,
+    source: &dyn std::fmt::Display,
+    key: &StreamKey,
+    kind: MediaKind,
+    length: usize,
+) {
+    stats.media_ignored.fetch_add(1, Relaxed);
+    if !*logged {
+        *logged = true;
+        log::warn!(
+            "{source}: {key}: {kind:?} message of {length} bytes not relayed (too small to be media); further ones are counted, not logged"
+        );
     }
 }

@@ -94,9 +94,14 @@ impl RelayCore {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             if let Role::Player { subscriptions } = conn.role.clone() {
                 if let Some(session) = conn.session() {
-                    for (key, stream_id) in subscriptions {
-                        let _ = session.send_stream_end(stream_id, key.name());
+                    for (key, stream_id) in &subscriptions {
+                        let _ = session.send_stream_end(*stream_id, key.name());
                     }
+                }
+                // The plays are over: nothing of the streams (media, or StreamDry when
+                // their publishers are closed next) may follow Play.Stop.
+                for (key, stream_id) in subscriptions {
+                    self.end_play(id, &key, stream_id, now);
                 }
             }
             self.sync_output(id, now);

@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::close::CloseReason;
 use super::frame::SharedFrame;
 use super::links::{LinkPurpose, UpstreamConn, UpstreamStage};
+use super::publish::count_ignored_media;
 use super::stream::StreamKey;
 use super::{ConnId, RelayCore};
 use crate::sessions::{codes, ClientSession, ClientSessionEvent, MediaKind, RejectedRequestKind, SessionError};
@@ -24,11 +25,29 @@ impl RelayCore {
                 Self::mark_close(&mut self.to_close, id, conn, CloseReason::UpstreamProtocolError(error.to_string()));
             }
         }
+        // An origin that accepts a play for a stream with no publisher yet answers
+        // Play.Start without StreamBegin; the session then raises WaitingForPublisher right
+        // after PlaybackStarted, from the same input.
+        let origin_waits = events.iter().any(|event| matches!(event, ClientSessionEvent::WaitingForPublisher { .. }));
         for event in events.drain(..) {
-            self.client_event(id, &upstream, event, now);
+            self.client_event(id, &upstream, event, origin_waits, now);
         }
         self.client_events = events;
         self.sync_output(id, now);
+    }
+
+    /// Whether `key`'s pull is live; media from a playing origin that never said
+    /// StreamBegin makes it live (not every server sends it).
+    fn pull_live_or_media_says_so(&mut self, key: &StreamKey, now: Instant) -> bool {
+        let Some(stream) = self.streams.get(key) else { return false };
+        if stream.pull_live {
+            return true;
+        }
+        if !stream.pull.as_ref().is_some_and(|link| link.ready) {
+            return false;
+        }
+        self.pull_went_live(key, now);
+        true
     }
 
     fn set_stage_ready(&mut self, id: ConnId) {
@@ -37,7 +56,7 @@ impl RelayCore {
         }
     }
 
-    fn client_event(&mut self, id: ConnId, upstream: &UpstreamConn, event: ClientSessionEvent, now: Instant) {
+    fn client_event(&mut self, id: ConnId, upstream: &UpstreamConn, event: ClientSessionEvent, origin_waits: bool, now: Instant) {
         let key = &upstream.key;
         let purpose = upstream.purpose;
         // A pull whose link was taken over or dropped must not feed the stream.
@@ -47,31 +66,40 @@ impl RelayCore {
         }
         match event {
             ClientSessionEvent::MediaReceived { kind, timestamp, data, .. } if purpose == LinkPurpose::Pull => {
-                let Some(stream) = self.streams.get_mut(key) else { return };
-                if !stream.pull_live {
+                if !self.pull_live_or_media_says_so(key, now) {
                     return;
                 }
-                if let Some(link) = stream.pull.as_mut() {
-                    if !link.media_flowing {
-                        // Success is media arriving, not just Play.Start: an upstream that
-                        // accepts and then fails must keep backing off.
-                        link.media_flowing = true;
-                        link.backoff.reset();
-                    }
-                }
+                let Some(link) = self.streams.get_mut(key).and_then(|stream| stream.pull.as_mut()) else { return };
+                // Filtered before anything else: empty messages are no sign of a working
+                // upstream, and must not reset its backoff.
                 if super::frame::is_implausibly_small(kind, &data) {
-                    self.stats.media_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let source = format!("{purpose} from {}", upstream.target);
+                    count_ignored_media(&self.stats, &mut link.ignored_media_logged, &source, key, kind, data.len());
                     return;
+                }
+                if !link.media_flowing {
+                    // Success is media arriving, not just Play.Start: an upstream that
+                    // accepts and then fails must keep backing off.
+                    link.media_flowing = true;
+                    link.backoff.reset();
                 }
                 self.fan_out(key, kind, timestamp, data, now);
             }
             ClientSessionEvent::MetadataReceived { metadata, .. } if purpose == LinkPurpose::Pull => {
-                if self.streams.get(key).is_some_and(|stream| stream.pull_live) {
+                if self.pull_live_or_media_says_so(key, now) {
                     self.fan_out_metadata(key, metadata.raw, now);
                 }
             }
             ClientSessionEvent::ConnectionAccepted { .. } => {
                 log::info!("{key}: {purpose}: connected to {}", upstream.target);
+            }
+            ClientSessionEvent::PlaybackStarted { .. } if origin_waits => {
+                log::info!("{key}: {purpose}: playing from {}, which waits for a publisher", upstream.target);
+                self.set_stage_ready(id);
+                // Not live: players are told StreamBegin when the origin says so.
+                if let Some(link) = self.streams.get_mut(key).and_then(|stream| stream.pull.as_mut()) {
+                    link.ready = true;
+                }
             }
             ClientSessionEvent::PlaybackStarted { .. } => {
                 log::info!("{key}: {purpose}: playing from {}", upstream.target);

@@ -303,3 +303,104 @@ fn a_forward_that_stops_reading_is_held_to_the_entry_limit_at_once() {
     }
     assert!(matches!(h.close_reason(forward), Some(CloseReason::UpstreamTooSlow { .. })), "{:?}", h.close_reason(forward));
 }
+
+// Empty messages from an origin were counted as media arriving, which reset the link's
+// backoff: an origin that answered play with nothing but empty messages was retried at the
+// shortest delay forever. They are now left out first, counted, and logged once per link.
+#[test]
+fn empty_media_from_an_origin_is_not_media_arriving() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let first = h.connects[0].0;
+    h.core.handle_closed(first, CloseReason::ConnectFailed("refused".into()), h.now);
+    h.pump();
+    assert!(h.advance_until(Duration::from_secs(5), |h| h.connects.len() == 2));
+    let second = h.connects[1].0;
+    h.accept_upstream(second);
+    assert_eq!(h.stats().pulls_live, 1);
+    for kind in [MediaKind::Video, MediaKind::Audio, MediaKind::Video] {
+        if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(second).session {
+            session.send_media(1, kind, crate::time::RtmpTimestamp::new(0), bytes::Bytes::new()).unwrap();
+        }
+        h.send_outbound(second);
+        h.pump();
+    }
+    assert_eq!(h.stats().media_ignored, 3);
+    let key = crate::relay::StreamKey::new("live", "s");
+    let link = h.core.streams[&key].pull.as_ref().unwrap();
+    assert!(!link.media_flowing, "empty messages counted as media arriving");
+    assert!(link.ignored_media_logged, "the first one is logged, once for the link");
+    assert!(h.peer(player).media().is_empty());
+    // The second failure in a row waits twice the first one's 0.5 s (plus jitter).
+    let closed_at = h.now;
+    h.core.handle_closed(second, CloseReason::PeerClosed, h.now);
+    h.pump();
+    assert!(h.advance_until(Duration::from_secs(5), |h| h.connects.len() == 3));
+    let waited = h.connects[2].2 - closed_at;
+    assert!(waited >= Duration::from_millis(1000), "backoff was reset: retried after {waited:?}");
+}
+
+// The in-process test checks that an unwatched pull closes; how long it lingers first is
+// checked here, on the fake clock (edge_config's linger is 1 s, the tick 250 ms).
+#[test]
+fn an_unwatched_pull_lingers_for_its_time_then_closes() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream(upstream);
+    let left = h.now;
+    h.core.handle_closed(player, CloseReason::PeerClosed, h.now);
+    h.pump();
+    h.advance(Duration::from_millis(990));
+    assert!(h.core.is_open(upstream), "closed before its linger");
+    assert!(h.advance_until(Duration::from_secs(2), |h| h.close_reason(upstream).is_some()));
+    assert_eq!(h.close_reason(upstream), Some(&CloseReason::PullUnwatched));
+    let lingered = h.closes.iter().find(|(id, _, _)| *id == upstream).map(|(_, _, at)| *at - left).unwrap();
+    assert!(lingered >= Duration::from_secs(1) && lingered <= Duration::from_millis(1250), "lingered {lingered:?}");
+    assert_eq!(h.stats().pulls, 0);
+}
+
+// An edge marked its pull live at Play.Start even when the origin's stream had no
+// publisher yet (Play.Start without StreamBegin): players that joined later were told
+// StreamBegin at once, those already waiting at the pull's start, and none when the
+// origin's publisher really started. The pull now goes live when the origin says so.
+#[test]
+fn a_pull_goes_live_when_the_origin_says_so_not_at_play_start() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let first = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream_waiting(upstream);
+    let begins = |h: &mut Harness, id| h.peer(id).count_events(|e| matches!(e, ClientSessionEvent::StreamBegin { .. }));
+    assert!(h.peer(upstream).origin_events.iter().any(|e| matches!(e, ServerSessionEvent::PlayRequested { .. })));
+    assert_eq!(h.stats().pulls_live, 0, "not live before the origin's StreamBegin");
+    let second = h.player("live", "s");
+    assert_eq!((begins(&mut h, first), begins(&mut h, second)), (0, 0), "nothing is live yet");
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_stream_begin(1).unwrap();
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), keyframe(40)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    assert_eq!(h.stats().pulls_live, 1);
+    for player in [first, second] {
+        assert_eq!(begins(&mut h, player), 1, "StreamBegin when the origin's publisher starts");
+        assert_eq!(h.peer(player).media().len(), 1);
+    }
+}
+
+// Not every server sends StreamBegin: media from a playing origin makes the pull live.
+#[test]
+fn media_from_an_origin_that_never_says_stream_begin_makes_the_pull_live() {
+    let mut h = Harness::new(edge_config(&["10.0.0.1:1935"]));
+    let player = h.player("live", "s");
+    let upstream = h.connects[0].0;
+    h.accept_upstream_waiting(upstream);
+    assert_eq!(h.stats().pulls_live, 0);
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(0), keyframe(40)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    assert_eq!(h.stats().pulls_live, 1);
+    assert_eq!(h.peer(player).media().len(), 1);
+}

@@ -38,6 +38,9 @@ pub struct Peer {
     pub reading: bool,
     /// An origin peer that takes bytes but never answers (a silent origin).
     pub answering: bool,
+    /// An origin peer whose streams have no publisher yet: it answers play with Play.Start
+    /// and holds StreamBegin back, as nginx-rtmp does.
+    pub play_waiting: bool,
     pub closed: Option<CloseReason>,
     /// Bytes taken from the core for this peer.
     pub bytes_received: usize,
@@ -138,6 +141,7 @@ impl Harness {
             origin_events: Vec::new(),
             reading: true,
             answering: true,
+            play_waiting: false,
             closed: None,
             bytes_received: 0,
         };
@@ -221,12 +225,23 @@ impl Harness {
     /// Like [`accept_upstream`](Self::accept_upstream), for an origin that may not read
     /// at all, or read (and finish the handshake) but never answer a command.
     pub fn accept_upstream_as(&mut self, id: ConnId, reading: bool, answering: bool) {
+        self.accept_upstream_with(id, reading, answering, false);
+    }
+
+    /// Like [`accept_upstream`](Self::accept_upstream), for an origin whose stream has no
+    /// publisher yet: it answers play with Play.Start and holds StreamBegin back.
+    pub fn accept_upstream_waiting(&mut self, id: ConnId) {
+        self.accept_upstream_with(id, true, true, true);
+    }
+
+    fn accept_upstream_with(&mut self, id: ConnId, reading: bool, answering: bool, play_waiting: bool) {
         let handshake = Handshake::new(HandshakeRole::Server, 0);
         let session = PeerSession::Origin(Box::new(ServerSession::new(ServerSessionConfig::default())));
         self.new_peer(id, handshake, session);
         let peer = self.peer(id);
         peer.reading = reading;
         peer.answering = answering;
+        peer.play_waiting = play_waiting;
         self.core.handle_connected(id, self.now);
         self.pump();
     }
@@ -301,7 +316,7 @@ impl Harness {
             }
         }
         let Some(peer) = self.peers.get_mut(&id) else { return true };
-        let answering = peer.answering;
+        let (answering, play_waiting) = (peer.answering, peer.play_waiting);
         match &mut peer.session {
             Some(PeerSession::Client(session)) => {
                 session.handle_input(&input).expect("client session input");
@@ -312,6 +327,13 @@ impl Harness {
             Some(PeerSession::Origin(session)) => {
                 session.handle_input(&input).expect("origin session input");
                 while let Some(event) = session.poll_event() {
+                    if answering && play_waiting {
+                        if let ServerSessionEvent::PlayRequested { request_id, .. } = &event {
+                            session.accept_play_waiting(*request_id).expect("origin accepts a play that waits");
+                            peer.origin_events.push(event);
+                            continue;
+                        }
+                    }
                     if answering {
                         if let ServerSessionEvent::ConnectionRequested { request_id, .. }
                         | ServerSessionEvent::PlayRequested { request_id, .. }

@@ -151,6 +151,44 @@ fn receive_video_false_leaves_video_out_until_a_keyframe_after_true() {
 }
 
 #[test]
+fn receive_audio_false_leaves_audio_out_until_true_and_video_goes_on() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let player = h.player("live", "s");
+    let audio = |n: u8| Bytes::from(vec![0xAF, 0x01, n]);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(50));
+    h.send_media(publisher, MediaKind::Audio, 10, audio(1));
+    h.pump();
+    let receive_audio = |on: bool| crate::messages::RtmpMessage::Amf0Command {
+        name: "receiveAudio".to_string(),
+        transaction_id: 0.0,
+        command_object: crate::Amf0Value::Null,
+        arguments: vec![crate::Amf0Value::Boolean(on)],
+    };
+    send_command(&mut h, player, 1, receive_audio(false));
+    h.send_media(publisher, MediaKind::Audio, 20, audio(2));
+    h.send_media(publisher, MediaKind::Video, 40, inter_frame(50));
+    h.send_media(publisher, MediaKind::Audio, 43, audio(3));
+    send_command(&mut h, player, 1, receive_audio(true));
+    // Audio comes back at once: every AAC frame decodes on its own.
+    h.send_media(publisher, MediaKind::Audio, 66, audio(4));
+    h.send_media(publisher, MediaKind::Video, 80, inter_frame(50));
+    h.pump();
+    let got: Vec<(MediaKind, u32)> = h.peer(player).media().iter().map(|(kind, ts, _)| (*kind, *ts)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (MediaKind::Video, 0),
+            (MediaKind::Audio, 10),
+            (MediaKind::Video, 40),
+            (MediaKind::Audio, 66),
+            (MediaKind::Video, 80)
+        ]
+    );
+    assert_eq!(h.stats().frames_dropped, 0, "left out on request, not dropped");
+}
+
+#[test]
 fn app_and_name_never_alias() {
     let mut h = Harness::new(test_config());
     let first = h.publisher("a/b", "c");
@@ -229,4 +267,30 @@ fn a_handshake_that_stops_halfway_times_out() {
     h.advance(Duration::from_millis(400));
     assert_eq!(h.close_reason(id), Some(&CloseReason::HandshakeTimeout(Duration::from_secs(2))));
     assert_eq!(h.stats().handshake_timeouts, 1);
+}
+
+// A shutdown's Play.Stop was followed by the StreamDry of the publisher's close, and could
+// be followed by media still arriving: the plays now end with Play.Stop and StreamEOF.
+#[test]
+fn nothing_follows_play_stop_in_a_shutdown() {
+    let mut h = Harness::new(test_config());
+    let publisher = h.publisher("live", "s");
+    let player = h.player("live", "s");
+    h.send_media(publisher, MediaKind::Video, 0, keyframe(50));
+    h.pump();
+    h.peer(player).reading = false;
+    h.core.begin_shutdown(h.now);
+    h.pump();
+    // The publisher's last frame arrives after the shutdown began; then it is closed.
+    h.send_media(publisher, MediaKind::Video, 40, inter_frame(50));
+    h.core.handle_closed(publisher, CloseReason::PeerClosed, h.now);
+    h.peer(player).reading = true;
+    h.pump();
+    let peer = h.peer(player);
+    let stop = peer.client_events.iter().position(|e| matches!(e, ClientSessionEvent::StatusReceived { status, .. } if status.code == crate::sessions::codes::PLAY_STOP));
+    let after: Vec<&ClientSessionEvent> = peer.client_events.iter().skip(stop.expect("Play.Stop") + 1).collect();
+    assert!(matches!(after[..], [ClientSessionEvent::StreamEof { .. }]), "after Play.Stop: {after:?}");
+    assert_eq!(peer.media().len(), 1);
+    assert_eq!(h.stats().players, 0);
+    assert!(h.stopped);
 }
