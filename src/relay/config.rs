@@ -71,6 +71,8 @@ pub struct Config {
     pub http_header_timeout: Duration,
     /// An HTTP connection idle between requests (keep-alive) this long is closed.
     pub http_idle_timeout: Duration,
+    /// Who may publish and play: IP rules, signed URLs, the HTTP hook.
+    pub access: super::access::AccessConfig,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             http_max_connections: 128,
             http_header_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
+            access: super::access::AccessConfig::default(),
         }
     }
 }
@@ -143,6 +146,17 @@ impl Config {
         }
         if self.http_max_connections == 0 {
             problems.push("http-max-connections must be at least 1".to_string());
+        }
+        // A connect waits for the hook before the handshake timeout ends it.
+        if self.access.hook_url.is_some() && self.access.hook_timeout >= self.handshake_timeout {
+            problems.push(format!(
+                "hook-timeout ({} ms) must be shorter than handshake-timeout ({} s): a connect waits for the hook within it",
+                self.access.hook_timeout.as_millis(),
+                self.handshake_timeout.as_secs()
+            ));
+        }
+        if self.access.hook_max_pending == 0 {
+            problems.push("hook-max-pending must be at least 1".to_string());
         }
         if problems.is_empty() {
             Ok(())

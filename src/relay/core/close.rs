@@ -78,6 +78,8 @@ pub enum CloseReason {
     HttpDone,
     /// An idle HTTP connection made room for a new one at `http_max_connections`.
     HttpEvicted,
+    /// A connect, publish or play was denied (IP rule, signature, hook); the denial was sent.
+    AccessDenied(String),
 }
 
 impl CloseReason {
@@ -110,6 +112,7 @@ impl CloseReason {
             CloseReason::HttpHeaderTimeout(_) => "http_header_timeout",
             CloseReason::HttpDone => "http_done",
             CloseReason::HttpEvicted => "http_evicted",
+            CloseReason::AccessDenied(_) => "access_denied",
         }
     }
 
@@ -198,6 +201,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::HttpDone => write!(f, "HTTP exchange done"),
             CloseReason::HttpEvicted => write!(f, "idle HTTP connection closed to make room for a new one"),
+            CloseReason::AccessDenied(what) => write!(f, "access denied: {what}"),
         }
     }
 }

@@ -102,6 +102,23 @@ pub struct Conn {
     pub ignored_media_logged: bool,
     /// The listener (protocol) it came in on; upstream connections say what they speak.
     pub protocol: super::ListenerKind,
+    /// What the client's connect said about it, for hook requests.
+    pub client: ClientInfo,
+    /// Decisions of this connection waiting for the hook.
+    pub pending_decisions: u8,
+    /// When its publish was allowed (for `publish_done`).
+    pub publish_started: Option<Instant>,
+}
+
+/// What a client's `connect` said that hooks pass on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `tcUrl`, when sent.
+    pub tc_url: Option<String>,
+    /// `pageUrl`, when sent.
+    pub page_url: Option<String>,
+    /// The query of the connect's `app` (`?` included), or empty.
+    pub app_param: String,
 }
 
 impl Conn {
@@ -128,7 +145,16 @@ impl Conn {
             requested_names: Vec::new(),
             ignored_media_logged: false,
             protocol: super::ListenerKind::Rtmp,
+            client: ClientInfo::default(),
+            pending_decisions: 0,
+            publish_started: None,
         }
+    }
+
+    /// Whether an access denial was sent and the connection only waits to flush it; its
+    /// input is ignored from then on.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.close_after_flush, Some(CloseReason::AccessDenied(_)))
     }
 
     /// The server session, once the handshake is done.

@@ -1,0 +1,229 @@
+//! Hook calls off the loop thread: a few worker threads make the blocking HTTP calls the
+//! core asks for ([`Action::Hook`](crate::relay::Action::Hook)) and report back through the
+//! loop's `mio::Waker`, so a slow or hung hook server delays only the request it is about.
+//!
+//! Every call has one deadline for all of it (DNS, connect, send, answer); each socket wait
+//! is cut to what is left of it, so a server that accepts and never answers, or drips its
+//! answer a byte at a time, holds a worker for the hook timeout and no longer. Decisions are
+//! taken before notifications. The core bounds how many calls are in flight; this pool only
+//! queues what it is given.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::Waker;
+
+use crate::relay::access::http_client::{post_request, Progress, ResponseReader};
+use crate::relay::access::{HookCall, HookOutcome};
+use crate::relay::HookId;
+
+/// Threads making hook calls. Each hung call holds one for the hook timeout.
+const THREADS: usize = 4;
+/// Bytes read from a hook server per read call.
+const READ_CHUNK: usize = 4096;
+
+struct Job {
+    id: HookId,
+    call: HookCall,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct Queues {
+    decisions: VecDeque<Job>,
+    notifications: VecDeque<Job>,
+    /// Calls being made now.
+    busy: usize,
+    stopping: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    /// Signalled when a job is queued, when one finishes, and when the pool stops.
+    changed: Condvar,
+    answers: Mutex<Vec<(HookId, HookOutcome)>>,
+    waker: Arc<Waker>,
+}
+
+/// The pool. Its threads start with the first call, so a relay without hooks has none.
+pub struct HookPool {
+    shared: Arc<Shared>,
+    started: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A worker that panicked mid-call left nothing half-done that matters here.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl HookPool {
+    /// A pool answering on `waker`.
+    pub fn new(waker: Arc<Waker>) -> HookPool {
+        let shared = Shared {
+            queues: Mutex::new(Queues::default()),
+            changed: Condvar::new(),
+            answers: Mutex::new(Vec::new()),
+            waker,
+        };
+        HookPool { shared: Arc::new(shared), started: false }
+    }
+
+    /// Queues a call; its deadline runs from now. Fails only when no thread can be started.
+    pub fn submit(&mut self, id: HookId, call: HookCall, now: Instant) -> Result<(), String> {
+        if !self.started {
+            for index in 0..THREADS {
+                let shared = Arc::clone(&self.shared);
+                thread::Builder::new()
+                    .name(format!("rtmp-edge-hook-{index}"))
+                    .spawn(move || serve(&shared))
+                    .map_err(|error| format!("cannot start a hook thread: {error}"))?;
+            }
+            self.started = true;
+        }
+        let deadline = now + call.timeout;
+        let job = Job { id, deadline, call };
+        let mut queues = lock(&self.shared.queues);
+        if job.call.action.is_decision() {
+            queues.decisions.push_back(job);
+        } else {
+            queues.notifications.push_back(job);
+        }
+        drop(queues);
+        self.shared.changed.notify_one();
+        Ok(())
+    }
+
+    /// Answers that arrived since the last call.
+    pub fn take_answers(&self) -> Vec<(HookId, HookOutcome)> {
+        std::mem::take(&mut *lock(&self.shared.answers))
+    }
+
+    /// At shutdown: lets queued and running calls (the last `*_done` notifications) finish,
+    /// waiting until `until` at most, then stops the threads.
+    pub fn finish(&mut self, until: Instant) {
+        let mut queues = lock(&self.shared.queues);
+        while self.started && (queues.busy > 0 || !queues.decisions.is_empty() || !queues.notifications.is_empty()) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!(
+                    "shutdown: {} hook calls not made",
+                    queues.busy + queues.decisions.len() + queues.notifications.len()
+                );
+                break;
+            }
+            queues = match self.shared.changed.wait_timeout(queues, left) {
+                Ok((queues, _)) => queues,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        queues.stopping = true;
+        drop(queues);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for HookPool {
+    fn drop(&mut self) {
+        lock(&self.shared.queues).stopping = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+fn serve(shared: &Shared) {
+    loop {
+        let job = {
+            let mut queues = lock(&shared.queues);
+            loop {
+                if queues.stopping {
+                    return;
+                }
+                if let Some(job) = queues.decisions.pop_front().or_else(|| queues.notifications.pop_front()) {
+                    queues.busy += 1;
+                    break job;
+                }
+                queues = match shared.changed.wait(queues) {
+                    Ok(queues) => queues,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+            }
+        };
+        // A call that waited out its deadline in the queue is not made: the core has
+        // decided without it already.
+        let outcome = if Instant::now() >= job.deadline { HookOutcome::TimedOut } else { call(&job.call, job.deadline) };
+        lock(&shared.answers).push((job.id, outcome));
+        {
+            let mut queues = lock(&shared.queues);
+            queues.busy = queues.busy.saturating_sub(1);
+        }
+        shared.changed.notify_all();
+        if shared.waker.wake().is_err() {
+            return;
+        }
+    }
+}
+
+/// What is left until `deadline`, or `None` when it has passed.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+/// One POST, start to finish, within `deadline`.
+pub fn call(call: &HookCall, deadline: Instant) -> HookOutcome {
+    let url = &call.url;
+    let addresses: Vec<SocketAddr> = match (url.host(), url.port()).to_socket_addrs() {
+        Ok(addresses) => addresses.collect(),
+        Err(error) => return HookOutcome::Failed(format!("resolving {}: {error}", url.host())),
+    };
+    let mut failure = format!("{} has no address", url.host());
+    let mut stream = None;
+    for address in addresses {
+        let Some(left) = time_left(deadline) else { return HookOutcome::TimedOut };
+        match TcpStream::connect_timeout(&address, left) {
+            Ok(connected) => {
+                stream = Some(connected);
+                break;
+            }
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => return HookOutcome::TimedOut,
+            Err(error) => failure = format!("connecting to {address}: {error}"),
+        }
+    }
+    let Some(mut stream) = stream else { return HookOutcome::Failed(failure) };
+    let _ = stream.set_nodelay(true);
+    let request = post_request(url, &call.body);
+    let Some(left) = time_left(deadline) else { return HookOutcome::TimedOut };
+    // The server may answer (and close) before reading the whole request: its answer
+    // still counts, so a failed write only matters when no answer can be read.
+    let written = stream.set_write_timeout(Some(left)).and_then(|()| stream.write_all(&request));
+    let mut reader = ResponseReader::new();
+    let mut buffer = [0u8; READ_CHUNK];
+    loop {
+        let Some(left) = time_left(deadline) else { return HookOutcome::TimedOut };
+        if let Err(error) = stream.set_read_timeout(Some(left)) {
+            return HookOutcome::Failed(format!("socket: {error}"));
+        }
+        let progress = match stream.read(&mut buffer) {
+            Ok(0) => reader.finish(),
+            Ok(read) => reader.feed(buffer.get(..read).unwrap_or_default()),
+            Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return HookOutcome::TimedOut
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return HookOutcome::Failed(match written {
+                    Err(write_error) => format!("sending the request: {write_error}"),
+                    Ok(()) => format!("reading the answer: {error}"),
+                })
+            }
+        };
+        match progress {
+            Ok(Progress::NeedMore) => {}
+            Ok(Progress::Done { status, body }) => return HookOutcome::Answered { status, body },
+            Err(error) => return HookOutcome::Failed(format!("bad answer: {error}")),
+        }
+    }
+}
