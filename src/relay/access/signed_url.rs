@@ -154,6 +154,36 @@ pub fn signed_query(secret: &[u8], app: &str, name: &str, exp: u64) -> String {
     format!("exp={exp}&sig={sig}")
 }
 
+/// `url` (`rtmp[s]://HOST[:PORT]/APP/NAME[?QUERY]`) with `exp` and `sig` appended to its
+/// query: what `rtmp-edge sign` prints. The URL is kept as written; the app and name are
+/// read from it as a player would send them.
+///
+/// ```
+/// use rtmp_edge::relay::access::signed_url::sign_url;
+///
+/// let signed = sign_url(b"s3cret", "rtmp://edge.example/live/cam1?x=1", 1_700_000_000).unwrap();
+/// assert_eq!(
+///     signed,
+///     "rtmp://edge.example/live/cam1?x=1&exp=1700000000&sig=e127aab1b503e8c3b01f704a45db0fb7c8ffeb7835053cf77685ea88a7d06fc9"
+/// );
+/// ```
+pub fn sign_url(secret: &[u8], url: &str, exp: u64) -> Result<String, String> {
+    let parsed = crate::url::RtmpUrl::parse(url).map_err(|error| format!("{url}: {error}"))?;
+    let name = parsed.stream_name().ok_or_else(|| format!("{url}: the URL names no stream (rtmp://HOST/APP/NAME)"))?;
+    let already_signed = parsed.query().is_some_and(|query| {
+        query.split('&').any(|pair| matches!(pair.split_once('=').map_or(pair, |(key, _)| key), "exp" | "sig"))
+    });
+    if already_signed {
+        return Err(format!("{url}: the URL already carries exp or sig"));
+    }
+    let separator = if url.contains('?') {
+        if url.ends_with('?') || url.ends_with('&') { "" } else { "&" }
+    } else {
+        "?"
+    };
+    Ok(format!("{url}{separator}{}", signed_query(secret, parsed.app(), name, exp)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +230,19 @@ mod tests {
         assert_eq!(verify(b"s3cret", "live", &later, 0), Err(SignatureError::Mismatch));
         // The app/name boundary is signed: app "live/cam1" with name "" is another message.
         assert_eq!(verify(b"s3cret", "live/cam1", &signed, 0), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn signed_urls_verify_as_the_relay_reads_them() {
+        let signed = sign_url(b"s3cret", "rtmp://[::1]:1940/live/cam1", 1_700_000_000).unwrap();
+        assert_eq!(signed, format!("rtmp://[::1]:1940/live/cam1?exp=1700000000&sig={CAM1}"));
+        let name = signed.rsplit('/').next().unwrap();
+        assert_eq!(verify(b"s3cret", "live", name, 0), Ok(()));
+        let nested = sign_url(b"k", "rtmp://h/app/sub/name?", 4_102_444_800).unwrap();
+        assert_eq!(nested, format!("rtmp://h/app/sub/name?exp=4102444800&sig={NESTED}"));
+        for bad in ["rtmp://h/live", "http://h/live/x", "rtmp://h/live/x?sig=1", "rtmp://h/live/x?a=1&exp=2"] {
+            assert!(sign_url(b"k", bad, 1).is_err(), "{bad}");
+        }
     }
 
     #[test]

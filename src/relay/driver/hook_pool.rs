@@ -1,12 +1,14 @@
-//! Hook calls off the loop thread: a few worker threads make the blocking HTTP calls the
-//! core asks for ([`Action::Hook`](crate::relay::Action::Hook)) and report back through the
-//! loop's `mio::Waker`, so a slow or hung hook server delays only the request it is about.
+//! Hook calls off the loop thread: worker threads make the blocking HTTP calls the core
+//! asks for ([`Action::Hook`](crate::relay::Action::Hook)) and report back through the loop's
+//! `mio::Waker`, so a slow or hung hook server delays only the request it is about.
 //!
 //! Every call has one deadline for all of it (DNS, connect, send, answer); each socket wait
 //! is cut to what is left of it, so a server that accepts and never answers, or drips its
-//! answer a byte at a time, holds a worker for the hook timeout and no longer. Decisions are
-//! taken before notifications. The core bounds how many calls are in flight; this pool only
-//! queues what it is given.
+//! answer a byte at a time, holds a worker for the hook timeout and no longer. The pool
+//! grows a thread when a call finds none idle, up to the bound the caller gives (the core
+//! bounds the calls in flight, so every call gets a thread at once and a hung call never
+//! makes another wait); idle threads leave after a few seconds. Decisions are taken before
+//! notifications.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -21,10 +23,12 @@ use crate::relay::access::http_client::{post_request, Progress, ResponseReader};
 use crate::relay::access::{HookCall, HookOutcome};
 use crate::relay::HookId;
 
-/// Threads making hook calls. Each hung call holds one for the hook timeout.
-const THREADS: usize = 4;
 /// Bytes read from a hook server per read call.
 const READ_CHUNK: usize = 4096;
+/// An idle worker leaves after this long.
+const IDLE_EXIT: Duration = Duration::from_secs(5);
+/// A worker's stack: the call needs little, but name resolution goes through libc's NSS.
+const STACK_SIZE: usize = 512 * 1024;
 
 struct Job {
     id: HookId,
@@ -36,6 +40,9 @@ struct Job {
 struct Queues {
     decisions: VecDeque<Job>,
     notifications: VecDeque<Job>,
+    /// Worker threads alive, and how many of them wait for work.
+    threads: usize,
+    idle: usize,
     /// Calls being made now.
     busy: usize,
     stopping: bool,
@@ -49,10 +56,9 @@ struct Shared {
     waker: Arc<Waker>,
 }
 
-/// The pool. Its threads start with the first call, so a relay without hooks has none.
+/// The pool. A relay without hooks never starts a thread.
 pub struct HookPool {
     shared: Arc<Shared>,
-    started: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,31 +75,35 @@ impl HookPool {
             answers: Mutex::new(Vec::new()),
             waker,
         };
-        HookPool { shared: Arc::new(shared), started: false }
+        HookPool { shared: Arc::new(shared) }
     }
 
-    /// Queues a call; its deadline runs from now. Fails only when no thread can be started.
-    pub fn submit(&mut self, id: HookId, call: HookCall, now: Instant) -> Result<(), String> {
-        if !self.started {
-            for index in 0..THREADS {
-                let shared = Arc::clone(&self.shared);
-                thread::Builder::new()
-                    .name(format!("rtmp-edge-hook-{index}"))
-                    .spawn(move || serve(&shared))
-                    .map_err(|error| format!("cannot start a hook thread: {error}"))?;
-            }
-            self.started = true;
-        }
-        let deadline = now + call.timeout;
-        let job = Job { id, deadline, call };
+    /// Queues a call (its deadline runs from now), starting a thread for it when none is
+    /// idle and fewer than `max_threads` run. Fails only when no thread runs and none can
+    /// be started.
+    pub fn submit(&mut self, id: HookId, call: HookCall, now: Instant, max_threads: usize) -> Result<(), String> {
         let mut queues = lock(&self.shared.queues);
+        let waiting = queues.decisions.len() + queues.notifications.len();
+        if queues.idle <= waiting && queues.threads < max_threads.max(1) {
+            let shared = Arc::clone(&self.shared);
+            let spawned = thread::Builder::new()
+                .name("rtmp-edge-hook".to_string())
+                .stack_size(STACK_SIZE)
+                .spawn(move || serve(&shared));
+            match spawned {
+                Ok(_) => queues.threads += 1,
+                Err(error) if queues.threads == 0 => return Err(format!("cannot start a hook thread: {error}")),
+                Err(error) => log::warn!("hook call {id} waits for a busy thread: cannot start another: {error}"),
+            }
+        }
+        let job = Job { id, deadline: now + call.timeout, call };
         if job.call.action.is_decision() {
             queues.decisions.push_back(job);
         } else {
             queues.notifications.push_back(job);
         }
         drop(queues);
-        self.shared.changed.notify_one();
+        self.shared.changed.notify_all();
         Ok(())
     }
 
@@ -106,13 +116,11 @@ impl HookPool {
     /// waiting until `until` at most, then stops the threads.
     pub fn finish(&mut self, until: Instant) {
         let mut queues = lock(&self.shared.queues);
-        while self.started && (queues.busy > 0 || !queues.decisions.is_empty() || !queues.notifications.is_empty()) {
+        while queues.threads > 0 && (queues.busy > 0 || !queues.decisions.is_empty() || !queues.notifications.is_empty()) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                log::warn!(
-                    "shutdown: {} hook calls not made",
-                    queues.busy + queues.decisions.len() + queues.notifications.len()
-                );
+                let unmade = queues.busy + queues.decisions.len() + queues.notifications.len();
+                log::warn!("shutdown: {unmade} hook calls not finished");
                 break;
             }
             queues = match self.shared.changed.wait_timeout(queues, left) {
@@ -133,24 +141,34 @@ impl Drop for HookPool {
     }
 }
 
-fn serve(shared: &Shared) {
+/// The next job, or `None` when the thread should leave (stopping, or idle too long).
+fn next_job(shared: &Shared) -> Option<Job> {
+    let mut queues = lock(&shared.queues);
     loop {
-        let job = {
-            let mut queues = lock(&shared.queues);
-            loop {
-                if queues.stopping {
-                    return;
-                }
-                if let Some(job) = queues.decisions.pop_front().or_else(|| queues.notifications.pop_front()) {
-                    queues.busy += 1;
-                    break job;
-                }
-                queues = match shared.changed.wait(queues) {
-                    Ok(queues) => queues,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-            }
+        if queues.stopping {
+            queues.threads = queues.threads.saturating_sub(1);
+            return None;
+        }
+        if let Some(job) = queues.decisions.pop_front().or_else(|| queues.notifications.pop_front()) {
+            queues.busy += 1;
+            return Some(job);
+        }
+        queues.idle += 1;
+        let (woken, waited) = match shared.changed.wait_timeout(queues, IDLE_EXIT) {
+            Ok(woken) => woken,
+            Err(poisoned) => poisoned.into_inner(),
         };
+        queues = woken;
+        queues.idle = queues.idle.saturating_sub(1);
+        if waited.timed_out() && queues.decisions.is_empty() && queues.notifications.is_empty() {
+            queues.threads = queues.threads.saturating_sub(1);
+            return None;
+        }
+    }
+}
+
+fn serve(shared: &Shared) {
+    while let Some(job) = next_job(shared) {
         // A call that waited out its deadline in the queue is not made: the core has
         // decided without it already.
         let outcome = if Instant::now() >= job.deadline { HookOutcome::TimedOut } else { call(&job.call, job.deadline) };
@@ -161,6 +179,8 @@ fn serve(shared: &Shared) {
         }
         shared.changed.notify_all();
         if shared.waker.wake().is_err() {
+            let mut queues = lock(&shared.queues);
+            queues.threads = queues.threads.saturating_sub(1);
             return;
         }
     }

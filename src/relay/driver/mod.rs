@@ -426,7 +426,10 @@ impl Driver {
                 Action::ReloadConfig => self.reload(),
                 Action::Hook { id, call } => {
                     let now = Instant::now();
-                    if let Err(error) = self.hooks.submit(id, call, now) {
+                    // The core keeps at most hook-max-pending decisions and as many
+                    // notifications in flight: a thread for each, never a queue.
+                    let max_threads = self.core.config().access.hook_max_pending.saturating_mul(2);
+                    if let Err(error) = self.hooks.submit(id, call, now, max_threads) {
                         self.core.handle_hook_result(id, HookOutcome::Failed(error), now);
                     }
                 }

@@ -1,5 +1,6 @@
 //! Core tests: the relay's policy driven directly, with a fake clock and no sockets.
 
+mod access;
 mod edge;
 mod hostile;
 mod ops;
