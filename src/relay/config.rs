@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The largest `hook-max-pending`: the hook pool may run twice as many threads.
+pub const MAX_HOOK_PENDING: usize = 4096;
+
 /// Relay settings. `Config::default()` is a working standalone relay on 0.0.0.0:1935.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -155,8 +158,9 @@ impl Config {
                 self.handshake_timeout.as_secs()
             ));
         }
-        if self.access.hook_max_pending == 0 {
-            problems.push("hook-max-pending must be at least 1".to_string());
+        // Each decision and each notification in flight may hold a hook thread.
+        if !(1..=MAX_HOOK_PENDING).contains(&self.access.hook_max_pending) {
+            problems.push(format!("hook-max-pending must be between 1 and {MAX_HOOK_PENDING}"));
         }
         if problems.is_empty() {
             Ok(())

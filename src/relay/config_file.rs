@@ -412,6 +412,11 @@ mod tests {
         let mut config = Config::default();
         slow_hook.apply(&mut config).unwrap();
         assert!(config.validate().unwrap_err()[0].contains("hook-timeout"));
+        // Each pending decision may hold a thread: the bound itself is bounded.
+        let too_many = parse("hook-max-pending = 5000\n").unwrap();
+        let mut config = Config::default();
+        too_many.apply(&mut config).unwrap();
+        assert_eq!(config.validate().unwrap_err(), ["hook-max-pending must be between 1 and 4096"]);
     }
 
     #[test]

@@ -228,7 +228,7 @@ impl RelayCore {
             return self.deny(id, &gated, &Denial::HookOverloaded, now);
         }
         let Some(payload) = self.hook_payload(id, &gated, None) else { return };
-        if !payload.fits() {
+        if !payload.fits() || conn.client.oversized {
             return self.deny(id, &gated, &Denial::RequestTooLong, now);
         }
         let timeout = self.config.access.hook_timeout;

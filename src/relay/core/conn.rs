@@ -110,7 +110,8 @@ pub struct Conn {
     pub publish_started: Option<Instant>,
 }
 
-/// What a client's `connect` said that hooks pass on.
+/// What a client's `connect` said that hooks pass on. Kept for the connection's life, so
+/// only when it fits a hook request: a client cannot make every connection hold megabytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// `tcUrl`, when sent.
@@ -119,6 +120,25 @@ pub struct ClientInfo {
     pub page_url: Option<String>,
     /// The query of the connect's `app` (`?` included), or empty.
     pub app_param: String,
+    /// One of them was too long to keep (and to send to a hook).
+    pub oversized: bool,
+}
+
+impl ClientInfo {
+    /// What to keep of a connect's `tcUrl`, `pageUrl` and app query.
+    pub fn new(tc_url: Option<&str>, page_url: Option<&str>, app_query: Option<&str>) -> ClientInfo {
+        let max = crate::relay::access::hook::MAX_FIELD_BYTES;
+        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() < max);
+        if !(fits(tc_url) && fits(page_url) && fits(app_query)) {
+            return ClientInfo { oversized: true, ..ClientInfo::default() };
+        }
+        ClientInfo {
+            tc_url: tc_url.map(str::to_string),
+            page_url: page_url.map(str::to_string),
+            app_param: app_query.map_or_else(String::new, |query| format!("?{query}")),
+            oversized: false,
+        }
+    }
 }
 
 impl Conn {

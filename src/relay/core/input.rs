@@ -203,14 +203,11 @@ impl RelayCore {
         };
         let looped = via.split(',').any(|hop| hop == node_id);
         conn.via = via;
-        conn.client = ClientInfo {
-            tc_url: request.tc_url.clone(),
-            page_url: match request.properties.get("pageUrl") {
-                Some(crate::Amf0Value::Utf8String(page_url)) => Some(page_url.clone()),
-                _ => None,
-            },
-            app_param: request.query.as_ref().map_or_else(String::new, |query| format!("?{query}")),
+        let page_url = match request.properties.get("pageUrl") {
+            Some(crate::Amf0Value::Utf8String(page_url)) => Some(page_url.as_str()),
+            _ => None,
         };
+        conn.client = ClientInfo::new(request.tc_url.as_deref(), page_url, request.query.as_deref());
         let peer = conn.peer;
         if looped {
             log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");

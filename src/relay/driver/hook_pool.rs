@@ -247,3 +247,85 @@ pub fn call(call: &HookCall, deadline: Instant) -> HookOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::relay::access::HookAction;
+
+    /// A hook server on loopback that reads the request, then does `serve` with the socket.
+    fn server(serve: impl FnOnce(std::net::TcpStream) + Send + 'static) -> HookCall {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            if let Ok((mut socket, _)) = listener.accept() {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request);
+                serve(socket);
+            }
+        });
+        HookCall {
+            url: format!("http://127.0.0.1:{port}/hook").parse().unwrap(),
+            body: "{}".to_string(),
+            timeout: Duration::from_millis(300),
+            action: HookAction::Publish,
+        }
+    }
+
+    fn call_now(call: &HookCall) -> HookOutcome {
+        super::call(call, Instant::now() + call.timeout)
+    }
+
+    #[test]
+    fn an_answer_is_read_whole() {
+        let call = server(|mut socket| {
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"code\":0}");
+        });
+        assert_eq!(call_now(&call), HookOutcome::Answered { status: 200, body: b"{\"code\":0}".to_vec() });
+    }
+
+    #[test]
+    fn silence_and_dripping_end_at_the_deadline() {
+        // Accepts, reads, never answers (the socket stays open for 5 s).
+        let silent = server(|socket| {
+            thread::sleep(Duration::from_secs(5));
+            drop(socket);
+        });
+        assert_eq!(call_now(&silent), HookOutcome::TimedOut);
+        // A byte every 20 ms: no single read waits long, the whole call still ends.
+        let dripping = server(|mut socket| {
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n");
+            for _ in 0..250 {
+                thread::sleep(Duration::from_millis(20));
+                if socket.write_all(b"X").is_err() {
+                    return;
+                }
+            }
+        });
+        assert_eq!(call_now(&dripping), HookOutcome::TimedOut);
+    }
+
+    #[test]
+    fn refused_closed_and_broken_answers_are_failures() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let refused = HookCall {
+            url: format!("http://127.0.0.1:{port}/").parse().unwrap(),
+            body: "{}".to_string(),
+            timeout: Duration::from_millis(300),
+            action: HookAction::Play,
+        };
+        assert!(matches!(call_now(&refused), HookOutcome::Failed(why) if why.contains("connecting to 127.0.0.1")));
+        let closed = server(drop);
+        assert!(matches!(call_now(&closed), HookOutcome::Failed(why) if why.contains("before a complete response head")));
+        let broken = server(|mut socket| {
+            let _ = socket.write_all(b"SMTP ready\r\n\r\n");
+        });
+        assert!(matches!(call_now(&broken), HookOutcome::Failed(why) if why.contains("malformed response head")));
+    }
+}

@@ -452,3 +452,63 @@ fn a_reload_applies_new_rules_to_new_requests_only() {
     assert!(h.peer(publisher).closed.is_none(), "the running publish goes on");
     assert_eq!(h.stats().publishers, 1);
 }
+
+/// AMF0 commands as raw chunks on chunk stream 3, as a client that does not wait for
+/// answers sends them.
+fn raw_commands(commands: &[(&str, f64, u32, Vec<crate::Amf0Value>)]) -> Vec<u8> {
+    let mut encoder = crate::chunk_io::ChunkEncoder::new();
+    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
+    let mut raw = bytes::BytesMut::new();
+    for (name, transaction_id, stream_id, arguments) in commands {
+        let message = crate::messages::RtmpMessage::Amf0Command {
+            name: name.to_string(),
+            transaction_id: *transaction_id,
+            command_object: crate::Amf0Value::Null,
+            arguments: arguments.clone(),
+        };
+        let payload = message.into_payload(crate::time::RtmpTimestamp::ZERO, *stream_id).unwrap();
+        encoder.encode(3, &payload, &mut raw).unwrap();
+    }
+    raw.to_vec()
+}
+
+#[test]
+fn one_connection_cannot_hold_more_than_its_share_of_decisions() {
+    let mut h = Harness::new(hooked(AccessConfig::default()));
+    let id = h.connect_client_from(from(1, 5000));
+    h.peer(id).client().connect("live", "rtmp://127.0.0.1/live").unwrap();
+    h.send_outbound(id);
+    h.pump();
+    allow_connects(&mut h);
+    let name = |text: &str| vec![crate::Amf0Value::Utf8String(text.to_string())];
+    let mut commands = Vec::new();
+    for stream in 1..=3u32 {
+        commands.push(("createStream", f64::from(stream) + 10.0, 0, Vec::new()));
+        commands.push(("play", 0.0, stream, name(&format!("s{stream}"))));
+    }
+    h.send_raw(id, &raw_commands(&commands));
+    h.pump();
+    assert_eq!(h.hooks.len(), 2, "two plays asked about, the third refused at once");
+    assert!(matches!(h.close_reason(id), Some(CloseReason::AccessDenied(why)) if why.contains("hook_overloaded")));
+    assert_eq!(h.core.metrics_view().hook_pending, 0, "the closed connection's decisions are dropped");
+}
+
+#[test]
+fn fields_too_long_for_a_hook_request_are_denied_without_a_call() {
+    let mut h = Harness::new(hooked(AccessConfig::default()));
+    let long_name = "n".repeat(crate::relay::access::hook::MAX_FIELD_BYTES + 1);
+    let player = client(&mut h, from(1, 5000), &long_name, false);
+    let (_, _, description) = rejection(&mut h, player).unwrap();
+    assert_eq!(description, "Access denied: the request is too long to authorize.");
+    assert!(h.hooks.is_empty());
+    // A tcUrl of 60 KB (AMF0 strings go to 64 KB) is neither kept for the connection's life nor sent.
+    let id = h.connect_client_from(from(1, 5001));
+    let tc_url = format!("rtmp://127.0.0.1/live/{}", "x".repeat(60_000));
+    h.peer(id).client().connect("live", &tc_url).unwrap();
+    h.send_outbound(id);
+    h.pump();
+    assert!(h.hooks.is_empty());
+    let (kind, _, description) = rejection(&mut h, id).unwrap();
+    assert_eq!((kind, description.as_str()), (RejectedRequestKind::Connect, "Access denied: the request is too long to authorize."));
+    assert_eq!(count(&h.core.metrics_view().access_denials, ("connect", "request_too_long")), 1);
+}
