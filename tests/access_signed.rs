@@ -127,3 +127,42 @@ fn an_edge_checks_every_player_itself_and_its_pull_carries_the_openers_signature
     let received = items_of(&player.join());
     assert_eq!(assert_late_join(&items, &received, "edge player"), 0, "the player waited from the start");
 }
+
+#[test]
+fn a_sighup_reads_the_secret_file_again_for_the_next_plays() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    let dir = TempDir::new("signed-reload");
+    let secret_file = dir.join("play.secret");
+    std::fs::write(&secret_file, "first-secret\n").unwrap();
+    let config = dir.join("rtmp-edge.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\nplay-secret-file = {:?}\n", secret_file.display().to_string())).unwrap();
+    let mut command = Command::new(BINARY);
+    command.arg("--config").arg(&config).args(["--log-level", "info"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut relay = ChildGuard::spawn(command, "rtmp-edge");
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let lines = BufReader::new(relay.take_stderr().unwrap()).lines();
+    let collected = Arc::clone(&log);
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| collected.lock().unwrap().push(line)));
+    let logged = |needle: &str| log.lock().unwrap().iter().find_map(|line| line.split(needle).nth(1).map(str::to_string));
+    assert!(eventually(Duration::from_secs(10), || logged("listening on ").is_some()), "no listen line");
+    let addr: std::net::SocketAddr = logged("listening on ").unwrap().trim().parse().unwrap();
+
+    let signed_with = |secret: &str| {
+        let url = sign(&["--secret", secret, &live_url(addr, "cam")]);
+        url.rsplit('/').next().unwrap().to_string()
+    };
+    assert!(try_play(addr, &signed_with("first-secret")).is_ok());
+    std::fs::write(&secret_file, "second-secret\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &relay.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(eventually(Duration::from_secs(10), || logged("configuration reloaded").is_some()), "no reload line");
+    assert_eq!(
+        try_play(addr, &signed_with("first-secret")).err().as_deref(),
+        Some("Access denied: the stream URL's signature does not match.")
+    );
+    assert!(try_play(addr, &signed_with("second-secret")).is_ok());
+    assert!(logged("play live/cam denied: the stream URL's signature does not match").is_some(), "the denial is logged with the peer and stream");
+}
