@@ -127,8 +127,8 @@ pub enum Denial {
     HookTimeout,
     /// The hook call failed, with `--hook-fail closed`.
     HookError(String),
-    /// Too many decisions are waiting for the hook.
-    HookOverloaded,
+    /// Too many decisions are waiting for the hook; which bound was reached.
+    HookOverloaded(String),
     /// A field is too long to put in a hook request.
     RequestTooLong,
 }
@@ -155,7 +155,7 @@ impl Denial {
             Denial::HookDenied(_) => "hook_denied",
             Denial::HookTimeout => "hook_timeout",
             Denial::HookError(_) => "hook_error",
-            Denial::HookOverloaded => "hook_overloaded",
+            Denial::HookOverloaded(_) => "hook_overloaded",
             Denial::RequestTooLong => "request_too_long",
         }
     }
@@ -168,7 +168,7 @@ impl Denial {
             Denial::HookDenied(why) => format!("Access denied: {why}."),
             Denial::HookTimeout => "Access denied: the authorization hook did not answer in time.".to_string(),
             Denial::HookError(_) => "Access denied: the authorization hook is unavailable.".to_string(),
-            Denial::HookOverloaded => "Access denied: too many requests are waiting for authorization; try again.".to_string(),
+            Denial::HookOverloaded(_) => "Access denied: too many requests are waiting for authorization; try again.".to_string(),
             Denial::RequestTooLong => "Access denied: the request is too long to authorize.".to_string(),
         }
     }
@@ -183,7 +183,7 @@ impl fmt::Display for Denial {
             Denial::HookDenied(why) => write!(f, "{why}"),
             Denial::HookTimeout => write!(f, "hook did not answer in time (hook-fail closed)"),
             Denial::HookError(why) => write!(f, "{why} (hook-fail closed)"),
-            Denial::HookOverloaded => write!(f, "too many decisions waiting for the hook (hook-max-pending)"),
+            Denial::HookOverloaded(bound) => write!(f, "not sent to the hook: {bound}"),
             Denial::RequestTooLong => write!(f, "a field is over {} bytes, too long for a hook request", hook::MAX_FIELD_BYTES),
         }
     }
@@ -212,7 +212,7 @@ mod tests {
             Denial::HookDenied(String::new()),
             Denial::HookTimeout,
             Denial::HookError(String::new()),
-            Denial::HookOverloaded,
+            Denial::HookOverloaded(String::new()),
             Denial::RequestTooLong,
         ];
         let mut labels: Vec<&str> = denials.iter().map(Denial::label).collect();

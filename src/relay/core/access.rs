@@ -222,10 +222,9 @@ impl RelayCore {
         } else {
             None
         };
-        if let Some(why) = overloaded {
-            log::warn!("{}: {} not sent to the hook: {why}", conn.peer, gated.describe());
+        if let Some(bound) = overloaded {
             self.access.decisions.add((action.label(), "overloaded"));
-            return self.deny(id, &gated, &Denial::HookOverloaded, now);
+            return self.deny(id, &gated, &Denial::HookOverloaded(bound), now);
         }
         let Some(payload) = self.hook_payload(id, &gated, None) else { return };
         if !payload.fits() || conn.client.oversized {
