@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use getopts::{Matches, Options};
+use rtmp_edge::relay::access::{AccessConfig, IpRules, Secret};
 use rtmp_edge::relay::{self, config_file, Config};
 
 fn options() -> Options {
@@ -114,6 +115,7 @@ fn options() -> Options {
         &format!("upstream connections being set up at once (default {})", defaults.max_upstream_connects),
         "N",
     );
+    access_options(&mut options, &defaults.access);
     options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
     options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
     options.optflag("h", "help", "print this help");
@@ -121,9 +123,29 @@ fn options() -> Options {
     options
 }
 
+/// The access-control options: signed URLs, IP rules, the hook.
+fn access_options(options: &mut Options, defaults: &AccessConfig) {
+    for (action, requests) in [("publish", "publishes"), ("play", "plays")] {
+        options.optopt(
+            "",
+            &format!("{action}-secret"),
+            &format!("{requests} must carry ?exp=UNIX_SECONDS&sig=HEX signed with this secret (see `rtmp-edge sign`)"),
+            "SECRET",
+        );
+        options.optopt("", &format!("{action}-secret-file"), &format!("read the {action} secret from FILE (kept out of ps)"), "FILE");
+        options.optmulti("", &format!("allow-{action}"), &format!("allow {action}ing from this address or block (repeatable; first matching rule wins; with any allow rule, addresses no rule matches are denied)"), "CIDR");
+        options.optmulti("", &format!("deny-{action}"), &format!("deny {action}ing from this address or block (repeatable)"), "CIDR");
+    }
+    options.optopt("", "hook-url", "POST JSON here for connect, publish and play (its answer decides) and publish_done, play_done", "http://HOST[:PORT]/PATH");
+    options.optopt("", "hook-timeout", &format!("ms a decision waits for the hook (default {})", defaults.hook_timeout.as_millis()), "MS");
+    options.optopt("", "hook-fail", "when the hook is down, slow or broken: closed denies (default), open allows", "closed|open");
+    options.optopt("", "hook-max-pending", &format!("decisions waiting for the hook at once; more are denied (default {})", defaults.hook_max_pending), "N");
+}
+
 fn usage(options: &Options) -> String {
     let brief = "Usage: rtmp-edge [OPTIONS]\n       rtmp-edge check-config FILE   (check a --config file, start nothing)\n       \
-                 rtmp-edge inspect FILE        (decode a --dump file)\n\n\
+                 rtmp-edge inspect FILE        (decode a --dump file)\n       \
+                 rtmp-edge sign --secret S [--expires SECONDS] rtmp://HOST/APP/NAME   (print the signed URL)\n\n\
                  A single-threaded RTMP relay: publish to rtmp://HOST/APP/NAME, play the same URL.";
     options.usage(brief)
 }
@@ -249,7 +271,87 @@ fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
     if let Some(dir) = matches.opt_str("dump") {
         config.dump_dir = Some(PathBuf::from(dir));
     }
+    apply_access_flags(matches, &mut config.access)
+}
+
+fn apply_access_flags(matches: &Matches, access: &mut AccessConfig) -> Result<(), String> {
+    for (action, secret) in [("publish", &mut access.publish_secret), ("play", &mut access.play_secret)] {
+        let inline = matches.opt_str(&format!("{action}-secret"));
+        let file = matches.opt_str(&format!("{action}-secret-file"));
+        *secret = match (inline, file) {
+            (Some(_), Some(_)) => return Err(format!("give --{action}-secret or --{action}-secret-file, not both")),
+            (Some(text), None) => Some(Secret::new(&text).ok_or_else(|| format!("--{action}-secret must not be empty"))?),
+            (None, Some(path)) => Some(Secret::from_file(Path::new(&path)).map_err(|error| format!("--{action}-secret-file {error}"))?),
+            (None, None) => secret.take(),
+        };
+    }
+    for (action, rules) in [("publish", &mut access.publish_rules), ("play", &mut access.play_rules)] {
+        // Allow and deny rules keep the order they were given in, across both options.
+        let mut given: Vec<(usize, bool, String)> = Vec::new();
+        for (allow, name) in [(true, format!("allow-{action}")), (false, format!("deny-{action}"))] {
+            given.extend(matches.opt_strs_pos(&name).into_iter().map(|(position, block)| (position, allow, block)));
+        }
+        if given.is_empty() {
+            continue;
+        }
+        given.sort_by_key(|(position, _, _)| *position);
+        let pairs: Vec<(bool, &str)> = given.iter().map(|(_, allow, block)| (*allow, block.as_str())).collect();
+        *rules = IpRules::parse(&pairs).map_err(|errors| {
+            errors.iter().map(|error| format!("--allow-{action}/--deny-{action}: {error}")).collect::<Vec<_>>().join("\n")
+        })?;
+    }
+    if let Some(url) = matches.opt_str("hook-url") {
+        access.hook_url = Some(url.parse().map_err(|error| format!("--hook-url: {error}"))?);
+    }
+    if let Some(ms) = parse::<u64>(matches, "hook-timeout")? {
+        access.hook_timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(policy) = matches.opt_str("hook-fail") {
+        access.hook_fail = policy.parse().map_err(|error| format!("--{error}"))?;
+    }
+    if let Some(n) = parse(matches, "hook-max-pending")? {
+        access.hook_max_pending = n;
+    }
     Ok(())
+}
+
+/// `rtmp-edge sign --secret S [--expires SECONDS] URL`: the URL with `exp` and `sig`.
+fn sign(args: &[String]) -> ExitCode {
+    let mut options = Options::new();
+    options.optopt("", "secret", "the publish or play secret", "SECRET");
+    options.optopt("", "secret-file", "read the secret from FILE", "FILE");
+    options.optopt("", "expires", "seconds from now the URL stays valid (default 3600)", "SECONDS");
+    let brief = "Usage: rtmp-edge sign (--secret S | --secret-file FILE) [--expires SECONDS] rtmp://HOST[:PORT]/APP/NAME";
+    let fail = |message: String| {
+        eprintln!("rtmp-edge sign: {message}\n\n{}", options.usage(brief));
+        ExitCode::from(2)
+    };
+    let matches = match options.parse(args) {
+        Ok(matches) => matches,
+        Err(error) => return fail(error.to_string()),
+    };
+    let secret = match (matches.opt_str("secret"), matches.opt_str("secret-file")) {
+        (Some(text), None) => Secret::new(&text).ok_or_else(|| "--secret must not be empty".to_string()),
+        (None, Some(path)) => Secret::from_file(Path::new(&path)),
+        _ => Err("give --secret or --secret-file".to_string()),
+    };
+    let secret = match secret {
+        Ok(secret) => secret,
+        Err(error) => return fail(error),
+    };
+    let expires = match parse::<u64>(&matches, "expires") {
+        Ok(expires) => expires.unwrap_or(3600),
+        Err(error) => return fail(error),
+    };
+    let [url] = matches.free.as_slice() else { return fail("name one URL to sign".to_string()) };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    match rtmp_edge::relay::access::signed_url::sign_url(secret.bytes(), url, now.saturating_add(expires)) {
+        Ok(signed) => {
+            println!("{signed}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
 }
 
 /// `rtmp-edge check-config FILE`: every problem with its line, or "ok".
@@ -297,6 +399,9 @@ fn raise_open_files_limit() {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("sign") {
+        return sign(args.get(1..).unwrap_or_default());
+    }
     let options = options();
     let matches = match options.parse(&args) {
         Ok(matches) => matches,

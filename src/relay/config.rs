@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The largest `hook-max-pending`: the hook pool may run twice as many threads.
+pub const MAX_HOOK_PENDING: usize = 4096;
+
 /// Relay settings. `Config::default()` is a working standalone relay on 0.0.0.0:1935.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -71,6 +74,8 @@ pub struct Config {
     pub http_header_timeout: Duration,
     /// An HTTP connection idle between requests (keep-alive) this long is closed.
     pub http_idle_timeout: Duration,
+    /// Who may publish and play: IP rules, signed URLs, the HTTP hook.
+    pub access: super::access::AccessConfig,
 }
 
 impl Default for Config {
@@ -107,6 +112,7 @@ impl Default for Config {
             http_max_connections: 128,
             http_header_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
+            access: super::access::AccessConfig::default(),
         }
     }
 }
@@ -143,6 +149,18 @@ impl Config {
         }
         if self.http_max_connections == 0 {
             problems.push("http-max-connections must be at least 1".to_string());
+        }
+        // A connect waits for the hook before the handshake timeout ends it.
+        if self.access.hook_url.is_some() && self.access.hook_timeout >= self.handshake_timeout {
+            problems.push(format!(
+                "hook-timeout ({} ms) must be shorter than handshake-timeout ({} s): a connect waits for the hook within it",
+                self.access.hook_timeout.as_millis(),
+                self.handshake_timeout.as_secs()
+            ));
+        }
+        // Each decision and each notification in flight may hold a hook thread.
+        if !(1..=MAX_HOOK_PENDING).contains(&self.access.hook_max_pending) {
+            problems.push(format!("hook-max-pending must be between 1 and {MAX_HOOK_PENDING}"));
         }
         if problems.is_empty() {
             Ok(())

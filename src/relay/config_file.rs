@@ -26,6 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::url::{parse_host_port, RtmpUrl};
+use super::access::{AccessConfig, Cidr, HookUrl, IpRules, Secret};
 use super::Config;
 
 /// One thing wrong with a file, and where.
@@ -84,6 +85,18 @@ pub struct FileConfig {
     http_max_connections: Option<Spanned<usize>>,
     http_header_timeout: Option<u64>,
     http_idle_timeout: Option<u64>,
+    publish_secret: Option<Spanned<String>>,
+    play_secret: Option<Spanned<String>>,
+    publish_secret_file: Option<Spanned<String>>,
+    play_secret_file: Option<Spanned<String>>,
+    allow_publish: Option<Vec<Spanned<String>>>,
+    deny_publish: Option<Vec<Spanned<String>>>,
+    allow_play: Option<Vec<Spanned<String>>>,
+    deny_play: Option<Vec<Spanned<String>>>,
+    hook_url: Option<Spanned<String>>,
+    hook_timeout: Option<Spanned<u64>>,
+    hook_fail: Option<Spanned<String>>,
+    hook_max_pending: Option<Spanned<usize>>,
     #[serde(skip)]
     text: String,
 }
@@ -206,11 +219,83 @@ impl FileConfig {
         }
         set(&mut config.http_header_timeout, self.http_header_timeout.map(|s| Duration::from_secs(s.max(1))));
         set(&mut config.http_idle_timeout, self.http_idle_timeout.map(|s| Duration::from_secs(s.max(1))));
+        self.apply_access(&mut config.access, &mut problem);
         problems.sort_by_key(|problem| (problem.line, problem.column));
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+}
+
+impl FileConfig {
+    /// The access keys: secrets (inline or from a file), IP rules, the hook.
+    fn apply_access(&self, access: &mut AccessConfig, problem: &mut impl FnMut(std::ops::Range<usize>, String)) {
+        for (secret, file, field, name) in [
+            (&self.publish_secret, &self.publish_secret_file, &mut access.publish_secret, "publish-secret"),
+            (&self.play_secret, &self.play_secret_file, &mut access.play_secret, "play-secret"),
+        ] {
+            match (secret, file) {
+                (Some(_), Some(file)) => problem(file.span(), format!("give {name} or {name}-file, not both")),
+                (Some(secret), None) => match Secret::new(secret.get_ref()) {
+                    Some(secret) => *field = Some(secret),
+                    None => problem(secret.span(), format!("{name} must not be empty")),
+                },
+                (None, Some(file)) => match Secret::from_file(std::path::Path::new(file.get_ref())) {
+                    Ok(secret) => *field = Some(secret),
+                    Err(error) => problem(file.span(), format!("{name}-file: {error}")),
+                },
+                (None, None) => {}
+            }
+        }
+        for (allow, deny, field) in [
+            (&self.allow_publish, &self.deny_publish, &mut access.publish_rules),
+            (&self.allow_play, &self.deny_play, &mut access.play_rules),
+        ] {
+            if allow.is_none() && deny.is_none() {
+                continue;
+            }
+            // The order across the two keys is the order in the file: first match wins.
+            let mut written: Vec<(usize, bool, &Spanned<String>)> = Vec::new();
+            written.extend(allow.iter().flatten().map(|rule| (rule.span().start, true, rule)));
+            written.extend(deny.iter().flatten().map(|rule| (rule.span().start, false, rule)));
+            written.sort_by_key(|(start, _, _)| *start);
+            let mut ok = true;
+            for (_, _, rule) in &written {
+                if let Err(error) = rule.get_ref().parse::<Cidr>() {
+                    problem(rule.span(), error.to_string());
+                    ok = false;
+                }
+            }
+            let pairs: Vec<(bool, &str)> = written.iter().map(|(_, allow, rule)| (*allow, rule.get_ref().as_str())).collect();
+            if let (true, Ok(rules)) = (ok, IpRules::parse(&pairs)) {
+                *field = rules;
+            }
+        }
+        if let Some(url) = &self.hook_url {
+            match url.get_ref().parse::<HookUrl>() {
+                Ok(parsed) => access.hook_url = Some(parsed),
+                Err(error) => problem(url.span(), error),
+            }
+        }
+        if let Some(timeout) = &self.hook_timeout {
+            match *timeout.get_ref() {
+                0 => problem(timeout.span(), "hook-timeout must be at least 1 ms".to_string()),
+                ms => access.hook_timeout = Duration::from_millis(ms),
+            }
+        }
+        if let Some(fail) = &self.hook_fail {
+            match fail.get_ref().parse() {
+                Ok(policy) => access.hook_fail = policy,
+                Err(error) => problem(fail.span(), error),
+            }
+        }
+        if let Some(max) = &self.hook_max_pending {
+            match *max.get_ref() {
+                0 => problem(max.span(), "hook-max-pending must be at least 1".to_string()),
+                max => access.hook_max_pending = max,
+            }
         }
     }
 }
@@ -278,6 +363,60 @@ mod tests {
         assert!(found[0].to_string().starts_with("line 1, column 14: chunk-size"), "{}", found[0]);
         let limits = problems("queue-hard-limit = 100\nqueue-soft-limit = 9000\n");
         assert_eq!(limits[0].line, Some(2));
+    }
+
+    #[test]
+    fn access_keys_set_rules_in_file_order_secrets_and_the_hook() {
+        let dir = std::env::temp_dir().join(format!("rtmp-edge-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret_file = dir.join("play.secret");
+        std::fs::write(&secret_file, "from-file\n").unwrap();
+        let text = format!(
+            "deny-publish = [\"127.0.0.2\"]\nallow-publish = [\"127.0.0.0/8\", \"::1\"]\ndeny-play = [\"2001:db8::/32\"]\n\
+             publish-secret = \"inline\"\nplay-secret-file = {:?}\n\
+             hook-url = \"http://127.0.0.1:8080/on\"\nhook-timeout = 1500\nhook-fail = \"open\"\nhook-max-pending = 8\n",
+            secret_file.display().to_string()
+        );
+        let file = parse(&text).unwrap();
+        let mut config = Config::default();
+        file.apply(&mut config).unwrap();
+        config.validate().unwrap();
+        let access = &config.access;
+        let publish: Vec<String> = access.publish_rules.rules().iter().map(ToString::to_string).collect();
+        assert_eq!(publish, ["deny 127.0.0.2/32", "allow 127.0.0.0/8", "allow ::1/128"]);
+        let play: Vec<String> = access.play_rules.rules().iter().map(ToString::to_string).collect();
+        assert_eq!(play, ["deny 2001:db8::/32"]);
+        assert_eq!(access.publish_secret.as_ref().map(|s| s.bytes().to_vec()), Some(b"inline".to_vec()));
+        assert_eq!(access.play_secret.as_ref().map(|s| s.bytes().to_vec()), Some(b"from-file".to_vec()));
+        assert_eq!(access.hook_url.as_ref().map(ToString::to_string).as_deref(), Some("http://127.0.0.1:8080/on"));
+        assert_eq!(access.hook_timeout, Duration::from_millis(1500));
+        assert_eq!(access.hook_fail, crate::relay::access::HookFailPolicy::Open);
+        assert_eq!(access.hook_max_pending, 8);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_access_values_name_their_line() {
+        let text = "allow-play = [\"10.0.0.1/8\"]\nhook-url = \"https://auth.example/\"\nhook-fail = \"maybe\"\n\
+                    publish-secret = \" \"\nplay-secret = \"a\"\nplay-secret-file = \"/nonexistent/secret\"\n\
+                    hook-timeout = 0\nhook-max-pending = 0\n";
+        let found = problems(text);
+        let lines: Vec<Option<usize>> = found.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 6, 7, 8].map(Some), "{found:?}");
+        assert!(found[3].message.contains("must not be empty"), "{}", found[3]);
+        assert!(found[4].message.contains("not both"), "{}", found[4]);
+        let missing = problems("\npublish-secret-file = \"/nonexistent/secret\"\n");
+        assert_eq!(missing[0].line, Some(2));
+        assert!(missing[0].message.contains("/nonexistent/secret"), "{}", missing[0]);
+        let slow_hook = parse("hook-url = \"http://a/\"\nhook-timeout = 10000\nhandshake-timeout = 10\n").unwrap();
+        let mut config = Config::default();
+        slow_hook.apply(&mut config).unwrap();
+        assert!(config.validate().unwrap_err()[0].contains("hook-timeout"));
+        // Each pending decision may hold a thread: the bound itself is bounded.
+        let too_many = parse("hook-max-pending = 5000\n").unwrap();
+        let mut config = Config::default();
+        too_many.apply(&mut config).unwrap();
+        assert_eq!(config.validate().unwrap_err(), ["hook-max-pending must be between 1 and 4096"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! relay.shutdown().unwrap();
 //! ```
 
+pub mod access;
 pub mod config_file;
 mod config;
 pub mod http;
@@ -25,7 +26,8 @@ pub mod proxy_protocol;
 mod stats;
 
 pub use self::core::{
-    Action, CloseReason, ConnId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey, StreamSummary,
+    Action, CloseReason, ConnId, HookId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey,
+    StreamSummary,
 };
 pub use config::Config;
 pub use inspect::inspect;

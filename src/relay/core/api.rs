@@ -258,6 +258,10 @@ impl RelayCore {
             upstream_reconnects: self.ops.upstream_reconnects,
             http_responses: self.ops.http_responses.to_vec(),
             reloads: self.ops.reloads.to_vec(),
+            hook_decisions: self.access.decisions.to_vec(),
+            hook_notifications: self.access.notifications.to_vec(),
+            hook_pending: self.access.decisions_pending() as u64,
+            access_denials: self.access.denials.to_vec(),
             streams,
         }
     }

@@ -82,6 +82,8 @@ pub enum CloseReason {
     HttpDone,
     /// An idle HTTP connection made room for a new one at `http_max_connections`.
     HttpEvicted,
+    /// A connect, publish or play was denied (IP rule, signature, hook); the denial was sent.
+    AccessDenied(String),
 }
 
 impl CloseReason {
@@ -114,6 +116,7 @@ impl CloseReason {
             CloseReason::HttpHeaderTimeout(_) => "http_header_timeout",
             CloseReason::HttpDone => "http_done",
             CloseReason::HttpEvicted => "http_evicted",
+            CloseReason::AccessDenied(_) => "access_denied",
         }
     }
 
@@ -202,6 +205,7 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::HttpDone => write!(f, "HTTP exchange done"),
             CloseReason::HttpEvicted => write!(f, "idle HTTP connection closed to make room for a new one"),
+            CloseReason::AccessDenied(what) => write!(f, "access denied: {what}"),
         }
     }
 }
@@ -214,6 +218,9 @@ impl RelayCore {
         let role_label = self.role_label(conn);
         let role = conn.role.clone();
         let upstream = conn.upstream.clone();
+        if conn.pending_decisions > 0 {
+            self.drop_decisions_of(id);
+        }
         if let Some(upstream) = &upstream {
             if self.link(&upstream.key, upstream.purpose).is_some_and(|link| link.conn == Some(id)) {
                 self.ops.upstream_reconnects += 1;

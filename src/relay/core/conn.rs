@@ -105,6 +105,43 @@ pub struct Conn {
     /// Accepted from a listener, so counted against its address's limit; false for the
     /// connections the relay opens itself, even after their link lets go of them.
     pub accepted: bool,
+    /// What the client's connect said about it, for hook requests.
+    pub client: ClientInfo,
+    /// Decisions of this connection waiting for the hook.
+    pub pending_decisions: u8,
+    /// When its publish was allowed (for `publish_done`).
+    pub publish_started: Option<Instant>,
+}
+
+/// What a client's `connect` said that hooks pass on. Kept for the connection's life, so
+/// only when it fits a hook request: a client cannot make every connection hold megabytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// `tcUrl`, when sent.
+    pub tc_url: Option<String>,
+    /// `pageUrl`, when sent.
+    pub page_url: Option<String>,
+    /// The query of the connect's `app` (`?` included), or empty.
+    pub app_param: String,
+    /// One of them was too long to keep (and to send to a hook).
+    pub oversized: bool,
+}
+
+impl ClientInfo {
+    /// What to keep of a connect's `tcUrl`, `pageUrl` and app query.
+    pub fn new(tc_url: Option<&str>, page_url: Option<&str>, app_query: Option<&str>) -> ClientInfo {
+        let max = crate::relay::access::hook::MAX_FIELD_BYTES;
+        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() < max);
+        if !(fits(tc_url) && fits(page_url) && fits(app_query)) {
+            return ClientInfo { oversized: true, ..ClientInfo::default() };
+        }
+        ClientInfo {
+            tc_url: tc_url.map(str::to_string),
+            page_url: page_url.map(str::to_string),
+            app_param: app_query.map_or_else(String::new, |query| format!("?{query}")),
+            oversized: false,
+        }
+    }
 }
 
 impl Conn {
@@ -132,7 +169,16 @@ impl Conn {
             ignored_media_logged: false,
             protocol: super::ListenerKind::Rtmp,
             accepted: false,
+            client: ClientInfo::default(),
+            pending_decisions: 0,
+            publish_started: None,
         }
+    }
+
+    /// Whether an access denial was sent and the connection only waits to flush it; its
+    /// input is ignored from then on.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.close_after_flush, Some(CloseReason::AccessDenied(_)))
     }
 
     /// The server session, once the handshake is done.

@@ -2,8 +2,9 @@
 
 use std::time::Instant;
 
+use super::access::{Gated, StreamRequest};
 use super::close::CloseReason;
-use super::conn::Phase;
+use super::conn::{ClientInfo, Phase};
 use super::links::UpstreamStage;
 use super::{ConnId, RelayCore};
 use crate::chunk_io::ChunkDecoderLimits;
@@ -20,6 +21,11 @@ impl RelayCore {
             return;
         }
         conn.bytes_in += bytes.len() as u64;
+        // A denied client gets nothing more decided (no second publish, no second hook
+        // call); its bytes are counted and dropped until the denial is written.
+        if conn.is_denied() {
+            return;
+        }
         conn.last_activity = now;
         conn.last_input = now;
         conn.ping_outstanding = false;
@@ -93,32 +99,38 @@ impl RelayCore {
         let Some(conn) = self.conns.get_mut(id) else { return };
         match &mut conn.phase {
             Phase::Server(session) => {
-                let mut events = std::mem::take(&mut self.server_events);
-                let result = session.handle_input(bytes);
-                while let Some(event) = session.poll_event() {
-                    events.push(event);
-                }
-                if let Err(error) = result {
+                if let Err(error) = session.handle_input(bytes) {
                     Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string()));
                 }
-                // Accepting a connect runs the commands the client sent after it without
-                // waiting (createStream, publish, play), which raise events of their own.
-                while !events.is_empty() {
-                    for event in events.drain(..) {
-                        self.server_event(id, event, now);
-                    }
-                    let Some(conn) = self.conns.get_mut(id).filter(|conn| conn.closing.is_none()) else { break };
-                    if let Some(session) = conn.session() {
-                        while let Some(event) = session.poll_event() {
-                            events.push(event);
-                        }
-                    }
-                }
-                self.server_events = events;
+                self.dispatch_server_events(id, now);
                 self.sync_output(id, now);
             }
             Phase::Client(_) => self.client_input(id, bytes, now),
             Phase::Handshake(_) | Phase::Dialing | Phase::Http(_) => {}
+        }
+    }
+
+    /// Acts on the server session's events until it has none: answering one request can
+    /// release messages the session held back (a connect's accept runs the createStream and
+    /// publish a client sent right behind it), and their events are acted on too.
+    pub(super) fn dispatch_server_events(&mut self, id: ConnId, now: Instant) {
+        loop {
+            let mut events = std::mem::take(&mut self.server_events);
+            if let Some(session) = self.conns.get_mut(id).and_then(|conn| conn.session()) {
+                while let Some(event) = session.poll_event() {
+                    events.push(event);
+                }
+            }
+            let done = events.is_empty();
+            for event in events.drain(..) {
+                self.server_event(id, event, now);
+            }
+            self.server_events = events;
+            // What a connection sent before its fault is acted on; nothing it released after.
+            let closing = self.conns.get(id).is_none_or(|conn| conn.closing.is_some());
+            if done || closing {
+                return;
+            }
         }
     }
 
@@ -141,13 +153,13 @@ impl RelayCore {
             ServerSessionEvent::MediaReceived { kind, timestamp, data, .. } => self.on_media(id, kind, timestamp, data, now),
             ServerSessionEvent::MetadataReceived { metadata, .. } => self.on_metadata(id, metadata, now),
             ServerSessionEvent::ConnectionRequested { request_id, request } => {
-                self.on_connect_requested(id, request_id, &request)
+                self.on_connect_requested(id, request_id, &request, now)
             }
             ServerSessionEvent::PublishRequested { request_id, app, stream_name, stream_id, .. } => {
-                self.on_publish_requested(id, request_id, &app, &stream_name, stream_id, now)
+                self.on_publish_requested(id, StreamRequest { request_id, app, stream_name, stream_id }, now)
             }
             ServerSessionEvent::PlayRequested { request_id, app, stream_name, stream_id, .. } => {
-                self.on_play_requested(id, request_id, &app, &stream_name, stream_id, now)
+                self.on_play_requested(id, StreamRequest { request_id, app, stream_name, stream_id }, now)
             }
             ServerSessionEvent::PublishFinished { .. } => self.end_publish(id, now),
             ServerSessionEvent::PlayFinished { app, stream_name, stream_id } => {
@@ -173,7 +185,7 @@ impl RelayCore {
         }
     }
 
-    fn on_connect_requested(&mut self, id: ConnId, request_id: u32, request: &crate::sessions::ConnectRequest) {
+    fn on_connect_requested(&mut self, id: ConnId, request_id: u32, request: &crate::sessions::ConnectRequest, now: Instant) {
         let node_id = self.node_id.clone();
         let Some(conn) = self.conns.get_mut(id) else { return };
         log::info!(
@@ -189,17 +201,20 @@ impl RelayCore {
         };
         let looped = via.split(',').any(|hop| hop == node_id);
         conn.via = via;
-        let peer = conn.peer;
-        let Some(session) = conn.session() else { return };
-        let result = if looped {
-            log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");
-            session.reject_request(request_id, LOOP_REFUSAL)
-        } else {
-            session.accept_request(request_id)
+        let page_url = match request.properties.get("pageUrl") {
+            Some(crate::Amf0Value::Utf8String(page_url)) => Some(page_url.as_str()),
+            _ => None,
         };
-        if let Err(error) = result {
-            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+        conn.client = ClientInfo::new(request.tc_url.as_deref(), page_url, request.query.as_deref());
+        let peer = conn.peer;
+        if looped {
+            log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");
+            if let Some(Err(error)) = conn.session().map(|session| session.reject_request(request_id, LOOP_REFUSAL)) {
+                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+            }
+            return;
         }
+        self.gate(id, Gated::Connect { request_id, app: request.app.clone() }, now);
     }
 }
 

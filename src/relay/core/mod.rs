@@ -28,6 +28,7 @@
 //! assert!(!core.has_queued(id));
 //! ```
 
+mod access;
 mod api;
 mod close;
 mod conn;
@@ -44,6 +45,7 @@ mod out_queue;
 mod play;
 mod publish;
 mod rates;
+mod refusal;
 mod stream;
 mod timers;
 mod upstream_session;
@@ -51,12 +53,14 @@ mod upstream_session;
 #[cfg(test)]
 mod tests;
 
+pub use access::HookId;
 pub use close::CloseReason;
 pub use frame::SharedFrame;
 pub use ids::ConnId;
 pub use links::LinkPurpose;
 pub use ops::ProcessStats;
 pub use out_queue::ENTRY_OVERHEAD;
+pub use refusal::Refusal;
 pub use stream::StreamKey;
 
 use std::collections::{HashMap, VecDeque};
@@ -116,6 +120,14 @@ pub enum Action {
     /// Re-read the configuration (`POST /api/v1/reload`), then report
     /// [`RelayCore::handle_reload`]. The driver does the reading; the core never touches files.
     ReloadConfig,
+    /// Make this hook call off the loop thread, then report
+    /// [`RelayCore::handle_hook_result`]. The core times decisions out by itself.
+    Hook {
+        /// Names the call in the answer.
+        id: HookId,
+        /// Where, what, and how long it may take.
+        call: crate::relay::access::HookCall,
+    },
 }
 
 /// What a listener speaks: the driver tells the core which listener accepted a connection.
@@ -136,57 +148,6 @@ impl ListenerKind {
             ListenerKind::Rtmp => "rtmp",
             ListenerKind::Rtmps => "rtmps",
             ListenerKind::Http => "http",
-        }
-    }
-}
-
-/// Why a new connection was refused at accept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// `max_connections` are open.
-    TooManyConnections {
-        /// The limit.
-        max: usize,
-    },
-    /// `max_connections_per_ip` are open from this address.
-    TooManyFromAddress {
-        /// The address.
-        ip: IpAddr,
-        /// The limit.
-        max: usize,
-    },
-    /// The relay is shutting down.
-    ShuttingDown,
-    /// `http_max_connections` HTTP connections are open and none is idle.
-    TooManyHttpConnections {
-        /// The limit.
-        max: usize,
-    },
-}
-
-impl Refusal {
-    /// A short, stable name for metrics labels.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Refusal::TooManyConnections { .. } => "too_many_connections",
-            Refusal::TooManyFromAddress { .. } => "too_many_from_address",
-            Refusal::ShuttingDown => "shutting_down",
-            Refusal::TooManyHttpConnections { .. } => "too_many_http_connections",
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::TooManyConnections { max } => write!(f, "{max} connections open (--max-connections)"),
-            Refusal::TooManyFromAddress { ip, max } => {
-                write!(f, "{max} connections open from {ip} (--max-connections-per-ip)")
-            }
-            Refusal::ShuttingDown => write!(f, "shutting down"),
-            Refusal::TooManyHttpConnections { max } => {
-                write!(f, "{max} HTTP connections open, none idle (http-max-connections)")
-            }
         }
     }
 }
@@ -238,6 +199,8 @@ pub struct RelayCore {
     client_events: Vec<ClientSessionEvent>,
     /// Counts and timers for the API, metrics and the summary line.
     ops: ops::OpsState,
+    /// Hook calls in flight and the access counters.
+    access: access::AccessState,
 }
 
 impl fmt::Debug for RelayCore {
@@ -280,6 +243,7 @@ impl RelayCore {
             server_events: Vec::new(),
             client_events: Vec::new(),
             ops: ops::OpsState::new(now),
+            access: access::AccessState::new(),
         };
         core.node_id = format!("{:016x}", core.next_random());
         core
@@ -431,6 +395,7 @@ impl RelayCore {
 
     /// Time passed: run whatever is due. Call it at [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.access_timeouts(now);
         if self.batch_deadline.is_some_and(|deadline| now >= deadline) {
             self.batch_deadline = None;
             // Batched players were marked as having a write requested when batched.
@@ -455,7 +420,7 @@ impl RelayCore {
             return None;
         }
         let mut next = self.next_tick;
-        for deadline in [self.batch_deadline, self.shutdown_deadline].into_iter().flatten() {
+        for deadline in [self.batch_deadline, self.shutdown_deadline, self.access.next_deadline()].into_iter().flatten() {
             next = next.min(deadline);
         }
         Some(next)
@@ -475,7 +440,7 @@ impl RelayCore {
                         conn.write_requested = false;
                     }
                 }
-                Action::Close { .. } | Action::Stopped | Action::ReloadConfig => {}
+                Action::Close { .. } | Action::Stopped | Action::ReloadConfig | Action::Hook { .. } => {}
             }
             return Some(action);
         }

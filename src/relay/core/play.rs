@@ -3,41 +3,57 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use super::access::{Gated, StreamRequest};
 use super::close::CloseReason;
 use super::conn::Role;
 use super::fanout::queue_frame;
 use super::stream::{Player, PlayerState, StreamKey};
 use super::{ConnId, RelayCore};
-use crate::sessions::MediaKind;
+use crate::sessions::{MediaKind, SessionError};
 
 impl RelayCore {
-    pub(super) fn on_play_requested(
-        &mut self,
-        id: ConnId,
-        request_id: u32,
-        app: &str,
-        stream_name: &str,
-        stream_id: u32,
-        now: Instant,
-    ) {
-        let key = StreamKey::new(app, stream_name);
-        let Some(conn) = self.conns.get_mut(id) else { return };
-        let is_publisher = matches!(conn.role, Role::Publisher { .. });
-        let Some(session) = conn.session() else { return };
-        if is_publisher {
-            if let Err(error) = session.reject_request(request_id, "A publishing connection cannot play.") {
-                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
-            }
+    /// A play request: refused at once on a publishing connection, else it goes through
+    /// access control (`core/access.rs`), which calls [`start_play`](Self::start_play) once
+    /// it is allowed. Nothing is joined and no pull opens before that.
+    pub(super) fn on_play_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
+        if !self.refused_as_publisher(id, &request) {
+            self.gate(id, Gated::Play(request), now);
+        }
+    }
+
+    /// Refuses a play on a connection that publishes (checked before and after access
+    /// control: the publish may have been allowed meanwhile).
+    fn refused_as_publisher(&mut self, id: ConnId, request: &StreamRequest) -> bool {
+        let Some(conn) = self.conns.get(id) else { return true };
+        if !matches!(conn.role, Role::Publisher { .. }) {
+            return false;
+        }
+        self.reject_pending(id, request.request_id, None, "A publishing connection cannot play.");
+        true
+    }
+
+    /// An allowed play joins its stream (and, on an edge, may open the pull).
+    pub(super) fn start_play(&mut self, id: ConnId, request: &StreamRequest, now: Instant) {
+        if self.refused_as_publisher(id, request) {
             return;
         }
+        let (key, stream_id, request_id) = (request.key(), request.stream_id, request.request_id);
+        let stream_name = request.stream_name.as_str();
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let Some(session) = conn.session() else { return };
         // A stream that is not live yet gets Play.Start without StreamBegin, as nginx-rtmp
         // answers: clients can tell the play waits for its publisher. StreamBegin follows
         // when a source starts.
         let live = self.streams.get(&key).is_some_and(|stream| stream.is_live());
         let accepted = if live { session.accept_request(request_id) } else { session.accept_play_waiting(request_id) };
-        if let Err(error) = accepted {
-            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
-            return;
+        match accepted {
+            Ok(()) => {}
+            // The client withdrew the play while it was decided.
+            Err(SessionError::UnknownRequest(_)) => return,
+            Err(error) => {
+                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+                return;
+            }
         }
         let announced_codecs = session.peer_capabilities().is_some();
         match &mut conn.role {
@@ -60,7 +76,7 @@ impl RelayCore {
     /// Adds the player to the stream; a live stream sends it what a joiner needs at once.
     fn join(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, now: Instant) {
         let stream = self.streams.entry(key.clone()).or_default();
-        let mut player = Player::new(id, stream_id);
+        let mut player = Player::new(id, stream_id, now);
         if stream.is_live() {
             let Some(conn) = self.conns.get_mut(id) else { return };
             for frame in stream.join_frames() {
@@ -83,6 +99,14 @@ impl RelayCore {
 
     /// The play on (`id`, `stream_id`) of `key` ended (or its connection closed).
     pub(super) fn end_play(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, now: Instant) {
+        let joined_at = self
+            .streams
+            .get(key)
+            .and_then(|stream| stream.players.iter().find(|p| p.conn == id && p.stream_id == stream_id))
+            .map(|player| player.joined_at);
+        if let Some(joined_at) = joined_at {
+            self.notify_done(id, false, key, joined_at, now);
+        }
         if let Some(stream) = self.streams.get_mut(key) {
             let before = stream.players.len();
             stream.players.retain(|p| !(p.conn == id && p.stream_id == stream_id));

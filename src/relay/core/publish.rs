@@ -9,42 +9,63 @@ use super::super::stats::Stats;
 use super::close::CloseReason;
 use super::conn::Role;
 use super::frame::is_implausibly_small;
+use super::access::{Gated, StreamRequest};
 use super::stream::{LiveStream, StreamKey};
 use super::{ConnId, RelayCore};
 use crate::sessions::{MediaKind, ServerSession, SessionError, StreamMetadata};
 use crate::time::RtmpTimestamp;
 
 impl RelayCore {
-    pub(super) fn on_publish_requested(
-        &mut self,
-        id: ConnId,
-        request_id: u32,
-        app: &str,
-        stream_name: &str,
-        stream_id: u32,
-        now: Instant,
-    ) {
-        let key = StreamKey::new(app, stream_name);
+    /// A publish request: refused at once when the name is taken, else it goes through
+    /// access control (`core/access.rs`), which calls [`start_publish`](Self::start_publish)
+    /// once it is allowed.
+    pub(super) fn on_publish_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
+        if !self.refused_as_busy(id, &request) {
+            self.gate(id, Gated::Publish(request), now);
+        }
+    }
+
+    /// Refuses the publish when the stream has a publisher or the connection a role (checked
+    /// before access control, and again once allowed: another may have taken the name
+    /// while the hook was asked).
+    fn refused_as_busy(&mut self, id: ConnId, request: &StreamRequest) -> bool {
+        let key = request.key();
         let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
-        let Some(conn) = self.conns.get_mut(id) else { return };
-        let peer = conn.peer;
+        let Some(conn) = self.conns.get(id) else { return true };
         // One role per connection: a player that also published would leave its
         // subscriptions behind when the role changed.
         let has_role = !matches!(conn.role, Role::Undecided);
-        let Some(session) = conn.session() else { return };
-        if busy || has_role {
-            let why = if busy { "Stream is already being published." } else { "This connection already plays or publishes." };
-            log::warn!("{peer}: publish {key} refused: {why}");
-            if let Err(error) = session.reject_request(request_id, why) {
-                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
-            }
+        if !busy && !has_role {
+            return false;
+        }
+        let why = if busy { "Stream is already being published." } else { "This connection already plays or publishes." };
+        log::warn!("{}: publish {key} refused: {why}", conn.peer);
+        self.reject_pending(id, request.request_id, None, why);
+        true
+    }
+
+    /// An allowed publish takes the stream: Publish.Start, then its media flows.
+    pub(super) fn start_publish(&mut self, id: ConnId, request: &StreamRequest, now: Instant) {
+        if self.refused_as_busy(id, request) {
             return;
         }
-        if let Err(error) = session.accept_request(request_id) {
-            Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
-            return;
+        let key = request.key();
+        let stream_id = request.stream_id;
+        let stream_name = request.stream_name.as_str();
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let peer = conn.peer;
+        let Some(session) = conn.session() else { return };
+        match session.accept_request(request.request_id) {
+            Ok(()) => {}
+            // The client withdrew the publish while it was decided.
+            Err(SessionError::UnknownRequest(_)) => return,
+            Err(error) => {
+                Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string()));
+                return;
+            }
         }
         conn.role = Role::Publisher { key: key.clone(), stream_id };
+        conn.publish_started = Some(now);
         conn.requested_names.push((key.clone(), stream_name.to_string()));
         conn.summary = format!("publisher of {key}");
         log::info!("{peer}: publishing {key}");
@@ -105,8 +126,15 @@ impl RelayCore {
 
     /// The publisher on `id` stopped (or its connection closed).
     pub(super) fn end_publish(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get(id) else { return };
+        let Role::Publisher { key, .. } = &conn.role else { return };
+        let key = key.clone();
+        if let Some(started) = conn.publish_started {
+            self.notify_done(id, true, &key, started, now);
+        }
         let Some(conn) = self.conns.get_mut(id) else { return };
-        let Role::Publisher { key, .. } = std::mem::replace(&mut conn.role, Role::Undecided) else { return };
+        conn.role = Role::Undecided;
+        conn.publish_started = None;
         conn.requested_names.retain(|(k, _)| *k != key);
         log::info!("{}: stopped publishing {key}", conn.peer);
         self.stats.publishers.fetch_sub(1, Relaxed);

@@ -87,13 +87,16 @@ pub struct Player {
     pub receive_audio: bool,
     /// `receiveVideo` as the player last set it.
     pub receive_video: bool,
+    /// When it joined (for `play_done`).
+    pub joined_at: Instant,
 }
 
 impl Player {
-    /// A player that just joined.
-    pub fn new(conn: ConnId, stream_id: u32) -> Player {
+    /// A player that joined at `now`.
+    pub fn new(conn: ConnId, stream_id: u32, now: Instant) -> Player {
         Player {
             conn,
+            joined_at: now,
             stream_id,
             state: PlayerState::WaitingForStart,
             needs_keyframe: true,

@@ -1,11 +1,14 @@
 //! What happens with time: handshake and idle timeouts, keep-alive pings, queues that
 //! stopped draining, upstream deadlines, and the graceful shutdown.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::close::CloseReason;
 use super::conn::Role;
 use super::{ConnId, RelayCore, SHUTDOWN_GRACE};
+
+/// How long a denied client's denial may sit unwritten before the connection just closes.
+pub const DENIAL_FLUSH_GRACE: Duration = Duration::from_secs(2);
 
 impl RelayCore {
     pub(super) fn tick(&mut self, now: Instant) {
@@ -18,6 +21,11 @@ impl RelayCore {
         let mut to_close: Vec<(ConnId, CloseReason)> = Vec::new();
         for (id, conn) in self.conns.iter_mut() {
             if conn.closing.is_some() {
+                continue;
+            }
+            // A denied client that does not read its denial is not waited for.
+            if conn.is_denied() && now.saturating_duration_since(conn.last_activity) > DENIAL_FLUSH_GRACE {
+                to_close.extend(conn.close_after_flush.clone().map(|reason| (id, reason)));
                 continue;
             }
             // A queue that stopped draining breaks its limits even when nothing new arrives

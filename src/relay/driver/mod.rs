@@ -2,6 +2,7 @@
 //! clock, signals and the resolver threads. Everything it learns goes to the
 //! [`RelayCore`]; everything the core asks for ([`Action`]) it does.
 
+mod hook_pool;
 mod process_stats;
 mod resolver;
 
@@ -17,7 +18,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::core::{Action, CloseReason, ConnId, ListenerKind, RelayCore};
+use super::access::HookOutcome;
 use super::Reloader;
+use hook_pool::HookPool;
 use resolver::Resolver;
 
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -34,6 +37,8 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 const READS_PER_TURN: usize = 16;
 /// Most slices handed to one writev call (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES_PER_WRITE: usize = 64;
+/// How long a finished relay waits for its last hook notifications to go out.
+const HOOK_SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often the wall clock and (with an HTTP listener) the process figures go to the core.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -81,6 +86,7 @@ pub struct Driver {
     sockets: Vec<Option<Socket>>,
     core: RelayCore,
     resolver: Resolver,
+    hooks: HookPool,
     read_buffer: Vec<u8>,
     /// Connections that still had bytes to read when their turn ended.
     read_again: Vec<ConnId>,
@@ -118,7 +124,8 @@ impl Driver {
             listeners: listeners.into_iter().map(Some).collect(),
             sockets: Vec::new(),
             core,
-            resolver: Resolver::start(waker)?,
+            resolver: Resolver::start(Arc::clone(&waker))?,
+            hooks: HookPool::new(waker),
             read_buffer: vec![0; READ_BUFFER_SIZE],
             read_again: Vec::new(),
             stop,
@@ -157,7 +164,10 @@ impl Driver {
                     Token(token) if token <= LISTENERS_TOP && token > LISTENERS_TOP - MAX_LISTENERS => {
                         self.accept_all(LISTENERS_TOP - token)
                     }
-                    WAKER => self.take_resolver_answers(),
+                    WAKER => {
+                        self.take_resolver_answers();
+                        self.take_hook_answers();
+                    }
                     SIGNALS => {
                         let signals = on_signal();
                         if signals.reload > 0 {
@@ -268,6 +278,12 @@ impl Driver {
     fn take_resolver_answers(&mut self) {
         for (id, result) in self.resolver.take_answers() {
             self.core.handle_resolved(id, result, Instant::now());
+        }
+    }
+
+    fn take_hook_answers(&mut self) {
+        for (id, outcome) in self.hooks.take_answers() {
+            self.core.handle_hook_result(id, outcome, Instant::now());
         }
     }
 
@@ -402,8 +418,21 @@ impl Driver {
                         self.core.handle_resolved(id, Err(error), Instant::now());
                     }
                 }
-                Action::Stopped => self.stopped = true,
+                Action::Stopped => {
+                    self.stopped = true;
+                    // The last publish_done and play_done notifications go out first.
+                    self.hooks.finish(Instant::now() + HOOK_SHUTDOWN_GRACE);
+                }
                 Action::ReloadConfig => self.reload(),
+                Action::Hook { id, call } => {
+                    let now = Instant::now();
+                    // The core keeps at most hook-max-pending decisions and as many
+                    // notifications in flight: a thread for each, never a queue.
+                    let max_threads = self.core.config().access.hook_max_pending.saturating_mul(2);
+                    if let Err(error) = self.hooks.submit(id, call, now, max_threads) {
+                        self.core.handle_hook_result(id, HookOutcome::Failed(error), now);
+                    }
+                }
             }
         }
     }

@@ -57,6 +57,14 @@ pub struct MetricsView {
     pub http_responses: Vec<(u16, u64)>,
     /// Configuration reloads by result (`applied`, `refused`).
     pub reloads: Vec<(&'static str, u64)>,
+    /// Hook decisions by (action, result).
+    pub hook_decisions: Vec<((&'static str, &'static str), u64)>,
+    /// Hook notifications (`*_done`) by (action, result).
+    pub hook_notifications: Vec<((&'static str, &'static str), u64)>,
+    /// Decisions waiting for the hook now.
+    pub hook_pending: u64,
+    /// Access denials by (action, reason).
+    pub access_denials: Vec<((&'static str, &'static str), u64)>,
     /// Streams open now.
     pub streams: Vec<StreamMetrics>,
 }
@@ -137,7 +145,23 @@ pub fn render(view: &MetricsView) -> String {
     for (result, count) in &view.reloads {
         out.sample("rtmp_edge_config_reloads_total", &[("result", result)], *count);
     }
-    // Hook decisions by action and result belong here once hooks exist.
+    out.family(
+        "rtmp_edge_hook_decisions_total",
+        "counter",
+        "Hook decisions by action and result (allow, deny, timeout, error, overloaded: not asked, the bound was full).",
+    );
+    for ((action, result), count) in &view.hook_decisions {
+        out.sample("rtmp_edge_hook_decisions_total", &[("action", action), ("result", result)], *count);
+    }
+    out.family("rtmp_edge_hook_notifications_total", "counter", "publish_done and play_done hook calls by result.");
+    for ((action, result), count) in &view.hook_notifications {
+        out.sample("rtmp_edge_hook_notifications_total", &[("action", action), ("result", result)], *count);
+    }
+    out.gauge("rtmp_edge_hook_pending", "Decisions waiting for the hook.", view.hook_pending);
+    out.family("rtmp_edge_access_denials_total", "counter", "Connects, publishes and plays denied, by action and reason.");
+    for ((action, reason), count) in &view.access_denials {
+        out.sample("rtmp_edge_access_denials_total", &[("action", action), ("reason", reason)], *count);
+    }
     out.gauge("rtmp_edge_streams", "Streams open (live, pulled, or with players waiting).", view.streams.len() as u64);
     out.gauge("rtmp_edge_publishers", "Streams with a local publisher.", stats.publishers);
     out.gauge("rtmp_edge_players", "Play subscriptions.", stats.players);

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::handshake::{Handshake, HandshakeProgress, HandshakeRole};
-use crate::relay::core::{Action, CloseReason, ConnId, RelayCore};
+use crate::relay::access::HookCall;
+use crate::relay::core::{Action, CloseReason, ConnId, HookId, RelayCore};
 use crate::relay::{Config, StatsSnapshot};
 use crate::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, MediaKind, PublishMode, ServerSession, ServerSessionConfig,
@@ -81,6 +82,8 @@ pub struct Harness {
     pub stopped: bool,
     /// `Action::ReloadConfig`s seen.
     pub reloads_asked: usize,
+    /// Hook calls asked for, in order, with the time they were asked for.
+    pub hooks: Vec<(HookId, HookCall, Instant)>,
     next_port: u16,
 }
 
@@ -119,6 +122,7 @@ impl Harness {
             closes: Vec::new(),
             stopped: false,
             reloads_asked: 0,
+            hooks: Vec::new(),
             next_port: 40000,
         }
     }
@@ -264,6 +268,7 @@ impl Harness {
                     Action::Resolve { id, host, port } => self.resolves.push((id, host, port)),
                     Action::Stopped => self.stopped = true,
                     Action::ReloadConfig => self.reloads_asked += 1,
+                    Action::Hook { id, call } => self.hooks.push((id, call, self.now)),
                 }
             }
             let ids: Vec<ConnId> = self.peers.keys().copied().collect();

@@ -1,6 +1,7 @@
 //! Core tests: the relay's policy driven directly, with a fake clock and no sockets.
 
 mod actions;
+mod access;
 mod edge;
 mod hostile;
 mod ops;
