@@ -115,7 +115,9 @@ fn the_hook_decides_connect_publish_and_play_and_hears_when_they_end() {
 fn a_hook_server_that_is_down_denies_with_fail_closed_and_allows_with_fail_open() {
     let ffmpeg = require_program("ffmpeg");
     let dir = TempDir::new("hooks-down");
-    let nobody = format!("http://127.0.0.1:{}/hook", free_port());
+    // Held, never listening: connects to it are refused for the whole test.
+    let down = common::ports::RefusedPort::new();
+    let nobody = format!("http://{}/hook", down.addr());
     let closed = start_relay(access_config(with_hook(&nobody, 2000, AccessConfig::default())));
     let open = AccessConfig { hook_fail: HookFailPolicy::Open, ..AccessConfig::default() };
     let open = start_relay(access_config(with_hook(&nobody, 2000, open)));
