@@ -245,7 +245,7 @@ impl Harness {
                         }
                         self.closes.push((id, reason, self.now));
                     }
-                    Action::Connect { id, addr } => self.connects.push((id, addr, self.now)),
+                    Action::Connect { id, addr, .. } => self.connects.push((id, addr, self.now)),
                     Action::Resolve { id, host, port } => self.resolves.push((id, host, port)),
                     Action::Stopped => self.stopped = true,
                     Action::ReloadConfig => self.reloads_asked += 1,
