@@ -29,6 +29,7 @@ use rtmp_edge::time::RtmpTimestamp;
 pub mod http;
 pub mod interop;
 pub mod library;
+pub mod tls;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);

@@ -121,12 +121,17 @@ fn server_config(config: &Config) -> Result<Arc<ServerConfig>, String> {
     let chain = read_certificates(cert_path, "tls-cert")?;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|error| format!("tls-key {}: no usable private key: {error}", key_path.display()))?;
-    let server = ServerConfig::builder_with_provider(provider())
+    let mut server = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|error| error.to_string())?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|error| format!("tls-cert {} and tls-key {}: {error}", cert_path.display(), key_path.display()))?;
+    // No TLS 1.3 session tickets after the handshake: librtmp (rtmpdump) over GnuTLS takes
+    // the record they arrive in, which carries no data, for a failed read and gives up
+    // during the RTMP handshake. RTMP connections are long-lived, so resumption is worth
+    // little; TLS 1.2 session ids still resume.
+    server.send_tls13_tickets = 0;
     Ok(Arc::new(server))
 }
 

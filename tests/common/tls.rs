@@ -1,0 +1,136 @@
+//! TLS helpers for the RTMPS tests: a test CA and certificates made with rcgen at test time
+//! (nothing secret is committed), relay configurations with a TLS listener, and a blocking
+//! rustls client for checking which certificate a relay serves and for hostile peers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rtmp_edge::relay::Config;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::{test_config, TempDir};
+
+/// A certificate authority that exists only for one test.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    /// Its certificate, PEM (what `--tls-ca` names).
+    pub pem: PathBuf,
+}
+
+/// A certificate a [`TestCa`] issued, with its key, as PEM files.
+pub struct TestCert {
+    /// Leaf then CA certificate (what `--tls-cert` names).
+    pub chain: PathBuf,
+    /// Its private key, PKCS#8 (what `--tls-key` names).
+    pub key: PathBuf,
+    /// The leaf certificate, DER: what a client sees first.
+    pub der: Vec<u8>,
+}
+
+impl TestCa {
+    /// A new CA named `name`, its certificate written to `dir/NAME-ca.pem`.
+    pub fn new(dir: &TempDir, name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, format!("rtmp-edge test CA {name}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let pem = dir.join(&format!("{name}-ca.pem"));
+        std::fs::write(&pem, issuer.pem()).unwrap();
+        TestCa { issuer, pem }
+    }
+
+    /// A certificate for `names` (host names or IP addresses), written to `dir/STEM.pem`
+    /// and `dir/STEM.key`.
+    pub fn issue(&self, dir: &TempDir, stem: &str, names: &[&str]) -> TestCert {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.iter().map(|name| name.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("rtmp-edge test"));
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let chain = dir.join(&format!("{stem}.pem"));
+        std::fs::write(&chain, format!("{}{}", cert.pem(), self.issuer.pem())).unwrap();
+        let key_path = dir.join(&format!("{stem}.key"));
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        TestCert { chain, key: key_path, der: cert.der().to_vec() }
+    }
+}
+
+/// [`test_config`] with a TLS listener on an ephemeral loopback port serving `cert`, beside
+/// the plain one.
+pub fn tls_config(cert: &TestCert) -> Config {
+    Config {
+        tls_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        tls_cert: Some(cert.chain.clone()),
+        tls_key: Some(cert.key.clone()),
+        ..test_config()
+    }
+}
+
+/// `rtmps://ADDR/live/NAME`.
+pub fn rtmps_url(addr: SocketAddr, name: &str) -> String {
+    format!("rtmps://{addr}/live/{name}")
+}
+
+/// A rustls client configuration trusting only the CA certificate in `ca_pem`.
+pub fn client_config(ca_pem: &Path) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// A blocking TLS connection to `addr` for `server_name`, trusting `ca_pem`, handshake
+/// done; the socket reads with a 10 s timeout.
+pub fn tls_connect(addr: SocketAddr, server_name: &str, ca_pem: &Path) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = ServerName::try_from(server_name.to_string()).unwrap();
+    let mut conn = ClientConnection::new(client_config(ca_pem), name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut socket).map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+    }
+    Ok(StreamOwned::new(conn, socket))
+}
+
+/// The leaf certificate (DER) the relay at `addr` serves now.
+pub fn served_certificate(addr: SocketAddr, ca_pem: &Path) -> Result<Vec<u8>, String> {
+    let stream = tls_connect(addr, "localhost", ca_pem)?;
+    let chain = stream.conn.peer_certificates().ok_or("no certificate")?;
+    Ok(chain.first().ok_or("empty chain")?.to_vec())
+}
+
+/// Reads until the peer closes (EOF, reset, or a TLS alert); false if it is still open
+/// after `timeout`. Whatever arrives meanwhile is discarded.
+pub fn tls_closed_within(stream: &mut StreamOwned<ClientConnection, TcpStream>, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    stream.sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buffer = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Writes `bytes` as TLS application data and flushes.
+pub fn tls_write(stream: &mut StreamOwned<ClientConnection, TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes)?;
+    stream.flush()
+}
