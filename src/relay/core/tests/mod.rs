@@ -6,4 +6,5 @@ mod ops;
 mod ops_counters;
 mod players;
 mod stream_cache;
+mod tls;
 mod harness;
