@@ -21,13 +21,6 @@ fn with_http(config: Config) -> Config {
     Config { http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..config }
 }
 
-/// `rtmp_edge_connections_closed_total{reason="REASON"}` from `/metrics`.
-fn closed_count(relay: &RelayHandle, reason: &str) -> u64 {
-    let metrics = http::get(relay.http_addr().unwrap(), "/metrics", None).text();
-    let prefix = format!("rtmp_edge_connections_closed_total{{reason=\"{reason}\"}} ");
-    metrics.lines().find_map(|line| line.strip_prefix(&prefix)).map_or(0, |count| count.trim().parse().unwrap())
-}
-
 /// An edge of the TLS origin at `origin` reached as `rtmps://HOST:PORT`, with `config` on top.
 fn tls_edge(host: &str, origin: &RelayHandle, config: Config) -> RelayHandle {
     start_relay(with_http(Config {
@@ -51,12 +44,12 @@ fn assert_pull_refused(origin: &RelayHandle, edge: &RelayHandle, label: &str) {
     );
     player.wait_ready(EXCHANGE_TIMEOUT);
     assert!(
-        eventually(Duration::from_secs(10), || closed_count(edge, "upstream_certificate_rejected") >= 2),
+        eventually(Duration::from_secs(10), || closes_counted(edge, "upstream_certificate_rejected") >= 2),
         "{label}: the edge did not refuse the origin's certificate twice: {}",
         http::get(edge.http_addr().unwrap(), "/metrics", None).text()
     );
     assert!(
-        eventually(Duration::from_secs(10), || closed_count(origin, "tls_failed") >= 2),
+        eventually(Duration::from_secs(10), || closes_counted(origin, "tls_failed") >= 2),
         "{label}: the origin did not count the edge's alerts"
     );
     assert_eq!(origin.stats().players, 0, "{label}: a play reached the origin");
@@ -107,7 +100,7 @@ fn an_origin_certificate_the_edge_cannot_verify_is_refused_and_tls_ca_accepts_it
         let start = assert_late_join(&published, &items_of(&log), &label);
         assert!(start <= first_keyframe_frame_index(&published), "{label}: started late, at frame {start}");
     }
-    assert_eq!(closed_count(&trusting, "upstream_certificate_rejected"), 0);
+    assert_eq!(closes_counted(&trusting, "upstream_certificate_rejected"), 0);
 }
 
 #[test]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rtmp_edge::relay::Config;
+use rtmp_edge::relay::{Config, RelayHandle};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::{test_config, TempDir};
+use super::{http, test_config, TempDir};
 
 /// A certificate authority that exists only for one test.
 pub struct TestCa {
@@ -133,4 +133,13 @@ pub fn tls_closed_within(stream: &mut StreamOwned<ClientConnection, TcpStream>, 
 pub fn tls_write(stream: &mut StreamOwned<ClientConnection, TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes)?;
     stream.flush()
+}
+
+/// `rtmp_edge_connections_closed_total{reason="REASON"}` from the relay's `/metrics` (it
+/// needs `http_listen`): how many connections closed for that reason.
+pub fn closes_counted(relay: &RelayHandle, reason: &str) -> u64 {
+    let addr = relay.http_addr().expect("closes_counted needs http_listen");
+    let metrics = http::get(addr, "/metrics", None).text();
+    let prefix = format!("rtmp_edge_connections_closed_total{{reason=\"{reason}\"}} ");
+    metrics.lines().find_map(|line| line.strip_prefix(&prefix)).map_or(0, |count| count.trim().parse().unwrap())
 }
