@@ -8,19 +8,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::tls::*;
 use common::*;
-use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use rtmp_edge::relay::{Config, RelayHandle};
-use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent};
-use rustls::{ClientConnection, StreamOwned};
-
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 const FIXTURE: &str = "h264_aac.flv";
 
@@ -60,70 +55,6 @@ impl Setup {
     fn assert_still_serving(&self) {
         let mut stream = tls_connect(self.tls_addr(), "localhost", &self.ca.pem).expect("a good TLS client after the hostile one");
         play_over_tls(&mut stream, "other", write_whole).expect("RTMP play over TLS after the hostile client");
-    }
-}
-
-fn write_whole(stream: &mut TlsStream, bytes: &[u8]) {
-    stream.write_all(bytes).unwrap();
-    stream.flush().unwrap();
-}
-
-/// One TLS record per byte.
-fn write_in_tiny_records(stream: &mut TlsStream, bytes: &[u8]) {
-    for byte in bytes {
-        stream.conn.writer().write_all(&[*byte]).unwrap();
-        while stream.conn.wants_write() {
-            stream.conn.write_tls(&mut stream.sock).unwrap();
-        }
-    }
-}
-
-/// The RTMP handshake, connect and play of `name` over TLS, each write made by `send`;
-/// returns the session once the relay started the play.
-fn play_over_tls(stream: &mut TlsStream, name: &str, send: fn(&mut TlsStream, &[u8])) -> Result<ClientSession, String> {
-    let deadline = Instant::now() + EXCHANGE_TIMEOUT;
-    let mut handshake = Handshake::new(HandshakeRole::Client, 0);
-    send(stream, &handshake.start());
-    let mut buffer = vec![0u8; 64 * 1024];
-    let remaining = loop {
-        let read = read_some(stream, &mut buffer, deadline)?;
-        match handshake.process(&buffer[..read]).map_err(|e| e.to_string())? {
-            HandshakeProgress::InProgress { response } => send(stream, &response),
-            HandshakeProgress::Completed { response, remaining } => {
-                send(stream, &response);
-                break remaining;
-            }
-        }
-    };
-    let mut session = ClientSession::new(ClientSessionConfig::default());
-    session.connect("live", "rtmps://localhost/live").map_err(|e| e.to_string())?;
-    session.request_playback(name).map_err(|e| e.to_string())?;
-    session.handle_input(&remaining).map_err(|e| e.to_string())?;
-    loop {
-        send(stream, &session.take_outbound());
-        while let Some(event) = session.poll_event() {
-            match event {
-                ClientSessionEvent::PlaybackStarted { .. } => return Ok(session),
-                ClientSessionEvent::RequestRejected { status, .. } => return Err(format!("rejected: {}", status.code)),
-                _ => {}
-            }
-        }
-        let read = read_some(stream, &mut buffer, deadline)?;
-        session.handle_input(&buffer[..read]).map_err(|e| e.to_string())?;
-    }
-}
-
-fn read_some(stream: &mut TlsStream, buffer: &mut [u8], deadline: Instant) -> Result<usize, String> {
-    loop {
-        if Instant::now() >= deadline {
-            return Err("no answer in time".to_string());
-        }
-        match stream.read(buffer) {
-            Ok(0) => return Err("closed by the relay".to_string()),
-            Ok(read) => return Ok(read),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e.to_string()),
-        }
     }
 }
 

@@ -1062,6 +1062,20 @@ impl ChildGuard {
         })
     }
 
+    /// Collects the lines of the child's piped stderr, as they come, on a thread (a log to
+    /// wait on while the program runs).
+    pub fn collect_stderr_lines(&mut self) -> Arc<Mutex<Vec<String>>> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(self.take_stderr().expect("stderr was not piped")));
+        let collected = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        log
+    }
+
     /// Kills and reaps the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

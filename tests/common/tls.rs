@@ -12,9 +12,14 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 use rtmp_edge::relay::{Config, RelayHandle};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use rtmp_edge::handshake::{Handshake, HandshakeProgress, HandshakeRole};
+use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::{http, test_config, TempDir};
+use super::{http, test_config, TempDir, EXCHANGE_TIMEOUT};
+
+/// A blocking TLS client connection.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// A certificate authority that exists only for one test.
 pub struct TestCa {
@@ -94,7 +99,7 @@ pub fn client_config(ca_pem: &Path) -> Arc<ClientConfig> {
 
 /// A blocking TLS connection to `addr` for `server_name`, trusting `ca_pem`, handshake
 /// done; the socket reads with a 10 s timeout.
-pub fn tls_connect(addr: SocketAddr, server_name: &str, ca_pem: &Path) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+pub fn tls_connect(addr: SocketAddr, server_name: &str, ca_pem: &Path) -> Result<TlsStream, String> {
     let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = ServerName::try_from(server_name.to_string()).unwrap();
@@ -114,7 +119,7 @@ pub fn served_certificate(addr: SocketAddr, ca_pem: &Path) -> Result<Vec<u8>, St
 
 /// Reads until the peer closes (EOF, reset, or a TLS alert); false if it is still open
 /// after `timeout`. Whatever arrives meanwhile is discarded.
-pub fn tls_closed_within(stream: &mut StreamOwned<ClientConnection, TcpStream>, timeout: Duration) -> bool {
+pub fn tls_closed_within(stream: &mut TlsStream, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     stream.sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let mut buffer = [0u8; 4096];
@@ -129,12 +134,6 @@ pub fn tls_closed_within(stream: &mut StreamOwned<ClientConnection, TcpStream>, 
     false
 }
 
-/// Writes `bytes` as TLS application data and flushes.
-pub fn tls_write(stream: &mut StreamOwned<ClientConnection, TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes)?;
-    stream.flush()
-}
-
 /// `rtmp_edge_connections_closed_total{reason="REASON"}` from the relay's `/metrics` (it
 /// needs `http_listen`): how many connections closed for that reason.
 pub fn closes_counted(relay: &RelayHandle, reason: &str) -> u64 {
@@ -142,4 +141,69 @@ pub fn closes_counted(relay: &RelayHandle, reason: &str) -> u64 {
     let metrics = http::get(addr, "/metrics", None).text();
     let prefix = format!("rtmp_edge_connections_closed_total{{reason=\"{reason}\"}} ");
     metrics.lines().find_map(|line| line.strip_prefix(&prefix)).map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// Writes `bytes` as TLS application data, in as few records as rustls makes.
+pub fn write_whole(stream: &mut TlsStream, bytes: &[u8]) {
+    stream.write_all(bytes).unwrap();
+    stream.flush().unwrap();
+}
+
+/// One TLS record per byte.
+pub fn write_in_tiny_records(stream: &mut TlsStream, bytes: &[u8]) {
+    for byte in bytes {
+        stream.conn.writer().write_all(&[*byte]).unwrap();
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+        }
+    }
+}
+
+/// The RTMP handshake, connect and play of `name` over TLS, each write made by `send`;
+/// returns the session once the relay started the play.
+pub fn play_over_tls(stream: &mut TlsStream, name: &str, send: fn(&mut TlsStream, &[u8])) -> Result<ClientSession, String> {
+    let deadline = std::time::Instant::now() + EXCHANGE_TIMEOUT;
+    let mut handshake = Handshake::new(HandshakeRole::Client, 0);
+    send(stream, &handshake.start());
+    let mut buffer = vec![0u8; 64 * 1024];
+    let remaining = loop {
+        let read = read_some(stream, &mut buffer, deadline)?;
+        match handshake.process(&buffer[..read]).map_err(|e| e.to_string())? {
+            HandshakeProgress::InProgress { response } => send(stream, &response),
+            HandshakeProgress::Completed { response, remaining } => {
+                send(stream, &response);
+                break remaining;
+            }
+        }
+    };
+    let mut session = ClientSession::new(ClientSessionConfig::default());
+    session.connect("live", "rtmps://localhost/live").map_err(|e| e.to_string())?;
+    session.request_playback(name).map_err(|e| e.to_string())?;
+    session.handle_input(&remaining).map_err(|e| e.to_string())?;
+    loop {
+        send(stream, &session.take_outbound());
+        while let Some(event) = session.poll_event() {
+            match event {
+                ClientSessionEvent::PlaybackStarted { .. } => return Ok(session),
+                ClientSessionEvent::RequestRejected { status, .. } => return Err(format!("rejected: {}", status.code)),
+                _ => {}
+            }
+        }
+        let read = read_some(stream, &mut buffer, deadline)?;
+        session.handle_input(&buffer[..read]).map_err(|e| e.to_string())?;
+    }
+}
+
+fn read_some(stream: &mut TlsStream, buffer: &mut [u8], deadline: std::time::Instant) -> Result<usize, String> {
+    loop {
+        if std::time::Instant::now() >= deadline {
+            return Err("no answer in time".to_string());
+        }
+        match stream.read(buffer) {
+            Ok(0) => return Err("closed by the relay".to_string()),
+            Ok(read) => return Ok(read),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
