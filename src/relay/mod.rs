@@ -28,6 +28,7 @@ pub use self::core::{
     Action, CloseReason, ConnId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey, StreamSummary,
 };
 pub use config::Config;
+pub use driver::upstream_client_config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
 

@@ -22,7 +22,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::core::{Action, CloseReason, ConnId, ListenerKind, RelayCore};
 use super::Reloader;
 use resolver::Resolver;
-pub use tls::TlsContext;
+pub use tls::{upstream_client_config, TlsContext};
 use tls_io::Draining;
 use transport::{TlsRead, TlsStream};
 

@@ -146,22 +146,30 @@ fn read_certificates(path: &Path, option: &str) -> Result<Vec<CertificateDer<'st
 }
 
 fn client_config(config: &Config) -> Result<Arc<ClientConfig>, String> {
+    upstream_client_config(config.tls_ca.as_deref(), config.tls_insecure_upstream)
+}
+
+/// The TLS client configuration the relay uses for `rtmps://` upstreams (and rtmp-bench
+/// for `rtmps://` URLs): TLS 1.2 and 1.3 with aws-lc-rs, verifying the server against the
+/// CA certificates in the PEM file `ca` when given, else the system's trusted roots; or,
+/// with `insecure`, accepting any certificate (the handshake signature is still checked).
+pub fn upstream_client_config(ca: Option<&Path>, insecure: bool) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(VERSIONS)
         .map_err(|error| error.to_string())?;
-    let client = if config.tls_insecure_upstream {
+    let client = if insecure {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))).with_no_client_auth()
     } else {
-        builder.with_root_certificates(trusted_roots(config)?).with_no_client_auth()
+        builder.with_root_certificates(trusted_roots(ca)?).with_no_client_auth()
     };
     Ok(Arc::new(client))
 }
 
 /// `--tls-ca FILE` when given (and only it), else the system's roots.
-fn trusted_roots(config: &Config) -> Result<RootCertStore, String> {
+fn trusted_roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    if let Some(path) = &config.tls_ca {
+    if let Some(path) = ca {
         for certificate in read_certificates(path, "tls-ca")? {
             roots.add(certificate).map_err(|error| format!("tls-ca {}: {error}", path.display()))?;
         }
