@@ -65,6 +65,8 @@ fi
 SERVER_PID=""
 cpu_seconds() { awk -v t="$TICKS" '{ sub(/.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# Write system calls (write, writev, send...) the process made so far.
+write_calls() { awk '/^syscw/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 
 start_server() { # name
     case $1 in
@@ -131,8 +133,9 @@ scrape_metrics() { # bench pid, log file
 measure() { # name, rtmp-bench args...
     local name=$1
     shift
-    local cpu0 rss0
+    local cpu0 rss0 writes0
     cpu0=$(cpu_seconds "$SERVER_PID")
+    writes0=$(write_calls "$SERVER_PID")
     rss0=$(rss_kb "$SERVER_PID")
     local peak=$rss0
     "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
@@ -153,9 +156,10 @@ measure() { # name, rtmp-bench args...
         wait "$scraper" || true
         echo "   $name: $(wc -l <"$OUT/$name.scrapes") /metrics scrapes, $(grep -vc ' 200 ' "$OUT/$name.scrapes") failed"
     fi
-    local cpu1
+    local cpu1 writes1
     cpu1=$(cpu_seconds "$SERVER_PID")
-    echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak" >"$OUT/$name.server"
+    writes1=$(write_calls "$SERVER_PID")
+    echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak write_calls=$((writes1 - writes0))" >"$OUT/$name.server"
     echo "   $name: $(tail -n +1 "$OUT/$name.log" | grep -E '^(average Mbps|latency ms|max sustained|churn conn|failed|ramp stopped)' | tr -s ' ' | paste -sd ';' -)"
 }
 
@@ -210,10 +214,11 @@ def cpu_per_gb(name):
         return None, {}
     if not bench.get("bytes"):
         return None, bench
+    bench["write_calls"] = sampled.get("write_calls", 0)
     return sampled["cpu_s"] / (bench["bytes"] / 1e9), bench
 
-print("| players | transport | CPU s per GB, each run | mean | spread | failed / behind | TLS / plain |")
-print("| ---: | --- | --- | ---: | ---: | --- | ---: |")
+print("| players | transport | CPU s per GB, each run | mean | spread | KB per write call, each run | added latency p50 / p99 ms, each run | failed / behind | TLS / plain |")
+print("| ---: | --- | --- | ---: | ---: | --- | --- | --- | ---: |")
 for n in fanouts:
     means = {}
     for transport in ["plain", "tls"]:
@@ -223,12 +228,17 @@ for n in fanouts:
         means[transport] = mean
         spread = f"{(max(values) - min(values)) / mean * 100:.0f}%" if mean else "n/a"
         health = ", ".join(f"{b.get('failed', 'n/a')} / {b.get('peak_behind', 'n/a')}" for _, b in runs)
+        per_write = ", ".join(
+            f"{b['bytes'] / b['write_calls'] / 1e3:.1f}" if b.get("write_calls") else "n/a" for _, b in runs)
+        latency = ", ".join(
+            f"{b.get('latency', {}).get('p50_ms', 0):.1f} / {b.get('latency', {}).get('p99_ms', 0):.1f}" for _, b in runs)
         ratio = ""
         if transport == "tls" and means.get("plain") and mean:
             ratio = f"{mean / means['plain']:.2f}x"
         shown = ", ".join(f"{v:.2f}" for v in values) or "n/a"
         label = "rtmps (TLS)" if transport == "tls" else "rtmp"
-        print(f"| {n} | {label} | {shown} | {mean:.2f} | {spread} | {health} | {ratio} |" if mean else f"| {n} | {label} | n/a | n/a | n/a | {health} | |")
+        print(f"| {n} | {label} | {shown} | {mean:.2f} | {spread} | {per_write} | {latency} | {health} | {ratio} |" if mean
+              else f"| {n} | {label} | n/a | n/a | n/a | {per_write} | {latency} | {health} | |")
 PY
     } | tee "$OUT/tls-table.md"
     exit 0

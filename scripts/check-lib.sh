@@ -22,7 +22,7 @@ cargo check --no-default-features --all-targets
 
 # Normal and build edges only: dev-dependencies (tokio, for an example) may use mio.
 tree=$(cargo tree --no-default-features -e normal,build --prefix none --format '{p}')
-for relay_only in mio signal-hook signal-hook-mio env_logger getopts slab; do
+for relay_only in mio signal-hook signal-hook-mio env_logger getopts slab rustls rustls-native-certs aws-lc-rs aws-lc-sys; do
     if grep -qE "^${relay_only} v" <<<"$tree"; then
         die "cargo tree --no-default-features has ${relay_only}: it belongs behind the relay feature"
     fi

@@ -3,8 +3,8 @@
 //! Publishers and players connect; each media message a publisher sends is chunk-encoded
 //! once and shared by reference with every player's write queue. The core decides
 //! everything (streams, fan-out, slow players, admission, edge links, timers) from inputs
-//! and the time the driver passes in; the driver owns the sockets, the clock, signals and
-//! the resolver threads. [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a
+//! and the time the driver passes in; the driver owns the sockets (and TLS over them, for
+//! RTMPS), the clock, signals and the resolver threads. [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a
 //! relay on a thread for tests and embedding.
 //!
 //! ```no_run

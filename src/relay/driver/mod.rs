@@ -1,6 +1,7 @@
 //! The only part of the relay that touches the OS: one `mio::Poll`, the sockets, the
-//! clock, signals and the resolver threads. Everything it learns goes to the
-//! [`RelayCore`]; everything the core asks for ([`Action`]) it does.
+//! clock, signals and the resolver threads, and the transports under the core's bytes
+//! (plain TCP, or TLS through rustls on the same thread). Everything it learns goes to
+//! the [`RelayCore`]; everything the core asks for ([`Action`]) it does.
 
 mod process_stats;
 mod resolver;
