@@ -10,7 +10,14 @@
 #   BENCH_SERVERS=rtmp-edge BENCH_FANOUTS=1000 BENCH_DIR=target/bench-noscrape scripts/bench.sh
 #   BENCH_SERVERS=rtmp-edge BENCH_FANOUTS=1000 BENCH_DIR=target/bench-scrape BENCH_SCRAPE=1 scripts/bench.sh
 #
-# Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3 (and curl for BENCH_SCRAPE). Not part of CI.
+# What TLS costs: BENCH_TLS=1 runs rtmp-edge alone with a plain and a TLS listener, and
+# the fan-out (default 100 and 1,000 players) over rtmp:// and over rtmps:// alternately,
+# each BENCH_TLS_REPEAT times (default 2), in one process; the table gives CPU s per GB
+# delivered for each run, their spread, and TLS / plain:
+#   BENCH_TLS=1 scripts/bench.sh
+#
+# Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3 (and curl for BENCH_SCRAPE,
+# openssl for BENCH_TLS). Not part of CI.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +34,9 @@ SERVERS=${BENCH_SERVERS:-"rtmp-edge nginx-rtmp"}
 # each of its scenarios runs (the scraper's CPU is its own, not the server's).
 SCRAPE=${BENCH_SCRAPE:-0}
 EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-19353}
+TLS_COMPARE=${BENCH_TLS:-0}
+TLS_REPEAT=${BENCH_TLS_REPEAT:-2}
+EDGE_TLS_PORT=${EDGE_TLS_PORT:-19354}
 TICKS=$(getconf CLK_TCK)
 
 # 10,000 idle players plus the servers' own sockets, in this shell and its children.
@@ -39,8 +49,9 @@ mkdir -p "$OUT"
 cd "$ROOT"
 echo "== building (release, shipped profile)"
 cargo build --release --bins --quiet
-BENCH=$ROOT/target/release/rtmp-bench
-EDGE=$ROOT/target/release/rtmp-edge
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH=$TARGET/release/rtmp-bench
+EDGE=$TARGET/release/rtmp-edge
 
 MEDIA=$OUT/h264-aac-2500k.flv
 if [ ! -s "$MEDIA" ]; then
@@ -54,12 +65,15 @@ fi
 SERVER_PID=""
 cpu_seconds() { awk -v t="$TICKS" '{ sub(/.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# Write system calls (write, writev, send...) the process made so far.
+write_calls() { awk '/^syscw/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 
 start_server() { # name
     case $1 in
     rtmp-edge)
         local http_args=()
         [ "$SCRAPE" = 1 ] && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
+        [ "$TLS_COMPARE" = 1 ] && http_args+=(--tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert "$OUT/tls/relay.pem" --tls-key "$OUT/tls/relay.key")
         "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
             --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
         SERVER_PID=$!
@@ -119,8 +133,9 @@ scrape_metrics() { # bench pid, log file
 measure() { # name, rtmp-bench args...
     local name=$1
     shift
-    local cpu0 rss0
+    local cpu0 rss0 writes0
     cpu0=$(cpu_seconds "$SERVER_PID")
+    writes0=$(write_calls "$SERVER_PID")
     rss0=$(rss_kb "$SERVER_PID")
     local peak=$rss0
     "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
@@ -141,11 +156,93 @@ measure() { # name, rtmp-bench args...
         wait "$scraper" || true
         echo "   $name: $(wc -l <"$OUT/$name.scrapes") /metrics scrapes, $(grep -vc ' 200 ' "$OUT/$name.scrapes") failed"
     fi
-    local cpu1
+    local cpu1 writes1
     cpu1=$(cpu_seconds "$SERVER_PID")
-    echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak" >"$OUT/$name.server"
+    writes1=$(write_calls "$SERVER_PID")
+    echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak write_calls=$((writes1 - writes0))" >"$OUT/$name.server"
     echo "   $name: $(tail -n +1 "$OUT/$name.log" | grep -E '^(average Mbps|latency ms|max sustained|churn conn|failed|ramp stopped)' | tr -s ' ' | paste -sd ';' -)"
 }
+
+# A test CA and a certificate for localhost, for the TLS comparison.
+make_certificates() {
+    mkdir -p "$OUT/tls"
+    cd "$OUT/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=rtmp-edge bench CA" \
+        -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+        -keyout relay.key -out relay.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >relay.ext
+    openssl x509 -req -in relay.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile relay.ext -out relay.pem 2>/dev/null
+    cd "$ROOT"
+}
+
+if [ "$TLS_COMPARE" = 1 ]; then
+    make_certificates
+    FANOUTS=${BENCH_FANOUTS:-"100 1000"}
+    echo "== rtmp-edge, plain and TLS listeners in one process"
+    start_server rtmp-edge
+    for n in $FANOUTS; do
+        for run in $(seq "$TLS_REPEAT"); do
+            for transport in plain tls; do
+                if [ "$transport" = tls ]; then
+                    url=rtmps://localhost:$EDGE_TLS_PORT/live
+                    tls_args=(--tls-ca "$OUT/tls/ca.pem")
+                else
+                    url=rtmp://127.0.0.1:$EDGE_PORT/live
+                    tls_args=()
+                fi
+                measure "tls-compare-$transport-$n-$run" relay "$url/$transport$n-$run" "$url/$transport$n-$run" \
+                    --file "$MEDIA" -n "$n" --rate 1000 --duration "$FANOUT_SECS" --timeout 20 "${tls_args[@]}"
+            done
+        done
+    done
+    stop_server
+    {
+        echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+        echo "Command: BENCH_TLS=1 scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)') (fan-outs: $FANOUTS; $TLS_REPEAT runs each)"
+        echo
+        python3 - "$OUT" "$FANOUTS" "$TLS_REPEAT" <<'PY'
+import json, sys
+out, fanouts, repeat = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+
+def cpu_per_gb(name):
+    try:
+        bench = json.load(open(f"{out}/{name}.json"))
+        fields = open(f"{out}/{name}.server").read().split()
+        sampled = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    except (OSError, ValueError):
+        return None, {}
+    if not bench.get("bytes"):
+        return None, bench
+    bench["write_calls"] = sampled.get("write_calls", 0)
+    return sampled["cpu_s"] / (bench["bytes"] / 1e9), bench
+
+print("| players | transport | CPU s per GB, each run | mean | spread | KB per write call, each run | added latency p50 / p99 ms, each run | failed / behind | TLS / plain |")
+print("| ---: | --- | --- | ---: | ---: | --- | --- | --- | ---: |")
+for n in fanouts:
+    means = {}
+    for transport in ["plain", "tls"]:
+        runs = [cpu_per_gb(f"tls-compare-{transport}-{n}-{run}") for run in range(1, repeat + 1)]
+        values = [v for v, _ in runs if v is not None]
+        mean = sum(values) / len(values) if values else None
+        means[transport] = mean
+        spread = f"{(max(values) - min(values)) / mean * 100:.0f}%" if mean else "n/a"
+        health = ", ".join(f"{b.get('failed', 'n/a')} / {b.get('peak_behind', 'n/a')}" for _, b in runs)
+        per_write = ", ".join(
+            f"{b['bytes'] / b['write_calls'] / 1e3:.1f}" if b.get("write_calls") else "n/a" for _, b in runs)
+        latency = ", ".join(
+            f"{b.get('latency', {}).get('p50_ms', 0):.1f} / {b.get('latency', {}).get('p99_ms', 0):.1f}" for _, b in runs)
+        ratio = ""
+        if transport == "tls" and means.get("plain") and mean:
+            ratio = f"{mean / means['plain']:.2f}x"
+        shown = ", ".join(f"{v:.2f}" for v in values) or "n/a"
+        label = "rtmps (TLS)" if transport == "tls" else "rtmp"
+        print(f"| {n} | {label} | {shown} | {mean:.2f} | {spread} | {per_write} | {latency} | {health} | {ratio} |" if mean
+              else f"| {n} | {label} | n/a | n/a | n/a | {per_write} | {latency} | {health} | |")
+PY
+    } | tee "$OUT/tls-table.md"
+    exit 0
+fi
 
 for server in $SERVERS; do
     echo "== $server"

@@ -75,7 +75,8 @@ have_gst_rtmp2() {
 }
 
 missing=()
-for tool in ffmpeg ffprobe rtmpdump nginx gst-launch-1.0; do
+# openssl: the RTMPS tests' TLS 1.0/1.1 and renegotiation clients (s_client).
+for tool in ffmpeg ffprobe rtmpdump nginx gst-launch-1.0 openssl; do
     # nginx lives in /usr/sbin, which a non-root PATH may lack.
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
@@ -96,7 +97,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     nginx_was_installed=0
     dpkg -s nginx >/dev/null 2>&1 && nginx_was_installed=1
     install_rc=0
-    apt_install ffmpeg rtmpdump nginx libnginx-mod-rtmp \
+    apt_install ffmpeg rtmpdump nginx libnginx-mod-rtmp openssl \
         gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good || install_rc=$?
     if [ "$created_policy" -eq 1 ]; then
         as_root rm -f "$policy"

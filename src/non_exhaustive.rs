@@ -85,7 +85,7 @@ non_exhaustive_enums! {
         PreviousTagSizeMismatch, UnknownTagType, FilteredTag, NotAnFlvMessage, TagTooLarge
     }
     url::Scheme { Rtmp, Rtmps }
-    url::UrlError { UnsupportedScheme, MissingHost, InvalidHost, InvalidPort, MissingApp }
+    url::UrlError { UnsupportedScheme, MissingHost, InvalidHost, InvalidPort, MissingApp, UnexpectedPath }
     sessions::SessionError {
         Chunk, Message, UnknownRequest, WrongRequestKind, AlreadyConnected, NotConnected,
         ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect,

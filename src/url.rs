@@ -84,6 +84,8 @@ pub enum UrlError {
     InvalidPort(String),
     /// No application: the URL has no path, or its first segment is empty.
     MissingApp,
+    /// A path where only a server belongs (an origin names a server, not an app).
+    UnexpectedPath(String),
 }
 
 impl fmt::Display for UrlError {
@@ -99,6 +101,9 @@ impl fmt::Display for UrlError {
             UrlError::InvalidHost(host) => write!(f, "invalid host {host:?}"),
             UrlError::InvalidPort(port) => write!(f, "invalid port {port:?}: it must be 1 to 65535"),
             UrlError::MissingApp => write!(f, "no application in the URL (rtmp://HOST/APP/STREAM)"),
+            UrlError::UnexpectedPath(path) => {
+                write!(f, "unexpected path {path:?}: name the server only (HOST[:PORT] or rtmps://HOST[:PORT])")
+            }
         }
     }
 }
@@ -313,9 +318,48 @@ pub fn parse_host_port(authority: &str, default_port: u16) -> Result<(String, u1
     Ok((host.to_string(), port))
 }
 
+/// Splits a server address as an origin is given: `host[:port]` (plain RTMP, port 1935),
+/// or `rtmp://host[:port]` and `rtmps://host[:port]` (TLS, port 443), with no path (a
+/// lone `/` is allowed). The host comes back without brackets.
+///
+/// ```
+/// use rtmp_edge::url::{parse_origin, Scheme};
+///
+/// assert_eq!(parse_origin("origin.example"), Ok((Scheme::Rtmp, "origin.example".to_string(), 1935)));
+/// assert_eq!(parse_origin("rtmps://origin.example"), Ok((Scheme::Rtmps, "origin.example".to_string(), 443)));
+/// assert_eq!(parse_origin("rtmps://[::1]:8443/"), Ok((Scheme::Rtmps, "::1".to_string(), 8443)));
+/// assert!(parse_origin("rtmp://origin.example/live").is_err());
+/// ```
+pub fn parse_origin(text: &str) -> Result<(Scheme, String, u16), UrlError> {
+    let (scheme, rest) = match text.split_once("://") {
+        None => (Scheme::Rtmp, text),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("rtmp") => (Scheme::Rtmp, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("rtmps") => (Scheme::Rtmps, rest),
+        Some((scheme, _)) => return Err(UrlError::UnsupportedScheme(scheme.to_string())),
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() {
+        return Err(UrlError::UnexpectedPath(path.to_string()));
+    }
+    let (host, port) = parse_host_port(authority, scheme.default_port())?;
+    Ok((scheme, host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_with_and_without_a_scheme() {
+        assert_eq!(parse_origin("h:1940"), Ok((Scheme::Rtmp, "h".into(), 1940)));
+        assert_eq!(parse_origin("RTMP://h"), Ok((Scheme::Rtmp, "h".into(), 1935)));
+        assert_eq!(parse_origin("rtmps://h:1941"), Ok((Scheme::Rtmps, "h".into(), 1941)));
+        assert_eq!(parse_origin("rtmps://h/"), Ok((Scheme::Rtmps, "h".into(), 443)));
+        assert_eq!(parse_origin("rtmps://h/live"), Err(UrlError::UnexpectedPath("live".into())));
+        assert_eq!(parse_origin("http://h"), Err(UrlError::UnsupportedScheme("http".into())));
+        assert_eq!(parse_origin("rtmps://"), Err(UrlError::MissingHost));
+        assert_eq!(parse_origin("h:x"), Err(UrlError::InvalidPort("x".into())));
+    }
 
     fn parts(url: &RtmpUrl) -> (Scheme, &str, u16, &str, Option<&str>, Option<&str>) {
         (url.scheme(), url.host(), url.port(), url.app(), url.stream_name(), url.query())

@@ -32,14 +32,7 @@ impl Edge {
         command.arg("--config").arg(config).args(["--log-level", "info"]).args(extra);
         command.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = ChildGuard::spawn(command, "rtmp-edge");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.take_stderr().unwrap()).lines();
-        let collected = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                collected.lock().unwrap().push(line);
-            }
-        });
+        let log = child.collect_stderr_lines();
         let mut edge = Edge { child, rtmp: SocketAddr::from(([0, 0, 0, 0], 0)), http: SocketAddr::from(([0, 0, 0, 0], 0)), log };
         let found = eventually(Duration::from_secs(10), || {
             let log = edge.log.lock().unwrap();

@@ -14,7 +14,12 @@ fn options() -> Options {
     let defaults = Config::default();
     let mut options = Options::new();
     options.optopt("", "config", "read options from this TOML file first (the command line wins)", "FILE");
-    options.optopt("", "listen", &format!("address to accept RTMP on (default {})", defaults.listen), "ADDR:PORT");
+    options.optopt("", "listen", &format!("address to accept plain RTMP on, or off (default {})", defaults.listen), "ADDR:PORT|off");
+    options.optopt("", "tls-listen", "address to accept RTMPS (RTMP over TLS) on (default off)", "ADDR:PORT");
+    options.optopt("", "tls-cert", "PEM certificate chain of the RTMPS listener (re-read on reload)", "FILE");
+    options.optopt("", "tls-key", "PEM private key of --tls-cert (re-read on reload)", "FILE");
+    options.optopt("", "tls-ca", "verify rtmps:// origins and pushes against these PEM CAs, not the system's", "FILE");
+    options.optflag("", "tls-insecure-upstream", "do not verify rtmps:// upstream certificates (tests and labs only)");
     options.optopt("", "chunk-size", &format!("outgoing chunk size (default {})", defaults.chunk_size), "BYTES");
     options.optopt("", "gop-cache", "send late joiners the GOP since the last keyframe (default on)", "on|off");
     options.optopt("", "max-connections", &format!("most connections at once (default {})", defaults.max_connections), "N");
@@ -56,7 +61,7 @@ fn options() -> Options {
         "SECONDS",
     );
     options.optopt("", "idle-timeout", &format!("seconds without traffic before closing (default {})", defaults.idle_timeout.as_secs()), "SECONDS");
-    options.optmulti("", "origin", "edge mode: pull from / forward to this origin (repeatable, tried in order)", "HOST:PORT");
+    options.optmulti("", "origin", "edge mode: pull from / forward to this origin (repeatable, tried in order)", "HOST:PORT|rtmps://HOST[:PORT]");
     options.optopt(
         "",
         "pull-linger",
@@ -87,7 +92,7 @@ fn options() -> Options {
         &format!("ms for an upstream to answer connect and play/publish (default {})", defaults.upstream_reply_timeout.as_millis()),
         "MS",
     );
-    options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp://HOST[:PORT]/APP[/NAME]");
+    options.optmulti("", "push", "re-publish every local publish (or the named one) there (repeatable)", "rtmp[s]://HOST[:PORT]/APP[/NAME]");
     options.optopt("", "write-batch", "write live frames to players at most every MS milliseconds (default 0: at once)", "MS");
     options.optopt("", "http-listen", "serve the HTTP API, /metrics and the status page here (default off)", "ADDR:PORT");
     options.optopt("", "http-token", "require Authorization: Bearer TOKEN for /metrics and /api/", "TOKEN");
@@ -172,8 +177,26 @@ fn load_config(matches: &Matches) -> Result<Config, String> {
 }
 
 fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
-    if let Some(listen) = parse::<SocketAddr>(matches, "listen")? {
-        config.listen = listen;
+    match matches.opt_str("listen").as_deref() {
+        None => {}
+        Some("off") => config.rtmp_listener = false,
+        Some(_) => {
+            config.listen = parse::<SocketAddr>(matches, "listen")?.unwrap_or(config.listen);
+            config.rtmp_listener = true;
+        }
+    }
+    if let Some(listen) = parse::<SocketAddr>(matches, "tls-listen")? {
+        config.tls_listen = Some(listen);
+    }
+    for (name, field) in
+        [("tls-cert", &mut config.tls_cert), ("tls-key", &mut config.tls_key), ("tls-ca", &mut config.tls_ca)]
+    {
+        if let Some(path) = matches.opt_str(name) {
+            *field = Some(PathBuf::from(path));
+        }
+    }
+    if matches.opt_present("tls-insecure-upstream") {
+        config.tls_insecure_upstream = true;
     }
     if let Some(chunk_size) = parse::<u32>(matches, "chunk-size")? {
         if !(128..=0x7FFF_FFFF).contains(&chunk_size) {
@@ -225,7 +248,7 @@ fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
         config.origins.clear();
     }
     for origin in origins {
-        rtmp_edge::url::parse_host_port(&origin, 1935).map_err(|error| format!("--origin {origin}: {error}"))?;
+        rtmp_edge::url::parse_origin(&origin).map_err(|error| format!("--origin {origin}: {error}"))?;
         config.origins.push(origin);
     }
     if let Some(seconds) = parse::<u64>(matches, "pull-linger")? {
@@ -513,6 +536,31 @@ mod tests {
         // And each key the example writes is one the parser takes.
         let file = file_with(example);
         assert!(config_from(&["--config", file.to_str().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn tls_options_and_listen_off() {
+        let config = config_from(&[
+            "--listen", "off", "--tls-listen", "127.0.0.1:1936", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+            "--tls-ca", "ca.pem", "--tls-insecure-upstream", "--origin", "rtmps://o.example",
+        ])
+        .unwrap();
+        assert!(!config.rtmp_listener);
+        assert_eq!(config.tls_listen, Some("127.0.0.1:1936".parse().unwrap()));
+        assert_eq!(config.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(config.tls_key, Some(PathBuf::from("k.pem")));
+        assert_eq!(config.tls_ca, Some(PathBuf::from("ca.pem")));
+        assert!(config.tls_insecure_upstream);
+        let off = file_with("listen = \"off\"\ntls-listen = \"127.0.0.1:1936\"\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n");
+        let config = config_from(&["--config", off.to_str().unwrap(), "--listen", "127.0.0.1:1940"]).unwrap();
+        assert!(config.rtmp_listener, "--listen ADDR opens the listener the file turned off");
+        assert_eq!(config.listen, "127.0.0.1:1940".parse().unwrap());
+        let error = config_from(&["--listen", "off"]).unwrap_err();
+        assert!(error.contains("accept no RTMP"), "{error}");
+        let error = config_from(&["--tls-listen", "127.0.0.1:1936"]).unwrap_err();
+        assert!(error.contains("tls-listen needs tls-cert and tls-key"), "{error}");
+        let error = config_from(&["--origin", "rtmps://o.example/live"]).unwrap_err();
+        assert!(error.contains("--origin rtmps://o.example/live"), "{error}");
     }
 
     #[test]

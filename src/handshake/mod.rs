@@ -138,6 +138,11 @@ impl fmt::Display for HandshakeError {
                 f,
                 "peer asked for RTMP version {v} (encrypted RTMPE), only version 3 is supported"
             ),
+            // 0x16 opens a TLS handshake record: an rtmps:// client on the plain port.
+            HandshakeError::UnsupportedVersion(0x16) => write!(
+                f,
+                "peer sent 0x16 as its RTMP version byte, which looks like TLS (an rtmps:// client on the plain RTMP port)"
+            ),
             HandshakeError::UnsupportedVersion(v) => {
                 write!(
                     f,

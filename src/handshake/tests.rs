@@ -264,7 +264,11 @@ fn rtmpe_versions_are_refused_at_the_first_byte() {
     assert_eq!(
         HandshakeError::UnsupportedVersion(6).to_string(),
         "peer asked for RTMP version 6 (encrypted RTMPE), only version 3 is supported"
-    );
+    );    // A TLS ClientHello (record type 0x16) on the plain port says so.
+    let mut server = test_server();
+    let error = server.process(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap_err();
+    assert_eq!(error, HandshakeError::UnsupportedVersion(0x16));
+    assert!(error.to_string().contains("looks like TLS"), "{error}");
 }
 
 #[test]

@@ -10,8 +10,24 @@ pub const MAX_HOOK_PENDING: usize = 4096;
 /// Relay settings. `Config::default()` is a working standalone relay on 0.0.0.0:1935.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Address to accept RTMP connections on.
+    /// Address to accept plain RTMP connections on (when `rtmp_listener` is on).
     pub listen: SocketAddr,
+    /// Whether the plain RTMP listener is open. Off (`--listen off`) for a relay that
+    /// serves RTMPS only.
+    pub rtmp_listener: bool,
+    /// Address to accept RTMPS (RTMP over TLS) connections on; off when `None`. Needs
+    /// `tls_cert` and `tls_key`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the TLS listener's certificate chain, leaf first. Re-read on reload.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Re-read on reload.
+    pub tls_key: Option<PathBuf>,
+    /// PEM file with the CA certificates that `rtmps://` origins and pushes are verified
+    /// against, instead of the system's roots.
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any certificate from `rtmps://` upstreams (tests and labs only: it gives up
+    /// the protection TLS is there for). Logged as a warning at start.
+    pub tls_insecure_upstream: bool,
     /// Outgoing chunk size for every connection.
     pub chunk_size: u32,
     /// Whether late joiners get the cached GOP (from the last keyframe) at once.
@@ -45,8 +61,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Write each connection's raw inbound bytes to a file in this directory.
     pub dump_dir: Option<PathBuf>,
-    /// Origins (`host:port`, tried in order) that make this relay an edge: plays of streams
-    /// with no local publisher are pulled from them, local publishes are forwarded to them.
+    /// Origins (`host[:port]`, `rtmp://host[:port]` or `rtmps://host[:port]` for TLS; tried
+    /// in order) that make this relay an edge: plays of streams with no local publisher are
+    /// pulled from them, local publishes are forwarded to them.
     pub origins: Vec<String>,
     /// How long an unwatched pull stays open after its last player leaves.
     pub pull_linger: Duration,
@@ -82,6 +99,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            rtmp_listener: true,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_insecure_upstream: false,
             chunk_size: 4096,
             gop_cache: true,
             max_connections: 10_000,
@@ -140,12 +163,20 @@ impl Config {
             ));
         }
         for origin in &self.origins {
-            if let Err(error) = crate::url::parse_host_port(origin, 1935) {
+            if let Err(error) = crate::url::parse_origin(origin) {
                 problems.push(format!("origin {origin}: {error}"));
             }
         }
         if self.http_token.as_deref().is_some_and(|token| token.is_empty() || token.chars().any(char::is_whitespace)) {
             problems.push("http-token must be non-empty and contain no spaces".to_string());
+        }
+        if !self.rtmp_listener && self.tls_listen.is_none() {
+            problems.push("listen is off and tls-listen is not set: the relay would accept no RTMP".to_string());
+        }
+        match (self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            (Some(_), _, _) => problems.push("tls-listen needs tls-cert and tls-key".to_string()),
+            (None, _, _) => problems.push("tls-cert and tls-key are only used with tls-listen".to_string()),
         }
         if self.http_max_connections == 0 {
             problems.push("http-max-connections must be at least 1".to_string());

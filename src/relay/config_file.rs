@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::url::{parse_host_port, RtmpUrl};
+use crate::url::{parse_origin, RtmpUrl};
 use super::access::{AccessConfig, Cidr, HookUrl, IpRules, Secret};
 use super::Config;
 
@@ -58,6 +58,11 @@ pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "tra
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
     listen: Option<Spanned<String>>,
+    tls_listen: Option<Spanned<String>>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
+    tls_insecure_upstream: Option<bool>,
     chunk_size: Option<Spanned<u32>>,
     gop_cache: Option<bool>,
     max_connections: Option<usize>,
@@ -139,11 +144,24 @@ impl FileConfig {
             problems.push(Problem { line: Some(line), column: Some(column), message });
         };
         if let Some(listen) = &self.listen {
-            match listen.get_ref().parse::<SocketAddr>() {
-                Ok(address) => config.listen = address,
-                Err(_) => problem(listen.span(), format!("listen: {:?} is not ADDR:PORT", listen.get_ref())),
+            match listen.get_ref().as_str() {
+                "off" => config.rtmp_listener = false,
+                text => match text.parse::<SocketAddr>() {
+                    Ok(address) => (config.listen, config.rtmp_listener) = (address, true),
+                    Err(_) => problem(listen.span(), format!("listen: {text:?} is neither ADDR:PORT nor off")),
+                },
             }
         }
+        if let Some(listen) = &self.tls_listen {
+            match listen.get_ref().parse::<SocketAddr>() {
+                Ok(address) => config.tls_listen = Some(address),
+                Err(_) => problem(listen.span(), format!("tls-listen: {:?} is not ADDR:PORT", listen.get_ref())),
+            }
+        }
+        set(&mut config.tls_cert, self.tls_cert.as_ref().map(|path| Some(PathBuf::from(path))));
+        set(&mut config.tls_key, self.tls_key.as_ref().map(|path| Some(PathBuf::from(path))));
+        set(&mut config.tls_ca, self.tls_ca.as_ref().map(|path| Some(PathBuf::from(path))));
+        set(&mut config.tls_insecure_upstream, self.tls_insecure_upstream);
         if let Some(chunk_size) = &self.chunk_size {
             if (128..=0x7FFF_FFFF).contains(chunk_size.get_ref()) {
                 config.chunk_size = *chunk_size.get_ref();
@@ -168,7 +186,7 @@ impl FileConfig {
         if let Some(origins) = &self.origin {
             config.origins.clear();
             for origin in origins {
-                match parse_host_port(origin.get_ref(), 1935) {
+                match parse_origin(origin.get_ref()) {
                     Ok(_) => config.origins.push(origin.get_ref().clone()),
                     Err(error) => problem(origin.span(), format!("origin: {error}")),
                 }
@@ -426,5 +444,29 @@ mod tests {
         file.apply(&mut config).unwrap();
         assert_eq!(config.origins, vec!["a:1".to_string(), "b:2".to_string()]);
         assert_eq!(config.push.len(), 1);
+    }
+
+    #[test]
+    fn tls_keys_and_a_tls_only_relay() {
+        let text = "listen = \"off\"\ntls-listen = \"127.0.0.1:1936\"\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n\
+                    tls-ca = \"ca.pem\"\ntls-insecure-upstream = true\norigin = [\"rtmps://o.example:1941\"]\n";
+        let mut config = Config::default();
+        parse(text).unwrap().apply(&mut config).unwrap();
+        config.validate().unwrap();
+        assert!(!config.rtmp_listener);
+        assert_eq!(config.tls_listen, Some("127.0.0.1:1936".parse().unwrap()));
+        assert_eq!(config.tls_cert.as_deref(), Some(std::path::Path::new("c.pem")));
+        assert_eq!(config.tls_key.as_deref(), Some(std::path::Path::new("k.pem")));
+        assert_eq!(config.tls_ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(config.tls_insecure_upstream);
+        let found = problems("listen = \"nowhere\"\ntls-listen = \"x\"\norigin = [\"rtmps://o/live\"]\n");
+        let lines: Vec<Option<usize>> = found.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(1), Some(2), Some(3)], "{found:?}");
+        let mut half = Config::default();
+        parse("tls-listen = \"127.0.0.1:1936\"\n").unwrap().apply(&mut half).unwrap();
+        assert_eq!(half.validate().unwrap_err(), vec!["tls-listen needs tls-cert and tls-key".to_string()]);
+        let mut none = Config::default();
+        parse("listen = \"off\"\n").unwrap().apply(&mut none).unwrap();
+        assert_eq!(none.validate().unwrap_err().len(), 1);
     }
 }

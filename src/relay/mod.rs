@@ -3,8 +3,8 @@
 //! Publishers and players connect; each media message a publisher sends is chunk-encoded
 //! once and shared by reference with every player's write queue. The core decides
 //! everything (streams, fan-out, slow players, admission, edge links, timers) from inputs
-//! and the time the driver passes in; the driver owns the sockets, the clock, signals and
-//! the resolver threads. [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a
+//! and the time the driver passes in; the driver owns the sockets (and TLS over them, for
+//! RTMPS), the clock, signals and the resolver threads. [`run`] is what the `rtmp-edge` binary calls; [`spawn`] runs a
 //! relay on a thread for tests and embedding.
 //!
 //! ```no_run
@@ -30,6 +30,7 @@ pub use self::core::{
     StreamSummary,
 };
 pub use config::Config;
+pub use driver::upstream_client_config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
 
@@ -43,7 +44,7 @@ use std::time::Instant;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 
-use driver::{Driver, Listener, SignalCount, SIGNALS, WAKER};
+use driver::{Driver, Listener, SignalCount, TlsContext, SIGNALS, WAKER};
 
 /// Re-reads the configuration for a reload (SIGHUP, `POST /api/v1/reload`): the binary
 /// passes one that reads its `--config` file again and applies the command line on top.
@@ -56,14 +57,32 @@ struct Bound {
     listeners: Vec<Listener>,
     waker: Arc<Waker>,
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    tls: TlsContext,
 }
 
 fn bind(config: &Config) -> io::Result<Bound> {
     let poll = Poll::new()?;
-    let listener = TcpListener::bind(config.listen)?;
-    let local_addr = listener.local_addr()?;
-    let mut listeners = vec![Listener { socket: listener, kind: ListenerKind::Rtmp }];
+    // Certificates first: a bad file fails the start before any port is taken.
+    let tls = TlsContext::new(config)?;
+    let mut listeners = Vec::new();
+    let mut plain_addr = None;
+    if config.rtmp_listener {
+        let listener = TcpListener::bind(config.listen)?;
+        plain_addr = Some(listener.local_addr()?);
+        listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmp });
+    }
+    let mut tls_addr = None;
+    if let Some(address) = config.tls_listen {
+        let listener = TcpListener::bind(address)
+            .map_err(|error| io::Error::new(error.kind(), format!("TLS listener {address}: {error}")))?;
+        tls_addr = Some(listener.local_addr()?);
+        listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmps });
+    }
+    let local_addr = plain_addr
+        .or(tls_addr)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no RTMP listener: listen is off and tls-listen unset"))?;
     let mut http_addr = None;
     if let Some(address) = config.http_listen {
         let http = TcpListener::bind(address)
@@ -72,7 +91,7 @@ fn bind(config: &Config) -> io::Result<Bound> {
         listeners.push(Listener { socket: http, kind: ListenerKind::Http });
     }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    Ok(Bound { poll, listeners, waker, local_addr, http_addr })
+    Ok(Bound { poll, listeners, waker, local_addr, tls_addr, http_addr, tls })
 }
 
 fn driver(
@@ -84,7 +103,7 @@ fn driver(
 ) -> io::Result<Driver> {
     let dump_dir = config.dump_dir.clone();
     let core = RelayCore::with_stats(config, rand::random(), Instant::now(), stats);
-    let mut driver = Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir)?;
+    let mut driver = Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir, bound.tls)?;
     if let Some(reloader) = reloader {
         driver.set_reloader(reloader);
     }
@@ -106,7 +125,12 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
     use signal_hook_mio::v1_0::Signals;
 
     let bound = bind(&config)?;
-    log::info!("rtmp-edge listening on {}", bound.local_addr);
+    if config.rtmp_listener {
+        log::info!("rtmp-edge listening on {}", bound.local_addr);
+    }
+    if let Some(tls) = bound.tls_addr {
+        log::info!("rtmp-edge listening for RTMPS (TLS) on {tls}");
+    }
     if let Some(http) = bound.http_addr {
         log::info!("HTTP API, metrics and status page on http://{http}/");
     }
@@ -132,6 +156,7 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
@@ -139,7 +164,8 @@ pub struct RelayHandle {
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// Binds `config.listen` (and `config.http_listen`) and runs a relay on a new thread.
+/// Binds `config.listen` (and `config.tls_listen`, `config.http_listen`) and runs a relay
+/// on a new thread.
 pub fn spawn(config: Config) -> io::Result<RelayHandle> {
     spawn_with_reloader(config, None)
 }
@@ -148,6 +174,7 @@ pub fn spawn(config: Config) -> io::Result<RelayHandle> {
 pub fn spawn_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Result<RelayHandle> {
     let bound = bind(&config)?;
     let local_addr = bound.local_addr;
+    let tls_addr = bound.tls_addr;
     let http_addr = bound.http_addr;
     let waker = Arc::clone(&bound.waker);
     let stats = Arc::new(Stats::default());
@@ -156,13 +183,19 @@ pub fn spawn_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Re
     let thread = std::thread::Builder::new()
         .name("rtmp-edge-relay".to_string())
         .spawn(move || driver.run(SignalCount::default))?;
-    Ok(RelayHandle { local_addr, http_addr, stats, stop, waker, thread: Some(thread) })
+    Ok(RelayHandle { local_addr, tls_addr, http_addr, stats, stop, waker, thread: Some(thread) })
 }
 
 impl RelayHandle {
-    /// The address the relay accepts on.
+    /// The address the relay accepts plain RTMP on (the TLS listener's when the plain
+    /// listener is off).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the relay accepts RTMPS on, when `tls_listen` is set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The address the HTTP API accepts on, when `http_listen` is set.

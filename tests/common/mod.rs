@@ -34,6 +34,7 @@ pub mod ports;
 pub mod runs;
 
 pub use ports::*;
+pub mod tls;
 
 /// How long one socket read waits before the caller re-checks its deadline.
 pub const READ_STEP: Duration = Duration::from_millis(50);
@@ -1132,6 +1133,20 @@ impl ChildGuard {
             let _ = stdout.read_to_end(&mut out);
             out
         })
+    }
+
+    /// Collects the lines of the child's piped stderr, as they come, on a thread (a log to
+    /// wait on while the program runs).
+    pub fn collect_stderr_lines(&mut self) -> Arc<Mutex<Vec<String>>> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(self.take_stderr().expect("stderr was not piped")));
+        let collected = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        log
     }
 
     /// Kills and reaps the process.

@@ -10,6 +10,7 @@ mod report;
 mod scan;
 mod shared;
 mod stats;
+mod tls;
 mod url;
 
 use std::process::ExitCode;
@@ -30,7 +31,9 @@ Usage:
   rtmp-bench publish URL --file F.flv [--duration S]
   rtmp-bench relay PUB_URL PLAY_URL --file F.flv -n N [--duration S]
   rtmp-bench ramp PUB_URL PLAY_URL --file F.flv [--step N] [--step-secs S] [--max-latency-ms MS]
-  rtmp-bench churn [PUB_URL] PLAY_URL [--file F.flv] -n CONCURRENCY [--duration S]";
+  rtmp-bench churn [PUB_URL] PLAY_URL [--file F.flv] -n CONCURRENCY [--duration S]
+
+URLs are rtmp:// or rtmps:// (TLS, verified against --tls-ca or the system's roots).";
 
 /// What the command line asked for.
 #[derive(Clone, Debug)]
@@ -50,6 +53,8 @@ struct Options {
     max_players: u64,
     max_latency_ms: f64,
     drain: Duration,
+    /// TLS settings, when a URL is `rtmps://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -66,6 +71,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     spec.optopt("", "max-players", "ramp: stop at this many players (default 10000)", "N");
     spec.optopt("", "max-latency-ms", "ramp: p99 latency bound per step (default 200)", "MS");
     spec.optopt("", "drain", "relay: seconds to keep reading after the publisher stops (default 1)", "S");
+    spec.optopt("", "tls-ca", "rtmps://: verify the server against these PEM CAs (default: the system's)", "FILE");
+    spec.optflag("", "tls-insecure", "rtmps://: do not verify the server's certificate");
     spec.optflag("h", "help", "print this help");
     let matches = spec.parse(args).map_err(|e| e.to_string())?;
     if matches.opt_present("h") || matches.free.is_empty() {
@@ -93,7 +100,13 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         return Err(format!("{mode} publishes: --file F.flv is required"));
     }
     let churn = mode == "churn";
+    let wants_tls = publish_url.iter().chain(play_url.iter()).any(|url| url.tls_server_name.is_some());
+    let tls = match wants_tls {
+        true => Some(tls::client_config(matches.opt_str("tls-ca").as_deref(), matches.opt_present("tls-insecure"))?),
+        false => None,
+    };
     Ok(Options {
+        tls,
         players: number("n", if churn { 50.0 } else { 1.0 })? as u64,
         rate: number("rate", if churn { 0.0 } else { 200.0 })?,
         duration: Duration::from_secs_f64(number("duration", 30.0)?),
@@ -169,7 +182,13 @@ impl Threads {
 fn start_loops(options: &Options, shared: &Arc<Shared>, mode: PlayerMode) -> Result<Vec<JoinHandle<std::io::Result<()>>>, String> {
     let Some(url) = options.play_url.clone() else { return Ok(Vec::new()) };
     let threads = options.threads;
-    let config = LoopConfig { url, mode, rate: options.rate / threads as f64, setup_timeout: options.setup_timeout };
+    let config = LoopConfig {
+        url,
+        mode,
+        rate: options.rate / threads as f64,
+        setup_timeout: options.setup_timeout,
+        tls: options.tls.clone(),
+    };
     (0..threads)
         .map(|index| {
             let config = config.clone();
@@ -186,9 +205,10 @@ fn start_publisher(options: &Options, shared: &Arc<Shared>, duration: Option<Dur
     let (Some(url), Some(file)) = (options.publish_url.clone(), options.file.as_deref()) else { return Ok(None) };
     let media = Arc::new(Media::load(file)?);
     let shared = Arc::clone(shared);
+    let tls = options.tls.clone();
     std::thread::Builder::new()
         .name("publisher".to_string())
-        .spawn(move || publisher::run(url, media, shared, duration))
+        .spawn(move || publisher::run(url, tls, media, shared, duration))
         .map(Some)
         .map_err(|e| format!("cannot start the publisher: {e}"))
 }

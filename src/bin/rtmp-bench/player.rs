@@ -6,7 +6,7 @@
 //! it already knows the chunk size and header state, and it skips payloads in place. The
 //! player then answers pings and sends acknowledgements itself.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +20,13 @@ use rtmp_edge::media::classify_video;
 use rtmp_edge::messages::RtmpMessage;
 use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent};
 use rtmp_edge::time::RtmpTimestamp;
+use rustls::{ClientConfig, ClientConnection};
 use slab::Slab;
 
 use crate::scan::{read_u32, ChunkScanner, ScannedMessage};
 use crate::shared::{Shared, NOT_STARTED};
 use crate::stats::{Counters, Gauges};
+use crate::tls;
 use crate::url::RtmpUrl;
 
 /// What the players of a loop do.
@@ -47,6 +49,8 @@ pub struct LoopConfig {
     pub rate: f64,
     /// Time a connection has to get its connect accepted.
     pub setup_timeout: Duration,
+    /// TLS settings for an `rtmps://` URL.
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// A player more than this far behind real time is "behind".
@@ -87,6 +91,8 @@ struct Progress {
 
 struct Player {
     socket: TcpStream,
+    /// `rtmps://`: TLS between the socket and the RTMP bytes.
+    tls: Option<Box<ClientConnection>>,
     phase: Phase,
     scanner: ChunkScanner,
     progress: Progress,
@@ -112,6 +118,8 @@ pub fn reason_for(error: &io::Error) -> String {
         (io::ErrorKind::TimedOut, _) => "timed out".to_string(),
         (io::ErrorKind::AddrNotAvailable, _) => "no local port available (EADDRNOTAVAIL)".to_string(),
         (io::ErrorKind::UnexpectedEof, _) => "server closed the connection".to_string(),
+        // rustls reports TLS failures (a certificate that does not verify...) this way.
+        (io::ErrorKind::InvalidData, _) => format!("TLS: {error}"),
         (_, Some(24)) => "too many open files (raise ulimit -n)".to_string(),
         (_, Some(code)) => format!("os error {code}"),
         _ => format!("{:?}", error.kind()),
@@ -181,9 +189,9 @@ pub fn run_loop(index: usize, config: LoopConfig, shared: Arc<Shared>) -> io::Re
             if config.rate > 0.0 {
                 tokens -= 1.0;
             }
-            match open(&poll, &mut players, &config.url.addr) {
+            match open(&poll, &mut players, &config) {
                 Ok(()) => {}
-                Err(error) => counters.fail(reason_for(&error)),
+                Err(error) => counters.fail(error),
             }
         }
 
@@ -266,12 +274,17 @@ fn gauges(players: &Slab<Player>, shared: &Shared, now_us: u64) -> Gauges {
     gauges
 }
 
-fn open(poll: &Poll, players: &mut Slab<Player>, addr: &std::net::SocketAddr) -> io::Result<()> {
-    let mut socket = TcpStream::connect(*addr)?;
+fn open(poll: &Poll, players: &mut Slab<Player>, config: &LoopConfig) -> Result<(), String> {
+    let tls = match (&config.url.tls_server_name, &config.tls) {
+        (Some(name), Some(settings)) => Some(Box::new(tls::connect(settings, name)?)),
+        _ => None,
+    };
+    let mut socket = TcpStream::connect(config.url.addr).map_err(|e| reason_for(&e))?;
     let entry = players.vacant_entry();
-    poll.registry().register(&mut socket, Token(entry.key()), Interest::READABLE | Interest::WRITABLE)?;
+    poll.registry().register(&mut socket, Token(entry.key()), Interest::READABLE | Interest::WRITABLE).map_err(|e| reason_for(&e))?;
     entry.insert(Player {
         socket,
+        tls,
         phase: Phase::Connecting,
         scanner: ChunkScanner::default(),
         progress: Progress::default(),
@@ -309,7 +322,7 @@ impl Player {
             self.phase = Phase::Handshaking(handshake);
         }
         loop {
-            let n = match self.socket.read(buffer) {
+            let n = match tls::read(self.tls.as_deref_mut(), &mut self.socket, buffer) {
                 Ok(0) => return Outcome::Failed(format!("server closed the connection during {}", self.phase.name())),
                 Ok(n) => n,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -326,8 +339,15 @@ impl Player {
     }
 
     fn write_pending(&mut self) -> Outcome {
+        match tls::flush_pending(self.tls.as_deref_mut(), &mut self.socket) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Continue,
+            Err(error) => return Outcome::Failed(format!("{} during {}", reason_for(&error), self.phase.name())),
+        }
         while !self.out.is_empty() {
-            match self.socket.write(&self.out) {
+            match tls::write(self.tls.as_deref_mut(), &mut self.socket, &self.out) {
+                // rustls's record buffer is full until the socket drains (a writable event).
+                Ok(0) if self.tls.is_some() => break,
                 Ok(0) => return Outcome::Failed("server closed the connection".to_string()),
                 Ok(n) => {
                     self.out.drain(..n.min(self.out.len()));

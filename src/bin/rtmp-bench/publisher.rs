@@ -19,7 +19,12 @@ use rtmp_edge::sessions::{ClientSession, ClientSessionConfig, ClientSessionEvent
 use rtmp_edge::time::RtmpTimestamp;
 
 use crate::shared::Shared;
+use crate::tls;
 use crate::url::RtmpUrl;
+
+/// The publisher's connection: plain TCP, or TLS over it.
+trait Connection: Read + Write {}
+impl<T: Read + Write> Connection for T {}
 
 /// An FLV file's tags, ready to loop.
 pub struct Media {
@@ -51,8 +56,8 @@ impl Media {
 
 /// Publishes until `shared.stop_publisher` or `duration`, whichever is first.
 /// Errors end up in `shared.publisher_error`.
-pub fn run(url: RtmpUrl, media: Arc<Media>, shared: Arc<Shared>, duration: Option<Duration>) {
-    if let Err(error) = publish(&url, &media, &shared, duration) {
+pub fn run(url: RtmpUrl, tls: Option<Arc<rustls::ClientConfig>>, media: Arc<Media>, shared: Arc<Shared>, duration: Option<Duration>) {
+    if let Err(error) = publish(&url, tls.as_ref(), &media, &shared, duration) {
         eprintln!("publisher: {error}");
         if let Ok(mut slot) = shared.publisher_error.lock() {
             *slot = Some(error);
@@ -65,11 +70,24 @@ fn io_reason(context: &str, error: &io::Error) -> String {
     format!("{context}: {}", crate::player::reason_for(error))
 }
 
-fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Duration>) -> Result<(), String> {
-    let mut socket =
-        TcpStream::connect_timeout(&url.addr, Duration::from_secs(5)).map_err(|e| io_reason("publisher connect", &e))?;
-    socket.set_nodelay(true).map_err(|e| io_reason("publisher", &e))?;
-    socket.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| io_reason("publisher", &e))?;
+fn publish(
+    url: &RtmpUrl,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    media: &Media,
+    shared: &Shared,
+    duration: Option<Duration>,
+) -> Result<(), String> {
+    let tcp = TcpStream::connect_timeout(&url.addr, Duration::from_secs(5)).map_err(|e| io_reason("publisher connect", &e))?;
+    tcp.set_nodelay(true).map_err(|e| io_reason("publisher", &e))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| io_reason("publisher", &e))?;
+    // Options are set through a second handle once the first is wrapped in TLS.
+    let control = tcp.try_clone().map_err(|e| io_reason("publisher", &e))?;
+    let mut socket: Box<dyn Connection> = match (&url.tls_server_name, tls) {
+        (Some(name), Some(settings)) => {
+            Box::new(rustls::StreamOwned::new(tls::connect(settings, name).map_err(|e| format!("publisher TLS: {e}"))?, tcp))
+        }
+        _ => Box::new(tcp),
+    };
     let mut buffer = vec![0u8; 64 * 1024];
 
     let mut handshake = Handshake::new(HandshakeRole::Client, 0);
@@ -115,7 +133,7 @@ fn publish(url: &RtmpUrl, media: &Media, shared: &Shared, duration: Option<Durat
         session.handle_input(buffer.get(..n).unwrap_or_default()).map_err(session_error)?;
     }
 
-    socket.set_nonblocking(true).map_err(|e| io_reason("publisher", &e))?;
+    control.set_nonblocking(true).map_err(|e| io_reason("publisher", &e))?;
     let start = Instant::now();
     shared.publish_start_us.store(shared.micros_since_base(start), Ordering::SeqCst);
     shared.publisher_live.store(true, Ordering::SeqCst);
@@ -194,7 +212,7 @@ fn is_configuration(tag: &FlvTag) -> bool {
     }
 }
 
-fn read_some(socket: &mut TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+fn read_some(socket: &mut dyn Connection, buffer: &mut [u8]) -> io::Result<usize> {
     match socket.read(buffer)? {
         0 => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection")),
         n => Ok(n),
@@ -203,7 +221,7 @@ fn read_some(socket: &mut TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
 
 /// `write_all` on a non-blocking socket: a full socket buffer means the server is not
 /// reading fast enough, so the publisher waits (and the lag shows in its histogram).
-fn write_all(socket: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+fn write_all(socket: &mut dyn Connection, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         match socket.write(bytes) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "server closed the connection")),

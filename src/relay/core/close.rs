@@ -20,6 +20,12 @@ pub enum CloseReason {
     WriteFailed(String),
     /// The handshake bytes were not RTMP (or an unsupported version).
     HandshakeFailed(String),
+    /// TLS failed: the peer sent something that is not TLS (plain RTMP on the TLS port),
+    /// a bad record, or a fatal alert. Holds the alert or reason.
+    TlsFailed(String),
+    /// An `rtmps://` upstream's certificate did not verify (unknown issuer, wrong name,
+    /// expired). Holds rustls's reason.
+    UpstreamCertificateRejected(String),
     /// The peer broke the chunk or command protocol, or passed a limit.
     ProtocolError(String),
     /// Handshake and connect were not done within the handshake timeout.
@@ -94,6 +100,8 @@ impl CloseReason {
             CloseReason::ReadFailed(_) => "read_failed",
             CloseReason::WriteFailed(_) => "write_failed",
             CloseReason::HandshakeFailed(_) => "handshake_failed",
+            CloseReason::TlsFailed(_) => "tls_failed",
+            CloseReason::UpstreamCertificateRejected(_) => "upstream_certificate_rejected",
             CloseReason::ProtocolError(_) => "protocol_error",
             CloseReason::HandshakeTimeout(_) => "handshake_timeout",
             CloseReason::Idle(_) => "idle",
@@ -125,6 +133,7 @@ impl CloseReason {
         matches!(
             self,
             CloseReason::HandshakeFailed(_)
+                | CloseReason::TlsFailed(_)
                 | CloseReason::ProtocolError(_)
                 | CloseReason::HandshakeTimeout(_)
                 | CloseReason::TooSlow { .. }
@@ -139,6 +148,7 @@ impl CloseReason {
         matches!(
             self,
             CloseReason::HandshakeFailed(_)
+                | CloseReason::TlsFailed(_)
                 | CloseReason::ProtocolError(_)
                 | CloseReason::NotReading { .. }
                 | CloseReason::HttpBadRequest(_)
@@ -170,6 +180,8 @@ impl fmt::Display for CloseReason {
             CloseReason::ReadFailed(error) => write!(f, "read error: {error}"),
             CloseReason::WriteFailed(error) => write!(f, "write error: {error}"),
             CloseReason::HandshakeFailed(error) => write!(f, "handshake failed: {error}"),
+            CloseReason::TlsFailed(reason) => write!(f, "TLS failed: {reason}"),
+            CloseReason::UpstreamCertificateRejected(reason) => write!(f, "upstream certificate rejected: {reason}"),
             CloseReason::ProtocolError(error) => write!(f, "protocol error: {error}"),
             CloseReason::HandshakeTimeout(after) => {
                 write!(f, "did not finish handshake and connect within {} s", after.as_secs_f64())

@@ -15,7 +15,7 @@ use super::links::{LinkPurpose, UpstreamConn, UpstreamLink, UpstreamStage};
 use super::stream::{LiveStream, StreamKey};
 use super::{Action, ConnId, RelayCore};
 use crate::handshake::{Handshake, HandshakeRole};
-use crate::url::{join_host_port, parse_host_port, tc_url, Scheme};
+use crate::url::{join_host_port, parse_origin, tc_url, Scheme};
 use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, SessionError};
 use crate::Amf0Value;
 
@@ -148,10 +148,10 @@ impl RelayCore {
         via.push_str(&self.node_id);
         let (scheme, host, port, app) = match link.purpose {
             LinkPurpose::Pull | LinkPurpose::Forward => {
-                // Origins are given as host[:port], so they are plain RTMP.
+                // Origins are host[:port] (plain RTMP) or rtmps://host[:port].
                 let origin = self.config.origins.get(link.origin_index % self.config.origins.len().max(1))?;
-                let (host, port) = parse_host_port(origin, Scheme::Rtmp.default_port()).ok()?;
-                (Scheme::Rtmp, host, port, key.app().to_string())
+                let (scheme, host, port) = parse_origin(origin).ok()?;
+                (scheme, host, port, key.app().to_string())
             }
             LinkPurpose::Push(index) => {
                 let target = self.config.push.get(index)?;
@@ -162,6 +162,7 @@ impl RelayCore {
             key: key.clone(),
             purpose: link.purpose,
             tc_url: tc_url(scheme, &host, port, &app),
+            tls_server_name: (scheme == Scheme::Rtmps).then(|| host.clone()),
             target: join_host_port(&host, port),
             app,
             stream_name: link.stream_name.clone(),
@@ -216,13 +217,17 @@ impl RelayCore {
         );
         let literal = target.host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, target.port));
         let placeholder = literal.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], target.port)));
+        let tls_server_name = target.upstream.tls_server_name.clone();
         let mut conn = Conn::new(placeholder, Phase::Dialing, now);
+        if tls_server_name.is_some() {
+            conn.protocol = super::ListenerKind::Rtmps;
+        }
         conn.summary = format!("{purpose} of {key} to {}", target.upstream.target);
         conn.upstream = Some(target.upstream);
         let id = self.conns.insert(conn);
         self.stats.connections_open.fetch_add(1, Relaxed);
         match literal {
-            Some(addr) => self.actions.push_back(Action::Connect { id, addr }),
+            Some(addr) => self.actions.push_back(Action::Connect { id, addr, tls: tls_server_name }),
             None => self.actions.push_back(Action::Resolve { id, host: target.host, port: target.port }),
         }
         if let Some(link) = self.link_mut(key, purpose) {
@@ -245,7 +250,8 @@ impl RelayCore {
         match address {
             Ok(addr) => {
                 conn.peer = addr;
-                self.actions.push_back(Action::Connect { id, addr });
+                let tls = conn.upstream.as_ref().and_then(|upstream| upstream.tls_server_name.clone());
+                self.actions.push_back(Action::Connect { id, addr, tls });
             }
             Err(error) => {
                 let target = conn.upstream.as_ref().map_or_else(String::new, |u| u.target.clone());

@@ -292,7 +292,8 @@ impl RelayCore {
     fn keep_restart_only_settings(&self, new: &mut Config) {
         let old = &self.config;
         let changed = [
-            ("listen", old.listen != new.listen),
+            ("listen", old.listen != new.listen || old.rtmp_listener != new.rtmp_listener),
+            ("tls-listen", old.tls_listen != new.tls_listen),
             ("http-listen", old.http_listen != new.http_listen),
             ("dump", old.dump_dir != new.dump_dir),
             ("chunk-size", old.chunk_size != new.chunk_size),
@@ -301,6 +302,8 @@ impl RelayCore {
             log::warn!("reload: {name} changed; it takes effect at the next restart");
         }
         new.listen = old.listen;
+        new.rtmp_listener = old.rtmp_listener;
+        new.tls_listen = old.tls_listen;
         new.http_listen = old.http_listen;
         new.dump_dir = old.dump_dir.clone();
         new.chunk_size = old.chunk_size;

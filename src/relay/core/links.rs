@@ -145,6 +145,8 @@ pub struct UpstreamConn {
     pub stream_name: String,
     /// tcUrl naming the target.
     pub tc_url: String,
+    /// For an `rtmps://` target: the server name TLS sends and verifies.
+    pub tls_server_name: Option<String>,
     /// Relay ids this request has passed through, ours last (loop detection).
     pub via: String,
     /// Where the connection stands.

@@ -105,6 +105,10 @@ pub enum Action {
         id: ConnId,
         /// Where to connect.
         addr: SocketAddr,
+        /// For an `rtmps://` upstream: run TLS over the connection, sending this server
+        /// name (SNI) and verifying the certificate against it. The core sees RTMP bytes
+        /// either way.
+        tls: Option<String>,
     },
     /// Resolve `host`, then report [`RelayCore::handle_resolved`]. Never in the loop thread.
     Resolve {

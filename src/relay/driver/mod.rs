@@ -1,10 +1,14 @@
 //! The only part of the relay that touches the OS: one `mio::Poll`, the sockets, the
-//! clock, signals and the resolver threads. Everything it learns goes to the
-//! [`RelayCore`]; everything the core asks for ([`Action`]) it does.
+//! clock, signals and the resolver threads, and the transports under the core's bytes
+//! (plain TCP, or TLS through rustls on the same thread). Everything it learns goes to
+//! the [`RelayCore`]; everything the core asks for ([`Action`]) it does.
 
 mod hook_pool;
 mod process_stats;
 mod resolver;
+mod tls;
+mod tls_io;
+mod transport;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Read, Write};
@@ -22,6 +26,9 @@ use super::access::HookOutcome;
 use super::Reloader;
 use hook_pool::HookPool;
 use resolver::Resolver;
+pub use tls::{upstream_client_config, TlsContext};
+use tls_io::Draining;
+use transport::{TlsRead, TlsStream};
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
@@ -67,6 +74,9 @@ struct Socket {
     /// An outgoing connect still in progress.
     connecting: bool,
     dump: Option<BufWriter<File>>,
+    /// RTMPS: TLS between the socket and the core. `None` is plain TCP, whose writes go
+    /// from the core's shared frames to the socket with no copy.
+    tls: Option<Box<TlsStream>>,
 }
 
 /// A socket the driver accepts on, and what it speaks.
@@ -98,10 +108,15 @@ pub struct Driver {
     /// Whether `/metrics` can be asked for, so the process figures are worth reading.
     samples_process: bool,
     next_sample: Instant,
+    /// The RTMPS listener's certificate and the roots for `rtmps://` upstreams.
+    tls: TlsContext,
+    /// Closed TLS connections still sending their last records and close_notify.
+    draining: Vec<Draining>,
 }
 
 impl Driver {
-    /// A driver for `core`, accepting on `listeners` (it registers them).
+    /// A driver for `core`, accepting on `listeners` (it registers them), with `tls` for
+    /// the RTMPS listener and `rtmps://` upstreams.
     pub fn new(
         poll: Poll,
         mut listeners: Vec<Listener>,
@@ -109,6 +124,7 @@ impl Driver {
         mut core: RelayCore,
         stop: Arc<AtomicBool>,
         dump_dir: Option<PathBuf>,
+        tls: TlsContext,
     ) -> io::Result<Driver> {
         if listeners.len() > MAX_LISTENERS {
             return Err(io::Error::other(format!("at most {MAX_LISTENERS} listeners")));
@@ -134,6 +150,8 @@ impl Driver {
             reloader: None,
             samples_process,
             next_sample: now,
+            tls,
+            draining: Vec::new(),
         })
     }
 
@@ -150,7 +168,8 @@ impl Driver {
         loop {
             let now = Instant::now();
             let timeout = if self.read_again.is_empty() {
-                self.core.poll_timeout().map(|at| at.saturating_duration_since(now))
+                let next = self.core.poll_timeout().into_iter().chain(self.drain_deadline()).min();
+                next.map(|at| at.saturating_duration_since(now))
             } else {
                 Some(Duration::ZERO)
             };
@@ -217,7 +236,8 @@ impl Driver {
                 self.core.handle_timeout(now);
             }
             self.run_actions();
-            if self.stopped {
+            self.expire_draining(now);
+            if self.stopped && self.draining.is_empty() {
                 return Ok(());
             }
         }
@@ -238,6 +258,16 @@ impl Driver {
                 }
             };
             let now = Instant::now();
+            let tls = match kind {
+                ListenerKind::Rtmps => match self.tls.accept() {
+                    Ok(server) => Some(Box::new(TlsStream::server(server))),
+                    Err(error) => {
+                        log::error!("{peer}: cannot start TLS: {error}");
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let Ok(id) = self.core.accept(peer, kind, now) else { continue };
             if let Err(error) = self.add_socket(id, &mut stream, false) {
                 self.core.handle_closed(id, CloseReason::ReadFailed(format!("could not register: {error}")), now);
@@ -250,7 +280,7 @@ impl Driver {
                     .ok()
                     .map(BufWriter::new)
             });
-            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump });
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls });
         }
     }
 
@@ -289,7 +319,10 @@ impl Driver {
 
     fn socket_event(&mut self, token: Token, event: &Event) {
         let Some(id) = id_of(token) else { return };
-        let Some(socket) = self.socket_mut(id) else { return };
+        let Some(socket) = self.socket_mut(id) else {
+            self.drain_event(id, event);
+            return;
+        };
         if socket.connecting && (event.is_writable() || event.is_error()) {
             let failure = match socket.stream.take_error() {
                 Ok(Some(error)) | Err(error) => Some(error),
@@ -327,6 +360,7 @@ impl Driver {
     fn read_from(&mut self, id: ConnId) {
         let mut buffer = std::mem::take(&mut self.read_buffer);
         let mut budget_used = true;
+        let mut tls = false;
         for _ in 0..READS_PER_TURN {
             let Some(socket) = socket_in(&mut self.sockets, id) else {
                 budget_used = false;
@@ -336,30 +370,27 @@ impl Driver {
                 budget_used = false;
                 break;
             }
+            tls = socket.tls.is_some();
+            let step = read_once(socket, &mut buffer);
             let now = Instant::now();
-            match socket.stream.read(&mut buffer) {
-                Ok(0) => {
+            match step {
+                TlsRead::Plaintext(read) => {
+                    let input = buffer.get(..read).unwrap_or_default();
+                    dump_input(socket, input);
+                    self.core.handle_input(id, input, now);
+                }
+                TlsRead::Progress => {}
+                TlsRead::Blocked => {
+                    budget_used = false;
+                    break;
+                }
+                TlsRead::Ended => {
                     self.core.handle_closed(id, CloseReason::PeerClosed, now);
                     budget_used = false;
                     break;
                 }
-                Ok(read) => {
-                    let input = buffer.get(..read).unwrap_or_default();
-                    if let Some(dump) = &mut socket.dump {
-                        if let Err(error) = dump.write_all(input) {
-                            log::warn!("{id}: dump write failed, dump stopped: {error}");
-                            socket.dump = None;
-                        }
-                    }
-                    self.core.handle_input(id, input, now);
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    budget_used = false;
-                    break;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    self.core.handle_closed(id, CloseReason::ReadFailed(error.to_string()), now);
+                TlsRead::Failed(reason) => {
+                    self.core.handle_closed(id, reason, now);
                     budget_used = false;
                     break;
                 }
@@ -371,6 +402,9 @@ impl Driver {
             self.read_again.push(id);
         }
         self.read_buffer = buffer;
+        if tls {
+            self.after_tls_read(id);
+        }
     }
 
     /// Writes as much of `id`'s queue as the socket takes.
@@ -379,6 +413,9 @@ impl Driver {
             let Some(socket) = socket_in(&mut self.sockets, id) else { return };
             if !socket.writable || socket.connecting {
                 return;
+            }
+            if socket.tls.is_some() {
+                return self.write_tls_to(id);
             }
             let mut slices = [IoSlice::new(&[]); MAX_SLICES_PER_WRITE];
             let count = self.core.write_slices(id, &mut slices);
@@ -412,7 +449,7 @@ impl Driver {
             match action {
                 Action::Write(id) => self.write_to(id),
                 Action::Close { id, .. } => self.remove_socket(id),
-                Action::Connect { id, addr } => self.connect(id, addr),
+                Action::Connect { id, addr, tls } => self.connect(id, addr, tls),
                 Action::Resolve { id, host, port } => {
                     if let Err(error) = self.resolver.request(id, host, port) {
                         self.core.handle_resolved(id, Err(error), Instant::now());
@@ -443,18 +480,34 @@ impl Driver {
         log::info!("reloading the configuration");
         let result = match &mut self.reloader {
             Some(reload) => reload(),
+            // Without a file, a reload still re-reads the TLS certificate.
+            None if self.tls.serves() => Ok(self.core.config().clone()),
             None => Err("no configuration file to re-read (start rtmp-edge with --config FILE)".to_string()),
         };
+        // The certificate goes with the configuration: both apply, or neither does.
+        let result = result
+            .and_then(|config| config.validate().map(|()| config).map_err(|problems| problems.join("; ")))
+            .and_then(|config| self.tls.reload(&config).map(|()| config));
         self.core.handle_reload(result, Instant::now());
     }
 
-    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr) {
+    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr, server_name: Option<String>) {
+        let tls = match server_name {
+            Some(name) => match self.tls.connect(&name, self.core.config()) {
+                Ok(client) => Some(Box::new(TlsStream::client(client))),
+                Err(error) => {
+                    let reason = CloseReason::ConnectFailed(format!("{addr}: TLS for {name}: {error}"));
+                    return self.core.handle_closed(id, reason, Instant::now());
+                }
+            },
+            None => None,
+        };
         let result = TcpStream::connect(addr).and_then(|mut stream| {
             self.add_socket(id, &mut stream, true)?;
             Ok(stream)
         });
         match result {
-            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None }),
+            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None, tls }),
             Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),
         }
     }
@@ -465,10 +518,38 @@ impl Driver {
             return;
         }
         if let Some(mut socket) = slot.take() {
-            let _ = self.poll.registry().deregister(&mut socket.stream);
             if let Some(mut dump) = socket.dump.take() {
                 let _ = dump.flush();
             }
+            if socket.tls.is_some() {
+                return self.close_tls(socket);
+            }
+            let _ = self.poll.registry().deregister(&mut socket.stream);
+        }
+    }
+}
+
+/// One read from `socket` into `buffer`: plain bytes as they come, or TLS decrypted. The
+/// outcomes are TLS's, of which plain TCP has all but [`TlsRead::Progress`] (after EINTR).
+fn read_once(socket: &mut Socket, buffer: &mut [u8]) -> TlsRead {
+    if let Some(tls) = socket.tls.as_mut() {
+        return tls.read(&mut socket.stream, buffer);
+    }
+    match socket.stream.read(buffer) {
+        Ok(0) => TlsRead::Ended,
+        Ok(read) => TlsRead::Plaintext(read),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => TlsRead::Blocked,
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => TlsRead::Progress,
+        Err(error) => TlsRead::Failed(CloseReason::ReadFailed(error.to_string())),
+    }
+}
+
+/// Writes what the core is about to read from `socket` to its `--dump` file, if any.
+fn dump_input(socket: &mut Socket, input: &[u8]) {
+    if let Some(dump) = &mut socket.dump {
+        if let Err(error) = dump.write_all(input) {
+            log::warn!("{}: dump write failed, dump stopped: {error}", socket.id);
+            socket.dump = None;
         }
     }
 }

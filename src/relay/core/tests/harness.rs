@@ -78,6 +78,8 @@ pub struct Harness {
     /// Connect actions, in order, with the time they were asked for.
     pub connects: Vec<(ConnId, SocketAddr, Instant)>,
     pub resolves: Vec<(ConnId, String, u16)>,
+    /// The TLS server name of each connect (`None`: plain TCP), in order.
+    pub connect_tls: Vec<Option<String>>,
     pub closes: Vec<(ConnId, CloseReason, Instant)>,
     pub stopped: bool,
     /// `Action::ReloadConfig`s seen.
@@ -119,6 +121,7 @@ impl Harness {
             peers: HashMap::new(),
             connects: Vec::new(),
             resolves: Vec::new(),
+            connect_tls: Vec::new(),
             closes: Vec::new(),
             stopped: false,
             reloads_asked: 0,
@@ -264,7 +267,10 @@ impl Harness {
                         }
                         self.closes.push((id, reason, self.now));
                     }
-                    Action::Connect { id, addr } => self.connects.push((id, addr, self.now)),
+                    Action::Connect { id, addr, tls } => {
+                        self.connects.push((id, addr, self.now));
+                        self.connect_tls.push(tls);
+                    }
                     Action::Resolve { id, host, port } => self.resolves.push((id, host, port)),
                     Action::Stopped => self.stopped = true,
                     Action::ReloadConfig => self.reloads_asked += 1,

@@ -8,4 +8,5 @@ mod ops;
 mod ops_counters;
 mod players;
 mod stream_cache;
+mod tls;
 mod harness;
