@@ -15,6 +15,13 @@ fn options() -> Options {
     let mut options = Options::new();
     options.optopt("", "config", "read options from this TOML file first (the command line wins)", "FILE");
     options.optopt("", "listen", &format!("address to accept plain RTMP on, or off (default {})", defaults.listen), "ADDR:PORT|off");
+    options.optopt("", "workers", "worker threads, each its own loop on the same ports (default 1; auto: one per core)", "N|auto");
+    options.optopt(
+        "",
+        "listen-backlog",
+        &format!("connections the kernel holds for each listener until accepted, capped by net.core.somaxconn (default {})", defaults.listen_backlog),
+        "N",
+    );
     options.optopt("", "tls-listen", "address to accept RTMPS (RTMP over TLS) on (default off)", "ADDR:PORT");
     options.optopt("", "tls-cert", "PEM certificate chain of the RTMPS listener (re-read on reload)", "FILE");
     options.optopt("", "tls-key", "PEM private key of --tls-cert (re-read on reload)", "FILE");
@@ -151,7 +158,7 @@ fn usage(options: &Options) -> String {
     let brief = "Usage: rtmp-edge [OPTIONS]\n       rtmp-edge check-config FILE   (check a --config file, start nothing)\n       \
                  rtmp-edge inspect FILE        (decode a --dump file)\n       \
                  rtmp-edge sign --secret S [--expires SECONDS] rtmp://HOST/APP/NAME   (print the signed URL)\n\n\
-                 A single-threaded RTMP relay: publish to rtmp://HOST/APP/NAME, play the same URL.";
+                 An RTMP relay (one thread per worker): publish to rtmp://HOST/APP/NAME, play the same URL.";
     options.usage(brief)
 }
 
@@ -184,6 +191,12 @@ fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
             config.listen = parse::<SocketAddr>(matches, "listen")?.unwrap_or(config.listen);
             config.rtmp_listener = true;
         }
+    }
+    if let Some(workers) = matches.opt_str("workers") {
+        config.workers = workers.parse().map_err(|error| format!("--{error}"))?;
+    }
+    if let Some(backlog) = parse::<u32>(matches, "listen-backlog")? {
+        config.listen_backlog = backlog;
     }
     if let Some(listen) = parse::<SocketAddr>(matches, "tls-listen")? {
         config.tls_listen = Some(listen);
@@ -530,7 +543,8 @@ mod tests {
             .split_whitespace()
             .filter_map(|word| word.strip_prefix("--"))
             .map(|word| word.trim_end_matches(|c: char| !(c.is_ascii_lowercase() || c == '-')))
-            .filter(|flag| !["help", "version", "config"].contains(flag))
+            // `--secret` belongs to the `sign` subcommand named in the usage text.
+            .filter(|flag| !["help", "version", "config", "secret"].contains(flag))
             .collect();
         assert_eq!(flags, keys, "command-line options and rtmp-edge.example.toml keys differ");
         // And each key the example writes is one the parser takes.

@@ -6,6 +6,43 @@ use std::time::Duration;
 
 /// The largest `hook-max-pending`: the hook pool may run twice as many threads.
 pub const MAX_HOOK_PENDING: usize = 4096;
+/// The most workers (`--workers`): connection ids carry the worker in 7 bits.
+pub const MAX_WORKERS: usize = 64;
+
+/// How many worker threads run the relay (`--workers N|auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// This many.
+    Count(usize),
+    /// One per core the process may run on (`std::thread::available_parallelism`).
+    Auto,
+}
+
+impl Workers {
+    /// The number to start, at most [`MAX_WORKERS`].
+    pub fn resolve(self) -> usize {
+        let count = match self {
+            Workers::Count(count) => count,
+            Workers::Auto => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        count.clamp(1, MAX_WORKERS)
+    }
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+
+    /// `auto` or a count from 1 to [`MAX_WORKERS`].
+    fn from_str(text: &str) -> Result<Workers, String> {
+        if text == "auto" {
+            return Ok(Workers::Auto);
+        }
+        match text.parse::<usize>() {
+            Ok(count) if (1..=MAX_WORKERS).contains(&count) => Ok(Workers::Count(count)),
+            _ => Err(format!("workers takes auto or a number from 1 to {MAX_WORKERS}, not {text:?}")),
+        }
+    }
+}
 
 /// Relay settings. `Config::default()` is a working standalone relay on 0.0.0.0:1935.
 #[derive(Clone, Debug)]
@@ -15,6 +52,13 @@ pub struct Config {
     /// Whether the plain RTMP listener is open. Off (`--listen off`) for a relay that
     /// serves RTMPS only.
     pub rtmp_listener: bool,
+    /// Worker threads, each with its own loop, listeners (`SO_REUSEPORT` on the same
+    /// port) and streams; a stream published on one is played from every other through a
+    /// pull over loopback (see `relay::driver::workers`).
+    pub workers: Workers,
+    /// The `listen(2)` backlog of every listener: connections the kernel completes and
+    /// holds until the loop accepts them. Capped by `net.core.somaxconn`.
+    pub listen_backlog: u32,
     /// Address to accept RTMPS (RTMP over TLS) connections on; off when `None`. Needs
     /// `tls_cert` and `tls_key`.
     pub tls_listen: Option<SocketAddr>,
@@ -100,6 +144,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             rtmp_listener: true,
+            workers: Workers::Count(1),
+            listen_backlog: 4096,
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -177,6 +223,14 @@ impl Config {
             (Some(_), Some(_), Some(_)) | (None, None, None) => {}
             (Some(_), _, _) => problems.push("tls-listen needs tls-cert and tls-key".to_string()),
             (None, _, _) => problems.push("tls-cert and tls-key are only used with tls-listen".to_string()),
+        }
+        if let Workers::Count(count) = self.workers {
+            if !(1..=MAX_WORKERS).contains(&count) {
+                problems.push(format!("workers must be auto or between 1 and {MAX_WORKERS}"));
+            }
+        }
+        if !(1..=65_535).contains(&self.listen_backlog) {
+            problems.push("listen-backlog must be between 1 and 65535".to_string());
         }
         if self.http_max_connections == 0 {
             problems.push("http-max-connections must be at least 1".to_string());

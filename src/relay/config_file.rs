@@ -58,6 +58,8 @@ pub const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "tra
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
     listen: Option<Spanned<String>>,
+    workers: Option<Spanned<WorkersValue>>,
+    listen_backlog: Option<Spanned<u32>>,
     tls_listen: Option<Spanned<String>>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -106,6 +108,14 @@ pub struct FileConfig {
     text: String,
 }
 
+/// `workers = 2` or `workers = "auto"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WorkersValue {
+    Count(i64),
+    Word(String),
+}
+
 /// Parses a file's text. Syntax errors, unknown keys and values of the wrong type are
 /// reported here, with their line.
 pub fn parse(text: &str) -> Result<FileConfig, Vec<Problem>> {
@@ -150,6 +160,22 @@ impl FileConfig {
                     Ok(address) => (config.listen, config.rtmp_listener) = (address, true),
                     Err(_) => problem(listen.span(), format!("listen: {text:?} is neither ADDR:PORT nor off")),
                 },
+            }
+        }
+        if let Some(workers) = &self.workers {
+            let text = match workers.get_ref() {
+                WorkersValue::Count(count) => count.to_string(),
+                WorkersValue::Word(word) => word.clone(),
+            };
+            match text.parse() {
+                Ok(parsed) => config.workers = parsed,
+                Err(error) => problem(workers.span(), error),
+            }
+        }
+        if let Some(backlog) = &self.listen_backlog {
+            match *backlog.get_ref() {
+                backlog @ 1..=65_535 => config.listen_backlog = backlog,
+                _ => problem(backlog.span(), "listen-backlog must be between 1 and 65535".to_string()),
             }
         }
         if let Some(listen) = &self.tls_listen {

@@ -29,91 +29,31 @@ pub use self::core::{
     Action, CloseReason, ConnId, HookId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey,
     StreamSummary,
 };
-pub use config::Config;
+pub use config::{Config, Workers, MAX_WORKERS};
 pub use driver::upstream_client_config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
-use mio::net::TcpListener;
-use mio::{Interest, Poll, Waker};
+use mio::Interest;
 
-use driver::{Driver, Listener, SignalCount, TlsContext, SIGNALS, WAKER};
+use driver::workers::{self, Control};
+use driver::{SignalCount, SIGNALS};
 
 /// Re-reads the configuration for a reload (SIGHUP, `POST /api/v1/reload`): the binary
 /// passes one that reads its `--config` file again and applies the command line on top.
 /// An `Err` is logged and the running configuration stays.
 pub type Reloader = Box<dyn FnMut() -> Result<Config, String> + Send>;
 
-/// Everything a relay thread needs, bound.
-struct Bound {
-    poll: Poll,
-    listeners: Vec<Listener>,
-    waker: Arc<Waker>,
-    local_addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
-    http_addr: Option<SocketAddr>,
-    tls: TlsContext,
-}
-
-fn bind(config: &Config) -> io::Result<Bound> {
-    let poll = Poll::new()?;
-    // Certificates first: a bad file fails the start before any port is taken.
-    let tls = TlsContext::new(config)?;
-    let mut listeners = Vec::new();
-    let mut plain_addr = None;
-    if config.rtmp_listener {
-        let listener = TcpListener::bind(config.listen)?;
-        plain_addr = Some(listener.local_addr()?);
-        listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmp });
-    }
-    let mut tls_addr = None;
-    if let Some(address) = config.tls_listen {
-        let listener = TcpListener::bind(address)
-            .map_err(|error| io::Error::new(error.kind(), format!("TLS listener {address}: {error}")))?;
-        tls_addr = Some(listener.local_addr()?);
-        listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmps });
-    }
-    let local_addr = plain_addr
-        .or(tls_addr)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no RTMP listener: listen is off and tls-listen unset"))?;
-    let mut http_addr = None;
-    if let Some(address) = config.http_listen {
-        let http = TcpListener::bind(address)
-            .map_err(|error| io::Error::new(error.kind(), format!("HTTP listener {address}: {error}")))?;
-        http_addr = Some(http.local_addr()?);
-        listeners.push(Listener { socket: http, kind: ListenerKind::Http });
-    }
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    Ok(Bound { poll, listeners, waker, local_addr, tls_addr, http_addr, tls })
-}
-
-fn driver(
-    config: Config,
-    bound: Bound,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-    reloader: Option<Reloader>,
-) -> io::Result<Driver> {
-    let dump_dir = config.dump_dir.clone();
-    let core = RelayCore::with_stats(config, rand::random(), Instant::now(), stats);
-    let mut driver = Driver::new(bound.poll, bound.listeners, bound.waker, core, stop, dump_dir, bound.tls)?;
-    if let Some(reloader) = reloader {
-        driver.set_reloader(reloader);
-    }
-    Ok(driver)
-}
-
 /// Runs the relay on this thread until SIGINT or SIGTERM, then shuts down gracefully
 /// (players are told the stream ended, queues are flushed for up to 3 s, new connections
 /// are refused). A second signal exits at once. SIGHUP reloads the configuration when
-/// `reloader` is given (see [`Reloader`]).
+/// `reloader` is given (see [`Reloader`]). With `config.workers` above 1, workers 1 and up
+/// run on threads of their own and this thread runs worker 0, which takes the signals.
 pub fn run(config: Config) -> io::Result<()> {
     run_with_reloader(config, None)
 }
@@ -124,21 +64,26 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook_mio::v1_0::Signals;
 
-    let bound = bind(&config)?;
-    if config.rtmp_listener {
-        log::info!("rtmp-edge listening on {}", bound.local_addr);
+    let rtmp_listener = config.rtmp_listener;
+    let started = workers::start(config, reloader)?;
+    if rtmp_listener {
+        log::info!("rtmp-edge listening on {}", started.local_addr);
     }
-    if let Some(tls) = bound.tls_addr {
+    if let Some(tls) = started.tls_addr {
         log::info!("rtmp-edge listening for RTMPS (TLS) on {tls}");
     }
-    if let Some(http) = bound.http_addr {
+    if let Some(http) = started.http_addr {
         log::info!("HTTP API, metrics and status page on http://{http}/");
     }
+    if started.drivers.len() > 1 {
+        log::info!("{} workers, one thread each", started.drivers.len());
+    }
+    let mut drivers = started.drivers.into_iter();
+    let mut first = drivers.next().ok_or_else(|| io::Error::other("no workers"))?;
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    bound.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut driver = driver(config, bound, Arc::new(Stats::default()), stop, reloader)?;
-    driver.run(|| {
+    first.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let others = spawn_workers(drivers, 1)?;
+    let result = first.run(|| {
         let mut count = SignalCount::default();
         for signal in signals.pending() {
             log::info!("received signal {signal}");
@@ -149,41 +94,68 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
             }
         }
         count
-    })
+    });
+    if result.is_err() {
+        started.control.exit_all();
+    }
+    join_workers(others).and(result)
 }
 
-/// A relay running on its own thread.
+/// Runs each driver on a thread of its own, naming it by its worker index.
+fn spawn_workers(drivers: impl Iterator<Item = driver::Driver>, first_index: usize) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
+    drivers
+        .enumerate()
+        .map(|(offset, mut driver)| {
+            std::thread::Builder::new()
+                .name(format!("rtmp-edge-worker-{}", first_index + offset))
+                .spawn(move || driver.run(SignalCount::default))
+        })
+        .collect()
+}
+
+/// Waits for every worker thread; the first error (or panic) is the result.
+fn join_workers(threads: Vec<JoinHandle<io::Result<()>>>) -> io::Result<()> {
+    let mut result = Ok(());
+    for thread in threads {
+        let outcome = thread.join().map_err(|_| io::Error::other("relay thread panicked")).and_then(|outcome| outcome);
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    result
+}
+
+/// A relay running on its own threads (one per worker).
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
-    stats: Arc<Stats>,
-    stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    sibling_addrs: Vec<SocketAddr>,
+    stats: Vec<Arc<Stats>>,
+    control: Control,
+    threads: Vec<JoinHandle<io::Result<()>>>,
 }
 
 /// Binds `config.listen` (and `config.tls_listen`, `config.http_listen`) and runs a relay
-/// on a new thread.
+/// on new threads, one per worker.
 pub fn spawn(config: Config) -> io::Result<RelayHandle> {
     spawn_with_reloader(config, None)
 }
 
 /// [`spawn`], with `POST /api/v1/reload` re-reading the configuration through `reloader`.
 pub fn spawn_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Result<RelayHandle> {
-    let bound = bind(&config)?;
-    let local_addr = bound.local_addr;
-    let tls_addr = bound.tls_addr;
-    let http_addr = bound.http_addr;
-    let waker = Arc::clone(&bound.waker);
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut driver = driver(config, bound, Arc::clone(&stats), Arc::clone(&stop), reloader)?;
-    let thread = std::thread::Builder::new()
-        .name("rtmp-edge-relay".to_string())
-        .spawn(move || driver.run(SignalCount::default))?;
-    Ok(RelayHandle { local_addr, tls_addr, http_addr, stats, stop, waker, thread: Some(thread) })
+    let started = workers::start(config, reloader)?;
+    let threads = spawn_workers(started.drivers.into_iter(), 0)?;
+    Ok(RelayHandle {
+        local_addr: started.local_addr,
+        tls_addr: started.tls_addr,
+        http_addr: started.http_addr,
+        sibling_addrs: started.sibling_addrs,
+        stats: started.stats,
+        control: started.control,
+        threads,
+    })
 }
 
 impl RelayHandle {
@@ -203,23 +175,40 @@ impl RelayHandle {
         self.http_addr
     }
 
-    /// The relay's counters now.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+    /// How many workers run the relay.
+    pub fn workers(&self) -> usize {
+        self.stats.len()
     }
 
-    /// Shuts down gracefully and waits for the relay thread.
+    /// Each worker's private loopback address, where its siblings pull from it (empty with
+    /// one worker). Only sibling workers are served there.
+    pub fn sibling_addrs(&self) -> &[SocketAddr] {
+        &self.sibling_addrs
+    }
+
+    /// The relay's counters now, every worker's added up. `players` counts viewers only,
+    /// not the pulls between workers; `connections_open` counts every socket.
+    pub fn stats(&self) -> StatsSnapshot {
+        let mut total = StatsSnapshot::default();
+        for stats in &self.stats {
+            total.add(&stats.snapshot());
+        }
+        total
+    }
+
+    /// One worker's counters now.
+    pub fn worker_stats(&self, worker: usize) -> Option<StatsSnapshot> {
+        self.stats.get(worker).map(|stats| stats.snapshot())
+    }
+
+    /// Shuts down gracefully and waits for every worker.
     pub fn shutdown(mut self) -> io::Result<()> {
         self.stop_and_join()
     }
 
     fn stop_and_join(&mut self) -> io::Result<()> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.waker.wake()?;
-        match self.thread.take() {
-            Some(thread) => thread.join().map_err(|_| io::Error::other("relay thread panicked"))?,
-            None => Ok(()),
-        }
+        self.control.stop_all();
+        join_workers(std::mem::take(&mut self.threads))
     }
 }
 

@@ -48,6 +48,29 @@ pub struct StatsSnapshot {
     pub media_ignored: u64,
 }
 
+impl StatsSnapshot {
+    /// Adds another worker's counters to these.
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        let pairs = [
+            (&mut self.connections_accepted, other.connections_accepted),
+            (&mut self.connections_refused, other.connections_refused),
+            (&mut self.connections_open, other.connections_open),
+            (&mut self.protocol_errors, other.protocol_errors),
+            (&mut self.frames_dropped, other.frames_dropped),
+            (&mut self.slow_players_disconnected, other.slow_players_disconnected),
+            (&mut self.handshake_timeouts, other.handshake_timeouts),
+            (&mut self.players, other.players),
+            (&mut self.publishers, other.publishers),
+            (&mut self.pulls, other.pulls),
+            (&mut self.pulls_live, other.pulls_live),
+            (&mut self.media_ignored, other.media_ignored),
+        ];
+        for (sum, value) in pairs {
+            *sum = sum.saturating_add(value);
+        }
+    }
+}
+
 impl Stats {
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -24,6 +24,16 @@ pub use hook::{DoneFields, HookAction, HookCall, HookOutcome, HookPayload, HookU
 pub use ip_rules::{canonical, Cidr, CidrError, IpRule, IpRules, RuleVerdict};
 pub use signed_url::SignatureError;
 
+/// Whether `presented` equals `expected`, in a time that does not depend on where they
+/// first differ, so a secret cannot be guessed byte by byte.
+pub fn same_secret(expected: &[u8], presented: &[u8]) -> bool {
+    let mut difference = expected.len() ^ presented.len();
+    for (index, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ presented.get(index).copied().unwrap_or(!byte));
+    }
+    difference == 0
+}
+
 /// A shared secret for signed URLs. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Arc<[u8]>);

@@ -361,7 +361,7 @@ impl RelayCore {
 
     /// Carries out an allowed request, and queues what the session answered (a hook's
     /// answer arrives outside any input, so nothing else would).
-    fn admit(&mut self, id: ConnId, gated: Gated, now: Instant) {
+    pub(super) fn admit(&mut self, id: ConnId, gated: Gated, now: Instant) {
         match gated {
             Gated::Connect { request_id, .. } => {
                 let Some(conn) = self.conns.get_mut(id) else { return };

@@ -9,13 +9,17 @@ use super::conn::{Conn, Phase, Role};
 use super::links::{LinkPurpose, UpstreamLink, UpstreamStage};
 use super::ops::{LabelCounts, ProcessStats, RATE_SAMPLE_INTERVAL, SUMMARY_INTERVAL};
 use super::stream::{LiveStream, StreamKey};
-use super::{CloseReason, RelayCore};
+use super::{CloseReason, ListenerKind, RelayCore};
 use crate::relay::http::{
     rfc3339, ClientView, MetricsView, PublisherView, StreamMetrics, StreamView, SummaryView, UpstreamView,
 };
 
 /// Roles `/metrics` always shows, at zero when no connection has them.
 pub(super) const ROLES: [&str; 8] = ["connecting", "forward", "http", "idle", "player", "publisher", "pull", "push"];
+/// With several workers, also the connections between them: `sibling` serves a sibling's
+/// pull, `sibling_pull` pulls from a sibling.
+pub(super) const ROLES_WITH_SIBLINGS: [&str; 10] =
+    ["connecting", "forward", "http", "idle", "player", "publisher", "pull", "push", "sibling", "sibling_pull"];
 
 impl RelayCore {
     /// The driver read the process's CPU time, memory and descriptors (the core never
@@ -79,10 +83,14 @@ impl RelayCore {
     pub(super) fn role_label(&self, conn: &Conn) -> &'static str {
         if let Some(upstream) = &conn.upstream {
             return match upstream.purpose {
+                LinkPurpose::Pull if upstream.sibling.is_some() => "sibling_pull",
                 LinkPurpose::Pull => "pull",
                 LinkPurpose::Forward => "forward",
                 LinkPurpose::Push(_) => "push",
             };
+        }
+        if conn.protocol == ListenerKind::Sibling {
+            return "sibling";
         }
         match (&conn.phase, &conn.role) {
             (Phase::Http(_), _) => "http",
@@ -121,13 +129,15 @@ impl RelayCore {
         });
         let upstreams: Vec<UpstreamView> =
             stream.pull.iter().chain(stream.pushes.iter()).map(|link| self.upstream_view(link)).collect();
+        let sibling_pulls = stream.players.len() - stream.audience().count();
         let (gop_cache_frames, _) = stream.gop_held();
         StreamView {
             app: key.app().to_string(),
             name: key.name().to_string(),
             live: stream.is_live(),
             publisher,
-            players: stream.players.len(),
+            players: stream.audience().count(),
+            sibling_pulls,
             bytes_in: stream.meter.bytes_in,
             bytes_out: stream.meter.bytes_out,
             frames_in: stream.meter.frames_in,
@@ -147,7 +157,9 @@ impl RelayCore {
     fn upstream_view(&self, link: &UpstreamLink) -> UpstreamView {
         let connection = link.conn.and_then(|id| self.conns.get(id)).and_then(|conn| conn.upstream.as_ref());
         let target = match connection {
+            Some(upstream) if link.sibling.is_some() => format!("worker {} ({})", link.sibling.unwrap_or_default(), upstream.target),
             Some(upstream) => upstream.target.clone(),
+            None if link.sibling.is_some() => format!("worker {}", link.sibling.unwrap_or_default()),
             None => match link.purpose {
                 LinkPurpose::Pull | LinkPurpose::Forward => {
                     let origins = &self.config.origins;
@@ -168,6 +180,7 @@ impl RelayCore {
             (false, None) => "idle",
         };
         let kind = match link.purpose {
+            LinkPurpose::Pull if link.sibling.is_some() => "sibling",
             LinkPurpose::Pull => "pull",
             LinkPurpose::Forward => "forward",
             LinkPurpose::Push(_) => "push",
@@ -200,6 +213,7 @@ impl RelayCore {
                     queue_bytes: conn.out.cost(),
                     frames_dropped: conn.frames_dropped,
                     protocol: conn.protocol.label(),
+                    worker: id.worker(),
                 }
             })
             .collect()
@@ -220,12 +234,13 @@ impl RelayCore {
             publishers: self.stats.publishers.load(Relaxed),
             bytes_in,
             bytes_out,
+            workers: self.siblings.as_ref().map_or(1, |place| place.count),
         }
     }
 
     /// Everything `GET /metrics` shows.
     pub fn metrics_view(&self) -> MetricsView {
-        let mut roles = LabelCounts::with_labels(&ROLES);
+        let mut roles = LabelCounts::with_labels(if self.siblings.is_some() { &ROLES_WITH_SIBLINGS } else { &ROLES });
         for (_, conn) in self.conns.iter() {
             roles.add(self.role_label(conn));
         }
@@ -236,11 +251,12 @@ impl RelayCore {
             .map(|(key, stream)| StreamMetrics {
                 app: key.app().to_string(),
                 name: key.name().to_string(),
-                players: stream.players.len(),
+                players: stream.audience().count(),
                 live: stream.is_live(),
                 bytes_in: stream.meter.bytes_in,
                 bytes_out: stream.meter.bytes_out,
                 frames_in: stream.meter.frames_in,
+                from_sibling: stream.pull.as_ref().is_some_and(|link| link.sibling.is_some()),
             })
             .collect();
         streams.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));

@@ -54,6 +54,9 @@ pub enum CloseReason {
     PullUnwatched,
     /// A local publisher took the stream over from a pull.
     LocalPublisherTookOver,
+    /// A pull from a sibling worker ended: the stream's publisher is on another worker
+    /// now, or on none.
+    SourceMoved,
     /// The upstream refused the connect, play or publish with this status code.
     UpstreamRefused(String),
     /// The origin ended the play (NetStream.Play.Stop).
@@ -111,6 +114,7 @@ impl CloseReason {
             CloseReason::PublisherStopped => "publisher_stopped",
             CloseReason::PullUnwatched => "pull_unwatched",
             CloseReason::LocalPublisherTookOver => "local_publisher_took_over",
+            CloseReason::SourceMoved => "source_moved",
             CloseReason::UpstreamRefused(_) => "upstream_refused",
             CloseReason::UpstreamStoppedPlay => "upstream_stopped_play",
             CloseReason::UpstreamStageTimeout { .. } => "upstream_stage_timeout",
@@ -198,6 +202,7 @@ impl fmt::Display for CloseReason {
             CloseReason::PublisherStopped => write!(f, "the local publisher stopped"),
             CloseReason::PullUnwatched => write!(f, "pull no longer watched"),
             CloseReason::LocalPublisherTookOver => write!(f, "a local publisher took over the stream"),
+            CloseReason::SourceMoved => write!(f, "the stream's publisher is on another worker now, or on none"),
             CloseReason::UpstreamRefused(code) => write!(f, "upstream refused: {code}"),
             CloseReason::UpstreamStoppedPlay => write!(f, "origin stopped the play"),
             CloseReason::UpstreamStageTimeout { stage, after } => {
@@ -252,7 +257,7 @@ impl RelayCore {
         // Not `upstream.is_none()`: a forward or pull whose link let go of it (the publisher
         // stopped, the pull was dropped) has no upstream any more, and its origin's address
         // may be a client's.
-        if conn.accepted {
+        if conn.accepted && conn.protocol != ListenerKind::Sibling {
             if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {

@@ -12,6 +12,7 @@ use super::close::CloseReason;
 use super::conn::{Conn, Phase};
 use super::input::VIA_PROPERTY;
 use super::links::{LinkPurpose, UpstreamConn, UpstreamLink, UpstreamStage};
+use super::siblings::WORKER_SECRET_PROPERTY;
 use super::stream::{LiveStream, StreamKey};
 use super::{Action, ConnId, RelayCore};
 use crate::handshake::{Handshake, HandshakeRole};
@@ -21,9 +22,13 @@ use crate::Amf0Value;
 
 /// The client session an upstream connection runs once its handshake is done.
 pub fn start_client_session(upstream: &UpstreamConn, chunk_size: u32) -> Result<ClientSession, SessionError> {
+    let mut properties = vec![(VIA_PROPERTY.to_string(), Amf0Value::Utf8String(upstream.via.clone()))];
+    if let Some(secret) = &upstream.worker_secret {
+        properties.push((WORKER_SECRET_PROPERTY.to_string(), Amf0Value::Utf8String(secret.clone())));
+    }
     let mut client = ClientSession::new(ClientSessionConfig {
         chunk_size,
-        extra_connect_properties: vec![(VIA_PROPERTY.to_string(), Amf0Value::Utf8String(upstream.via.clone()))],
+        extra_connect_properties: properties,
         ..ClientSessionConfig::default()
     });
     client.connect(&upstream.app, &upstream.tc_url)?;
@@ -42,13 +47,21 @@ struct LinkTarget {
 }
 
 impl RelayCore {
-    /// Starts pulling `key` from the origins, for the player `opener`, unless a pull
-    /// already exists. The pull keeps the opener's stream name (query included) for every
-    /// reconnect, whoever is watching then.
+    /// Starts pulling `key` for the player `opener`, unless a pull already exists: from
+    /// the origins on an edge, else (one of several workers) from the sibling that holds
+    /// the stream's publisher. The pull keeps the opener's stream name (query included)
+    /// for every reconnect, whoever is watching then.
     pub(super) fn ensure_pull(&mut self, key: &StreamKey, opener: ConnId, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
         }
+        let sibling = if self.config.origins.is_empty() {
+            let Some(holder) = self.sibling_holding(key) else { return };
+            self.drop_misdirected_pull(key, holder, now);
+            Some(holder)
+        } else {
+            None
+        };
         let (stream_name, via) = match self.conns.get(opener) {
             Some(conn) => (conn.requested_name(key).unwrap_or(key.name()).to_string(), conn.via.clone()),
             None => (key.name().to_string(), String::new()),
@@ -57,9 +70,14 @@ impl RelayCore {
         if stream.pull.is_some() {
             return;
         }
-        stream.pull = Some(UpstreamLink::new(LinkPurpose::Pull, stream_name));
+        let mut link = UpstreamLink::new(LinkPurpose::Pull, stream_name);
+        link.sibling = sibling;
+        stream.pull = Some(link);
         stream.via = via;
-        self.stats.pulls.fetch_add(1, Relaxed);
+        // `pulls` counts pulls from origins; pulls between workers are internal.
+        if sibling.is_none() {
+            self.stats.pulls.fetch_add(1, Relaxed);
+        }
         self.connect_link(key, LinkPurpose::Pull, now);
     }
 
@@ -67,6 +85,9 @@ impl RelayCore {
         let Some(stream) = self.streams.get_mut(key) else { return };
         if stream.pull_live != live {
             stream.pull_live = live;
+            if stream.pull.as_ref().is_some_and(|link| link.sibling.is_some()) {
+                return;
+            }
             if live {
                 self.stats.pulls_live.fetch_add(1, Relaxed);
             } else {
@@ -81,7 +102,9 @@ impl RelayCore {
         let Some(stream) = self.streams.get_mut(key) else { return };
         stream.linger_until = None;
         let Some(link) = stream.pull.take() else { return };
-        self.stats.pulls.fetch_sub(1, Relaxed);
+        if link.sibling.is_none() {
+            self.stats.pulls.fetch_sub(1, Relaxed);
+        }
         if let Some(id) = link.conn {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.upstream = None;
@@ -147,6 +170,10 @@ impl RelayCore {
         }
         via.push_str(&self.node_id);
         let (scheme, host, port, app) = match link.purpose {
+            LinkPurpose::Pull if link.sibling.is_some() => {
+                let addr = *self.siblings.as_ref()?.sibling_addrs.get(link.sibling?)?;
+                (Scheme::Rtmp, addr.ip().to_string(), addr.port(), key.app().to_string())
+            }
             LinkPurpose::Pull | LinkPurpose::Forward => {
                 // Origins are host[:port] (plain RTMP) or rtmps://host[:port].
                 let origin = self.config.origins.get(link.origin_index % self.config.origins.len().max(1))?;
@@ -167,6 +194,8 @@ impl RelayCore {
             app,
             stream_name: link.stream_name.clone(),
             via,
+            sibling: link.sibling,
+            worker_secret: link.sibling.and_then(|_| self.siblings.as_ref()).map(|place| place.secret.clone()),
             stage: UpstreamStage::Connecting,
             stage_deadline: now + self.config.upstream_connect_timeout,
         };
@@ -192,6 +221,9 @@ impl RelayCore {
     /// Opens a connection for a link, or schedules a retry when that is not possible now.
     fn connect_link(&mut self, key: &StreamKey, purpose: LinkPurpose, now: Instant) {
         if self.shutdown_deadline.is_some() {
+            return;
+        }
+        if !self.aim_sibling_pull(key, purpose) {
             return;
         }
         let setting_up = self
@@ -234,6 +266,29 @@ impl RelayCore {
             link.conn = Some(id);
             link.retry_at = None;
             link.ready = false;
+        }
+    }
+
+    /// A pull from a sibling goes to whichever worker holds the publisher now; with none,
+    /// the pull ends and its players wait for the next publish announced. False when the
+    /// link was dropped.
+    fn aim_sibling_pull(&mut self, key: &StreamKey, purpose: LinkPurpose) -> bool {
+        let Some(worker) = self.link(key, purpose).and_then(|link| link.sibling) else { return true };
+        match self.sibling_holding(key) {
+            Some(holder) => {
+                if let Some(link) = self.link_mut(key, purpose) {
+                    link.sibling = Some(holder);
+                }
+                if holder != worker {
+                    log::info!("{key}: pull: the publisher moved from worker {worker} to worker {holder}");
+                }
+                true
+            }
+            None => {
+                log::info!("{key}: pull: no worker publishes it now; players wait for a publisher");
+                self.drop_pull(key, CloseReason::SourceMoved);
+                false
+            }
         }
     }
 

@@ -239,7 +239,9 @@ impl RelayCore {
                 }
             }
             queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
-            stream.meter.count_out(frame.bytes.len());
+            if !player.sibling {
+                stream.meter.count_out(frame.bytes.len());
+            }
             if batch.is_zero() || !frame.droppable {
                 Self::request_write(&mut self.actions, player.conn, conn);
             } else if !conn.write_requested {

@@ -113,7 +113,7 @@ impl RelayCore {
     }
 
     /// Answers the complete requests buffered for `id`; returns whether it answered any.
-    fn serve_buffered(&mut self, id: ConnId, now: Instant) -> bool {
+    pub(super) fn serve_buffered(&mut self, id: ConnId, now: Instant) -> bool {
         let mut answered = false;
         while let Some(conn) = self.conns.get_mut(id) {
             if conn.closing.is_some() || conn.close_after_flush.as_ref().is_some_and(|r| *r != CloseReason::Shutdown) {
@@ -160,6 +160,10 @@ impl RelayCore {
             Some(token) if route.needs_token() => has_bearer_token(request, token),
             _ => true,
         };
+        if authorized && self.ask_siblings_for(id, &route, Awaiting { keep_alive, head_only }, now) {
+            self.log_request(id, request, None);
+            return;
+        }
         let response = if !authorized {
             Response::error(401, "this endpoint needs Authorization: Bearer TOKEN (http-token)")
                 .with_header("WWW-Authenticate", "Bearer realm=\"rtmp-edge\"")
@@ -198,7 +202,7 @@ impl RelayCore {
     }
 
     /// Queues a response; without keep-alive the connection closes once it is written.
-    fn send_response(&mut self, id: ConnId, response: &Response, keep_alive: bool, head_only: bool, now: Instant) {
+    pub(super) fn send_response(&mut self, id: ConnId, response: &Response, keep_alive: bool, head_only: bool, now: Instant) {
         self.ops.http_responses.add(response.status);
         let Some(conn) = self.conns.get_mut(id) else { return };
         let (head, body) = response.encode(keep_alive, head_only);
@@ -222,22 +226,27 @@ impl RelayCore {
     /// `DELETE /api/v1/clients/{id}`: closes that connection through the one close path,
     /// so a kicked publisher's players stay and wait, as when it leaves by itself.
     fn kick(&mut self, requester: ConnId, client: u64) -> Response {
-        let Some(target) = ConnId::from_u64(client).filter(|target| self.conns.get(*target).is_some_and(|c| c.closing.is_none()))
-        else {
-            return Response::error(404, &format!("no open connection {client}"));
-        };
-        let role = self.conns.get(target).map_or("connecting", |conn| self.role_label(conn));
         let by = self.conns.get(requester).map_or_else(String::new, |conn| conn.peer.to_string());
-        if let Some(conn) = self.conns.get_mut(target) {
-            log::info!("{}: connection {target} ({role}) closed through the API by {by}", conn.peer);
-            if target == requester {
-                // Its own answer goes out first.
-                conn.close_after_flush = Some(CloseReason::Kicked);
-            } else {
-                Self::mark_close(&mut self.to_close, target, conn, CloseReason::Kicked);
-            }
+        match self.kick_local(client, &by, Some(requester)) {
+            Some(kicked) => Response::json(200, &kicked),
+            None => Response::error(404, &format!("no open connection {client}")),
         }
-        Response::json(200, &KickedView { closed: client, role })
+    }
+
+    /// Closes connection `client` of this core for an API request from `by`; `None` when it
+    /// has no such open connection. The `requester`'s own connection writes its answer first.
+    pub(super) fn kick_local(&mut self, client: u64, by: &str, requester: Option<ConnId>) -> Option<KickedView> {
+        let target = ConnId::from_u64(client).filter(|target| self.conns.get(*target).is_some_and(|c| c.closing.is_none()))?;
+        let role = self.conns.get(target).map_or("connecting", |conn| self.role_label(conn));
+        let conn = self.conns.get_mut(target)?;
+        log::info!("{}: connection {target} ({role}) closed through the API by {by}", conn.peer);
+        if Some(target) == requester {
+            // Its own answer goes out first.
+            conn.close_after_flush = Some(CloseReason::Kicked);
+        } else {
+            Self::mark_close(&mut self.to_close, target, conn, CloseReason::Kicked);
+        }
+        Some(KickedView { closed: client, role })
     }
 
     /// `POST /api/v1/reload`: the driver re-reads the configuration; the answer waits for
@@ -297,6 +306,8 @@ impl RelayCore {
             ("http-listen", old.http_listen != new.http_listen),
             ("dump", old.dump_dir != new.dump_dir),
             ("chunk-size", old.chunk_size != new.chunk_size),
+            ("workers", old.workers != new.workers),
+            ("listen-backlog", old.listen_backlog != new.listen_backlog),
         ];
         for (name, _) in changed.iter().filter(|(_, changed)| *changed) {
             log::warn!("reload: {name} changed; it takes effect at the next restart");
@@ -307,6 +318,8 @@ impl RelayCore {
         new.http_listen = old.http_listen;
         new.dump_dir = old.dump_dir.clone();
         new.chunk_size = old.chunk_size;
+        new.workers = old.workers;
+        new.listen_backlog = old.listen_backlog;
     }
 
     /// Whether an HTTP connection's header-read or keep-alive timer has run out.

@@ -3,6 +3,11 @@
 //! A slot is reused after its connection closes, but its generation changes, so an id held
 //! anywhere (a close list, a stream's player list, a link, a driver event) can never reach
 //! the connection that took the slot later.
+//!
+//! With several workers, each worker's table puts its index in the top bits of every
+//! generation it hands out, so an id names its worker: ids are unique across workers, and
+//! `DELETE /api/v1/clients/{id}` knows where to go. Worker 0's ids are what a relay with
+//! one worker has always used.
 
 use std::fmt;
 
@@ -16,6 +21,10 @@ pub struct ConnId {
 /// Generations use 31 bits, so a packed id never collides with the driver's reserved tokens
 /// at the top of the `usize` range.
 const GENERATION_MASK: u32 = 0x7FFF_FFFF;
+/// The low bits of a generation count a slot's reuses (16.7 million before they wrap);
+/// the 7 above them are the worker's index.
+const COUNTER_BITS: u32 = 24;
+const COUNTER_MASK: u32 = (1 << COUNTER_BITS) - 1;
 
 impl ConnId {
     /// The slot, for drivers that keep their own per-connection table in step.
@@ -27,6 +36,11 @@ impl ConnId {
     /// the connection's life; used as the client id in logs and APIs, and as a mio token.
     pub fn to_u64(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// The worker whose table handed the id out (0 with one worker).
+    pub fn worker(self) -> usize {
+        (self.generation >> COUNTER_BITS) as usize
     }
 
     /// The id packed by [`to_u64`](Self::to_u64), if `value` could be one.
@@ -51,6 +65,8 @@ pub struct IdTable<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
+    /// The worker's index, shifted into place above the reuse counter.
+    worker_bits: u32,
 }
 
 #[derive(Debug)]
@@ -61,11 +77,17 @@ struct Slot<T> {
 
 impl<T> Default for IdTable<T> {
     fn default() -> Self {
-        IdTable { slots: Vec::new(), free: Vec::new(), len: 0 }
+        IdTable { slots: Vec::new(), free: Vec::new(), len: 0, worker_bits: 0 }
     }
 }
 
 impl<T> IdTable<T> {
+    /// An empty table whose ids name worker `worker` (below [`MAX_WORKERS`](crate::relay::MAX_WORKERS)).
+    pub fn for_worker(worker: usize) -> Self {
+        let worker = (worker as u32) & (GENERATION_MASK >> COUNTER_BITS);
+        IdTable { worker_bits: worker << COUNTER_BITS, ..IdTable::default() }
+    }
+
     /// Stores `value` under a new id.
     pub fn insert(&mut self, value: T) -> ConnId {
         self.len += 1;
@@ -76,8 +98,9 @@ impl<T> IdTable<T> {
             }
         }
         let index = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.slots.push(Slot { generation: 0, value: Some(value) });
-        ConnId { index, generation: 0 }
+        let generation = self.worker_bits;
+        self.slots.push(Slot { generation, value: Some(value) });
+        ConnId { index, generation }
     }
 
     /// The value under `id`, unless that connection is gone.
@@ -110,7 +133,7 @@ impl<T> IdTable<T> {
             return None;
         }
         let value = slot.value.take()?;
-        slot.generation = slot.generation.wrapping_add(1) & GENERATION_MASK;
+        slot.generation = self.worker_bits | (slot.generation.wrapping_add(1) & COUNTER_MASK);
         self.free.push(id.index);
         self.len -= 1;
         Some(value)
@@ -176,5 +199,24 @@ mod tests {
         assert_eq!(ConnId::from_u64(id.to_u64()), Some(id));
         assert_eq!(id.to_u64(), 1 << 32);
         assert_eq!(ConnId::from_u64(u64::MAX), None);
+    }
+
+    #[test]
+    fn ids_name_their_worker_and_never_collide_across_workers() {
+        let mut zero = IdTable::default();
+        let mut five = IdTable::for_worker(5);
+        let (a, b) = (zero.insert(()), five.insert(()));
+        assert_eq!((a.index(), b.index()), (0, 0), "the same slot in both tables");
+        assert_ne!(a.to_u64(), b.to_u64());
+        assert_eq!((a.worker(), b.worker()), (0, 5));
+        assert_eq!(b.to_u64(), 5 << 56);
+        assert_eq!(ConnId::from_u64(b.to_u64()), Some(b));
+        // Reuses count below the worker bits and wrap there, never into another worker.
+        let mut id = b;
+        five.slots[0].generation = (5 << COUNTER_BITS) | COUNTER_MASK;
+        id.generation = five.slots[0].generation;
+        five.remove(id);
+        let reused = five.insert(());
+        assert_eq!((reused.worker(), reused.generation & COUNTER_MASK), (5, 0));
     }
 }

@@ -6,6 +6,8 @@ use super::access::{Gated, StreamRequest};
 use super::close::CloseReason;
 use super::conn::{ClientInfo, Phase};
 use super::links::UpstreamStage;
+use super::siblings::WORKER_SECRET_PROPERTY;
+use super::ListenerKind;
 use super::{ConnId, RelayCore};
 use crate::chunk_io::ChunkDecoderLimits;
 use crate::handshake::HandshakeProgress;
@@ -214,7 +216,30 @@ impl RelayCore {
             }
             return;
         }
-        self.gate(id, Gated::Connect { request_id, app: request.app.clone() }, now);
+        let gated = Gated::Connect { request_id, app: request.app.clone() };
+        if conn.protocol != ListenerKind::Sibling {
+            return self.gate(id, gated, now);
+        }
+        // The private listener serves sibling workers only, which prove it with the secret
+        // they share; they skip access control (their players were checked where they
+        // connected).
+        let secret = self.siblings.as_ref().map(|place| place.secret.as_str());
+        let proven = match request.properties.get(WORKER_SECRET_PROPERTY) {
+            Some(crate::Amf0Value::Utf8String(presented)) => secret.is_some_and(|secret| crate::relay::access::same_secret(secret.as_bytes(), presented.as_bytes())),
+            _ => false,
+        };
+        if proven {
+            return self.admit(id, gated, now);
+        }
+        log::warn!("{peer}: connect refused: the private worker listener takes sibling workers only");
+        self.reject_pending(id, request_id, None, "This port is for the relay's own workers.");
+        let reason = CloseReason::AccessDenied("connect denied: not a sibling worker".to_string());
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.close_after_flush = Some(reason.clone());
+            if conn.out.is_empty() {
+                Self::mark_close(&mut self.to_close, id, conn, reason);
+            }
+        }
     }
 }
 

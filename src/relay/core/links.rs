@@ -84,6 +84,8 @@ pub struct UpstreamLink {
     pub reconnects: u64,
     /// Whether a message too small to be media was logged for this link (once per link).
     pub ignored_media_logged: bool,
+    /// For a pull between workers: the sibling worker it pulls from (else the origins).
+    pub sibling: Option<usize>,
 }
 
 impl UpstreamLink {
@@ -101,6 +103,7 @@ impl UpstreamLink {
             media_flowing: false,
             reconnects: 0,
             ignored_media_logged: false,
+            sibling: None,
         }
     }
 }
@@ -149,6 +152,10 @@ pub struct UpstreamConn {
     pub tls_server_name: Option<String>,
     /// Relay ids this request has passed through, ours last (loop detection).
     pub via: String,
+    /// For a pull from a sibling worker: that worker.
+    pub sibling: Option<usize>,
+    /// For a pull from a sibling worker: the secret its connect carries.
+    pub worker_secret: Option<String>,
     /// Where the connection stands.
     pub stage: UpstreamStage,
     /// When the current stage must be done.

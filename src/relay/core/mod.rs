@@ -46,9 +46,11 @@ mod play;
 mod publish;
 mod rates;
 mod refusal;
+mod siblings;
 mod stream;
 mod timers;
 mod upstream_session;
+mod worker_api;
 
 #[cfg(test)]
 mod tests;
@@ -61,6 +63,7 @@ pub use links::LinkPurpose;
 pub use ops::ProcessStats;
 pub use out_queue::ENTRY_OVERHEAD;
 pub use refusal::Refusal;
+pub use siblings::{SiblingAnswer, SiblingMessage, SiblingRequest, StreamDirectory, WorkerPlace, WORKER_SECRET_PROPERTY};
 pub use stream::StreamKey;
 
 use std::collections::{HashMap, VecDeque};
@@ -86,7 +89,7 @@ const TICK: Duration = Duration::from_millis(250);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Something the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Bytes are queued for this connection: write them as the socket takes them
     /// ([`RelayCore::write_slices`], then [`RelayCore::handle_written`]).
@@ -132,6 +135,15 @@ pub enum Action {
         /// Where, what, and how long it may take.
         call: crate::relay::access::HookCall,
     },
+    /// Pass `message` to the sibling worker `to` (every other worker when `None`), which
+    /// hands it to [`RelayCore::handle_sibling_message`]. Only a core that is one of
+    /// several workers asks for this.
+    TellSiblings {
+        /// The worker, or all of them.
+        to: Option<usize>,
+        /// What to pass on.
+        message: SiblingMessage,
+    },
 }
 
 /// What a listener speaks: the driver tells the core which listener accepted a connection.
@@ -143,6 +155,9 @@ pub enum ListenerKind {
     Rtmps,
     /// HTTP/1.1: the API, metrics and status page (`core/http_conn.rs`).
     Http,
+    /// A worker's private loopback listener, where sibling workers pull streams published
+    /// here (`core/siblings.rs`): plain RTMP, from peers that prove they are siblings.
+    Sibling,
 }
 
 impl ListenerKind {
@@ -152,6 +167,7 @@ impl ListenerKind {
             ListenerKind::Rtmp => "rtmp",
             ListenerKind::Rtmps => "rtmps",
             ListenerKind::Http => "http",
+            ListenerKind::Sibling => "sibling",
         }
     }
 }
@@ -205,6 +221,10 @@ pub struct RelayCore {
     ops: ops::OpsState,
     /// Hook calls in flight and the access counters.
     access: access::AccessState,
+    /// With several workers: this one's place among them.
+    siblings: Option<WorkerPlace>,
+    /// API requests waiting for the other workers' parts.
+    asks: worker_api::Asks,
 }
 
 impl fmt::Debug for RelayCore {
@@ -248,8 +268,21 @@ impl RelayCore {
             client_events: Vec::new(),
             ops: ops::OpsState::new(now),
             access: access::AccessState::new(),
+            siblings: None,
+            asks: worker_api::Asks::default(),
         };
         core.node_id = format!("{:016x}", core.next_random());
+        core
+    }
+
+    /// Like [`with_stats`](Self::with_stats), as worker `place.index` of `place.count`:
+    /// its connection ids name it, publishes claim their streams in the shared directory,
+    /// and players of streams published on another worker pull from there.
+    pub fn for_worker(config: Config, seed: u64, now: Instant, stats: Arc<Stats>, place: WorkerPlace) -> RelayCore {
+        let mut core = Self::with_stats(config, seed, now, stats);
+        core.conns = IdTable::for_worker(place.index);
+        core.ops.add_sibling_roles();
+        core.siblings = Some(place);
         core
     }
 
@@ -283,7 +316,7 @@ impl RelayCore {
                 StreamSummary {
                     key: key.clone(),
                     publisher: stream.publisher.map(|(id, _)| id),
-                    players: stream.players.len(),
+                    players: stream.audience().count(),
                     live: stream.is_live(),
                     gop_frames,
                     gop_bytes,
@@ -327,10 +360,16 @@ impl RelayCore {
     pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
         // The HTTP listener stays open in a shutdown, so health checks see the 503, until
         // the deadline closes everything.
+        // A sibling's pulls are bounded by streams times workers, and must not be refused
+        // for what viewers hold.
+        let sibling = kind == ListenerKind::Sibling;
+        let max_connections = self.max_connections_here();
         let refusal = if self.shutdown_deadline.is_some_and(|deadline| kind != ListenerKind::Http || now >= deadline) {
             Some(Refusal::ShuttingDown)
-        } else if self.conns.len() >= self.config.max_connections {
-            Some(Refusal::TooManyConnections { max: self.config.max_connections })
+        } else if sibling {
+            None
+        } else if self.conns.len() >= max_connections {
+            Some(Refusal::TooManyConnections { max: max_connections })
         } else if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
         } else if kind == ListenerKind::Http {
@@ -354,16 +393,32 @@ impl RelayCore {
         };
         conn.accepted = true;
         let id = self.conns.insert(conn);
-        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        if !sibling {
+            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        }
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         self.stats.connections_open.fetch_add(1, Relaxed);
         if kind == ListenerKind::Http {
             // Health checks and scrapes would flood the info log.
             log::debug!("{peer}: http connection {id} opened");
+        } else if let Some(place) = &self.siblings {
+            log::info!("{peer}: {} connection {id} opened on worker {}", kind.label(), place.index);
         } else {
             log::info!("{peer}: {} connection {id} opened", kind.label());
         }
         Ok(id)
+    }
+
+    /// This worker's share of `max_connections` (all of it with one worker): the kernel
+    /// spreads connections evenly over the workers' listeners.
+    fn max_connections_here(&self) -> usize {
+        let workers = self.siblings.as_ref().map_or(1, |place| place.count.max(1));
+        self.config.max_connections.div_ceil(workers)
+    }
+
+    /// Whether `id` came in on the private listener, from a sibling worker.
+    fn is_sibling(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_some_and(|conn| conn.protocol == ListenerKind::Sibling)
     }
 
     /// Bytes arrived on `id`.
@@ -400,6 +455,7 @@ impl RelayCore {
     /// Time passed: run whatever is due. Call it at [`poll_timeout`](Self::poll_timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.access_timeouts(now);
+        self.asks_timed_out(now);
         if self.batch_deadline.is_some_and(|deadline| now >= deadline) {
             self.batch_deadline = None;
             // Batched players were marked as having a write requested when batched.
@@ -424,7 +480,8 @@ impl RelayCore {
             return None;
         }
         let mut next = self.next_tick;
-        for deadline in [self.batch_deadline, self.shutdown_deadline, self.access.next_deadline()].into_iter().flatten() {
+        let deadlines = [self.batch_deadline, self.shutdown_deadline, self.access.next_deadline(), self.asks.next_deadline()];
+        for deadline in deadlines.into_iter().flatten() {
             next = next.min(deadline);
         }
         Some(next)
@@ -444,7 +501,11 @@ impl RelayCore {
                         conn.write_requested = false;
                     }
                 }
-                Action::Close { .. } | Action::Stopped | Action::ReloadConfig | Action::Hook { .. } => {}
+                Action::Close { .. }
+                | Action::Stopped
+                | Action::ReloadConfig
+                | Action::Hook { .. }
+                | Action::TellSiblings { .. } => {}
             }
             return Some(action);
         }

@@ -124,6 +124,13 @@ impl OpsState {
     }
 }
 
+impl OpsState {
+    /// Closed connections between workers are counted by role from the start too.
+    pub fn add_sibling_roles(&mut self) {
+        self.ended_by_role = LabelCounts::with_labels(&super::api::ROLES_WITH_SIBLINGS);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

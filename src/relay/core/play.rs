@@ -14,9 +14,16 @@ use crate::sessions::{MediaKind, SessionError};
 impl RelayCore {
     /// A play request: refused at once on a publishing connection, else it goes through
     /// access control (`core/access.rs`), which calls [`start_play`](Self::start_play) once
-    /// it is allowed. Nothing is joined and no pull opens before that.
+    /// it is allowed. Nothing is joined and no pull opens before that. A sibling worker's
+    /// pull skips access control: its players were checked where they connected.
     pub(super) fn on_play_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
-        if !self.refused_as_publisher(id, &request) {
+        if self.refused_as_publisher(id, &request) {
+            return;
+        }
+        if self.is_sibling(id) {
+            self.start_play(id, &request, now);
+            self.sync_output(id, now);
+        } else {
             self.gate(id, Gated::Play(request), now);
         }
     }
@@ -68,21 +75,27 @@ impl RelayCore {
         if !announced_codecs {
             log::debug!("{}: announced no E-RTMP codecs: {key} passes through as published", conn.peer);
         }
-        self.stats.players.fetch_add(1, Relaxed);
+        let sibling = conn.protocol == super::ListenerKind::Sibling;
+        if !sibling {
+            self.stats.players.fetch_add(1, Relaxed);
+        }
         self.sync_output(id, now);
-        self.join(id, &key, stream_id, now);
+        self.join(id, &key, stream_id, sibling, now);
     }
 
     /// Adds the player to the stream; a live stream sends it what a joiner needs at once.
-    fn join(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, now: Instant) {
+    fn join(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, sibling: bool, now: Instant) {
         let stream = self.streams.entry(key.clone()).or_default();
         let mut player = Player::new(id, stream_id, now);
+        player.sibling = sibling;
         if stream.is_live() {
             let Some(conn) = self.conns.get_mut(id) else { return };
             for frame in stream.join_frames() {
                 queue_frame(conn, stream_id, frame, now, &mut self.to_close, id);
             }
-            stream.meter.count_out(stream.join_frames().map(|frame| frame.bytes.len()).sum());
+            if !sibling {
+                stream.meter.count_out(stream.join_frames().map(|frame| frame.bytes.len()).sum());
+            }
             if stream.has_gop() || !stream.has_video {
                 player.state = PlayerState::Live;
             }
@@ -91,7 +104,10 @@ impl RelayCore {
         }
         stream.players.push(player);
         stream.linger_until = None;
-        let wants_pull = !stream.is_live() && stream.publisher.is_none() && !self.config.origins.is_empty();
+        // A sibling's pull never pulls in turn: the worker it came from moves to wherever
+        // the publisher is.
+        let has_sources = !self.config.origins.is_empty() || self.siblings.is_some();
+        let wants_pull = !stream.is_live() && stream.publisher.is_none() && has_sources && !sibling;
         if wants_pull {
             self.ensure_pull(key, id, now);
         }
@@ -102,16 +118,17 @@ impl RelayCore {
         let joined_at = self
             .streams
             .get(key)
-            .and_then(|stream| stream.players.iter().find(|p| p.conn == id && p.stream_id == stream_id))
+            .and_then(|stream| stream.players.iter().find(|p| p.conn == id && p.stream_id == stream_id && !p.sibling))
             .map(|player| player.joined_at);
         if let Some(joined_at) = joined_at {
             self.notify_done(id, false, key, joined_at, now);
         }
         if let Some(stream) = self.streams.get_mut(key) {
-            let before = stream.players.len();
+            let before = stream.audience().count();
             stream.players.retain(|p| !(p.conn == id && p.stream_id == stream_id));
-            if stream.players.len() < before {
-                self.stats.players.fetch_sub((before - stream.players.len()) as u64, Relaxed);
+            let left = before.saturating_sub(stream.audience().count());
+            if left > 0 {
+                self.stats.players.fetch_sub(left as u64, Relaxed);
             }
             if stream.players.is_empty() && stream.pull.is_some() && stream.linger_until.is_none() {
                 stream.linger_until = Some(now + self.config.pull_linger);

@@ -20,42 +20,62 @@ impl RelayCore {
     /// access control (`core/access.rs`), which calls [`start_publish`](Self::start_publish)
     /// once it is allowed.
     pub(super) fn on_publish_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
-        if !self.refused_as_busy(id, &request) {
+        if self.is_sibling(id) {
+            // A sibling worker only ever pulls.
+            self.reject_pending(id, request.request_id, None, "A sibling worker's connection cannot publish.");
+            self.fail(id, CloseReason::ProtocolError("a sibling worker's connection asked to publish".to_string()));
+            return;
+        }
+        if !self.refused_as_busy(id, &request, false) {
             self.gate(id, Gated::Publish(request), now);
         }
     }
 
-    /// Refuses the publish when the stream has a publisher or the connection a role (checked
-    /// before access control, and again once allowed: another may have taken the name
-    /// while the hook was asked).
-    fn refused_as_busy(&mut self, id: ConnId, request: &StreamRequest) -> bool {
+    /// Refuses the publish when the stream has a publisher (here, or on another worker) or
+    /// the connection a role (checked before access control, and again once allowed:
+    /// another may have taken the name while the hook was asked). With `claim`, a publish
+    /// that is not refused takes the stream in the workers' directory.
+    fn refused_as_busy(&mut self, id: ConnId, request: &StreamRequest, claim: bool) -> bool {
         let key = request.key();
-        let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
         let Some(conn) = self.conns.get(id) else { return true };
+        let peer = conn.peer;
         // One role per connection: a player that also published would leave its
         // subscriptions behind when the role changed.
         let has_role = !matches!(conn.role, Role::Undecided);
+        let busy_here = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());
+        let busy = busy_here
+            || match claim && !has_role {
+                true => self.claim_stream(&key).is_err(),
+                false => self.sibling_holding(&key).is_some(),
+            };
         if !busy && !has_role {
             return false;
         }
         let why = if busy { "Stream is already being published." } else { "This connection already plays or publishes." };
-        log::warn!("{}: publish {key} refused: {why}", conn.peer);
+        log::warn!("{peer}: publish {key} refused: {why}");
         self.reject_pending(id, request.request_id, None, why);
         true
     }
 
     /// An allowed publish takes the stream: Publish.Start, then its media flows.
     pub(super) fn start_publish(&mut self, id: ConnId, request: &StreamRequest, now: Instant) {
-        if self.refused_as_busy(id, request) {
+        if self.refused_as_busy(id, request, true) {
             return;
         }
         let key = request.key();
         let stream_id = request.stream_id;
         let stream_name = request.stream_name.as_str();
+        // The stream is claimed: every way out but the publish starting gives it back.
+        let accepted = match self.conns.get_mut(id).and_then(|conn| conn.session()) {
+            Some(session) => session.accept_request(request.request_id),
+            None => Err(SessionError::UnknownRequest(request.request_id)),
+        };
+        if accepted.is_err() {
+            self.release_stream(&key);
+        }
         let Some(conn) = self.conns.get_mut(id) else { return };
         let peer = conn.peer;
-        let Some(session) = conn.session() else { return };
-        match session.accept_request(request.request_id) {
+        match accepted {
             Ok(()) => {}
             // The client withdrew the publish while it was decided.
             Err(SessionError::UnknownRequest(_)) => return,
@@ -79,6 +99,7 @@ impl RelayCore {
         }
         self.tell_players_source_started(&key, now);
         self.start_pushes(&key, now);
+        self.announce_publish(&key);
     }
 
     /// Players waiting on `key` learn that a source started: StreamBegin alone, as
@@ -138,13 +159,15 @@ impl RelayCore {
         conn.requested_names.retain(|(k, _)| *k != key);
         log::info!("{}: stopped publishing {key}", conn.peer);
         self.stats.publishers.fetch_sub(1, Relaxed);
+        self.release_stream(&key);
         self.stop_pushes(&key, now);
         let Some(stream) = self.streams.get_mut(&key) else { return };
         stream.publisher = None;
         stream.source_lost();
         self.tell_players_source_stopped(&key, now);
-        // On an edge, players left waiting go back to the origin for the stream.
-        let first_player = self.streams.get(&key).and_then(|stream| stream.players.first()).map(|p| p.conn);
+        // On an edge, players left waiting go back to the origin for the stream (a worker
+        // of an origin has no other source yet: the next publish is announced).
+        let first_player = self.streams.get(&key).and_then(|stream| stream.audience().next()).map(|p| p.conn);
         match first_player {
             Some(player) if !self.config.origins.is_empty() => self.ensure_pull(&key, player, now),
             _ => self.remove_if_unused(&key),

@@ -89,6 +89,9 @@ pub struct Player {
     pub receive_video: bool,
     /// When it joined (for `play_done`).
     pub joined_at: Instant,
+    /// A sibling worker's pull, not a viewer: left out of player counts, byte counts and
+    /// hooks.
+    pub sibling: bool,
 }
 
 impl Player {
@@ -103,6 +106,7 @@ impl Player {
             paused: false,
             receive_audio: true,
             receive_video: true,
+            sibling: false,
         }
     }
 
@@ -193,6 +197,11 @@ impl LiveStream {
     /// Whether a source (publisher or pull) is live on this stream.
     pub fn is_live(&self) -> bool {
         self.publisher.is_some() || self.pull_live
+    }
+
+    /// The players that are viewers (not sibling workers' pulls).
+    pub fn audience(&self) -> impl Iterator<Item = &Player> {
+        self.players.iter().filter(|player| !player.sibling)
     }
 
     /// Whether nothing references this stream any more.

@@ -4,16 +4,18 @@
 //! the [`RelayCore`]; everything the core asks for ([`Action`]) it does.
 
 mod hook_pool;
+pub mod listen;
 mod process_stats;
 mod resolver;
 mod tls;
 mod tls_io;
 mod transport;
+pub mod workers;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ use resolver::Resolver;
 pub use tls::{upstream_client_config, TlsContext};
 use tls_io::Draining;
 use transport::{TlsRead, TlsStream};
+use workers::{Control, Mail, Mailbox};
 
 pub const WAKER: Token = Token(usize::MAX - 2);
 pub const SIGNALS: Token = Token(usize::MAX - 3);
@@ -100,7 +103,10 @@ pub struct Driver {
     read_buffer: Vec<u8>,
     /// Connections that still had bytes to read when their turn ended.
     read_again: Vec<ConnId>,
-    stop: Arc<AtomicBool>,
+    /// The stop flags this worker shares with its siblings (and with a `RelayHandle`).
+    control: Control,
+    /// With several workers: the way to the others.
+    mailbox: Option<Mailbox>,
     dump_dir: Option<PathBuf>,
     stopped: bool,
     /// Re-reads the configuration for SIGHUP and `POST /api/v1/reload`.
@@ -122,7 +128,7 @@ impl Driver {
         mut listeners: Vec<Listener>,
         waker: Arc<Waker>,
         mut core: RelayCore,
-        stop: Arc<AtomicBool>,
+        control: Control,
         dump_dir: Option<PathBuf>,
         tls: TlsContext,
     ) -> io::Result<Driver> {
@@ -144,7 +150,8 @@ impl Driver {
             hooks: HookPool::new(waker),
             read_buffer: vec![0; READ_BUFFER_SIZE],
             read_again: Vec::new(),
-            stop,
+            control,
+            mailbox: None,
             dump_dir,
             stopped: false,
             reloader: None,
@@ -153,6 +160,16 @@ impl Driver {
             tls,
             draining: Vec::new(),
         })
+    }
+
+    /// How this worker reaches its siblings (with several workers).
+    pub fn set_mailbox(&mut self, mailbox: Option<Mailbox>) {
+        self.mailbox = mailbox;
+    }
+
+    /// The poll's registry, to register a signal source with.
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
     }
 
     /// Where reloads get the new configuration from; without one, a reload is refused.
@@ -166,6 +183,9 @@ impl Driver {
     pub fn run(&mut self, mut on_signal: impl FnMut() -> SignalCount) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            if self.control.exit_now.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let now = Instant::now();
             let timeout = if self.read_again.is_empty() {
                 let next = self.core.poll_timeout().into_iter().chain(self.drain_deadline()).min();
@@ -186,6 +206,7 @@ impl Driver {
                     WAKER => {
                         self.take_resolver_answers();
                         self.take_hook_answers();
+                        self.take_mail();
                     }
                     SIGNALS => {
                         let signals = on_signal();
@@ -195,14 +216,16 @@ impl Driver {
                         let count = signals.shutdown;
                         if count > 0 && self.core.is_shutting_down() {
                             log::warn!("second signal: exiting now");
+                            self.control.exit_all();
                             return Ok(());
                         }
                         if count > 1 {
                             log::warn!("two signals at once: exiting now");
+                            self.control.exit_all();
                             return Ok(());
                         }
                         if count > 0 {
-                            self.stop.store(true, Ordering::SeqCst);
+                            self.control.stop_all();
                         }
                     }
                     token => self.socket_event(token, event),
@@ -213,7 +236,7 @@ impl Driver {
                 self.read_from(id);
                 self.run_actions();
             }
-            if self.stop.load(Ordering::SeqCst) && !self.core.is_shutting_down() {
+            if self.control.stop.load(Ordering::SeqCst) && !self.core.is_shutting_down() {
                 // Dropping the listener makes new connections fail at once instead of
                 // waiting in a backlog nobody accepts from. The HTTP listener stays, so
                 // health checks see the shutdown (503) instead of a refused connection.
@@ -461,6 +484,7 @@ impl Driver {
                     self.hooks.finish(Instant::now() + HOOK_SHUTDOWN_GRACE);
                 }
                 Action::ReloadConfig => self.reload(),
+                Action::TellSiblings { to, message } => self.tell_siblings(to, message),
                 Action::Hook { id, call } => {
                     let now = Instant::now();
                     // The core keeps at most hook-max-pending decisions and as many
@@ -488,6 +512,12 @@ impl Driver {
         let result = result
             .and_then(|config| config.validate().map(|()| config).map_err(|problems| problems.join("; ")))
             .and_then(|config| self.tls.reload(&config).map(|()| config));
+        // Every worker applies what this one read (the core keeps what needs a restart).
+        if let (Ok(config), Some(mailbox)) = (&result, &self.mailbox) {
+            for worker in mailbox.others() {
+                mailbox.send(worker, Mail::Reload(Box::new(config.clone()), Box::new(self.tls.clone())));
+            }
+        }
         self.core.handle_reload(result, Instant::now());
     }
 

@@ -33,6 +33,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The TLS configurations in force. New connections take the current ones; a reload swaps
 /// them, and live connections keep what they started with.
+#[derive(Clone)]
 pub struct TlsContext {
     /// For accepted RTMPS connections, when there is a TLS listener.
     server: Option<Arc<ServerConfig>>,

@@ -16,8 +16,11 @@ pub struct StreamView {
     pub live: bool,
     /// The local publisher, if any.
     pub publisher: Option<PublisherView>,
-    /// Play subscriptions.
+    /// Play subscriptions (viewers; a sibling worker's pull is not one).
     pub players: usize,
+    /// Sibling workers pulling the stream from this one (0 with one worker; always 0 in the
+    /// API's answers, which add up every worker's players instead).
+    pub sibling_pulls: usize,
     /// Media bytes received for the stream (from its publishers or pulls).
     pub bytes_in: u64,
     /// Media bytes queued for its players.
@@ -91,7 +94,8 @@ pub struct ClientView {
     pub ip: String,
     /// Peer port.
     pub port: u16,
-    /// `publisher`, `player`, `connecting`, `pull`, `forward`, `push` or `http`.
+    /// `publisher`, `player`, `connecting`, `idle`, `pull`, `forward`, `push` or `http`; with
+    /// several workers also `sibling` (serves a sibling worker's pull) and `sibling_pull`.
     pub role: &'static str,
     /// Application of the stream it publishes or plays.
     pub app: Option<String>,
@@ -109,8 +113,10 @@ pub struct ClientView {
     pub queue_bytes: usize,
     /// Frames not sent to it (slow-player soft limit).
     pub frames_dropped: u64,
-    /// `rtmp`, `rtmps` or `http`.
+    /// `rtmp`, `rtmps`, `http`, or `sibling` for a worker's private listener.
     pub protocol: &'static str,
+    /// The worker serving it (0 with one worker).
+    pub worker: usize,
 }
 
 /// `GET /api/v1/summary`: the relay as a whole.
@@ -138,6 +144,8 @@ pub struct SummaryView {
     pub bytes_in: u64,
     /// Bytes written to every connection since start.
     pub bytes_out: u64,
+    /// Worker threads (`--workers`).
+    pub workers: usize,
 }
 
 /// Answer to `DELETE /api/v1/clients/{id}`.
@@ -222,6 +230,7 @@ mod tests {
             live: false,
             publisher: None,
             players: 2,
+            sibling_pulls: 0,
             bytes_in: 0,
             bytes_out: 0,
             frames_in: 0,

@@ -26,6 +26,9 @@ pub struct StreamMetrics {
     pub bytes_out: u64,
     /// Messages received.
     pub frames_in: u64,
+    /// Whether the stream comes from a sibling worker's publisher (its bytes in are that
+    /// worker's bytes in again; not rendered).
+    pub from_sibling: bool,
 }
 
 /// Everything `/metrics` shows.
@@ -260,6 +263,7 @@ mod tests {
                 bytes_in: 10,
                 bytes_out: 30,
                 frames_in: 2,
+                from_sibling: false,
             }],
             process: Some(ProcessStats { cpu_seconds: 1.25, resident_memory_bytes: 4096, open_fds: 9, max_fds: Some(1024) }),
             ..MetricsView::default()

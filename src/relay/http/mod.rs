@@ -9,6 +9,7 @@
 //! bytes on the connection's queue, which the driver writes like any other.
 
 pub mod api;
+pub mod merge;
 mod metrics;
 mod request;
 mod response;

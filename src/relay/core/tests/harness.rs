@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use crate::relay::access::HookCall;
-use crate::relay::core::{Action, CloseReason, ConnId, HookId, RelayCore};
+use crate::relay::core::{Action, CloseReason, ConnId, HookId, RelayCore, SiblingMessage};
 use crate::relay::{Config, StatsSnapshot};
 use crate::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, MediaKind, PublishMode, ServerSession, ServerSessionConfig,
@@ -86,6 +86,8 @@ pub struct Harness {
     pub reloads_asked: usize,
     /// Hook calls asked for, in order, with the time they were asked for.
     pub hooks: Vec<(HookId, HookCall, Instant)>,
+    /// Messages for sibling workers, in order: (to whom, what).
+    pub told: Vec<(Option<usize>, SiblingMessage)>,
     next_port: u16,
 }
 
@@ -126,6 +128,7 @@ impl Harness {
             stopped: false,
             reloads_asked: 0,
             hooks: Vec::new(),
+            told: Vec::new(),
             next_port: 40000,
         }
     }
@@ -275,6 +278,7 @@ impl Harness {
                     Action::Stopped => self.stopped = true,
                     Action::ReloadConfig => self.reloads_asked += 1,
                     Action::Hook { id, call } => self.hooks.push((id, call, self.now)),
+                    Action::TellSiblings { to, message } => self.told.push((to, message)),
                 }
             }
             let ids: Vec<ConnId> = self.peers.keys().copied().collect();
