@@ -198,7 +198,7 @@ impl World {
                     assert_eq!(self.core.connection_count(), 0, "Stopped with connections open");
                     self.stopped = true;
                 }
-                Action::ReloadConfig => {}
+                Action::ReloadConfig | Action::Hook { .. } | Action::TellSiblings { .. } => {}
             }
         }
         self.check_state();

@@ -233,6 +233,7 @@ impl RelayCore {
         }
         log::warn!("{peer}: connect refused: the private worker listener takes sibling workers only");
         self.reject_pending(id, request_id, None, "This port is for the relay's own workers.");
+        self.sync_output(id, now);
         let reason = CloseReason::AccessDenied("connect denied: not a sibling worker".to_string());
         if let Some(conn) = self.conns.get_mut(id) {
             conn.close_after_flush = Some(reason.clone());

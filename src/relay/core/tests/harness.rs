@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::handshake::{Handshake, HandshakeProgress, HandshakeRole};
 use crate::relay::access::HookCall;
-use crate::relay::core::{Action, CloseReason, ConnId, HookId, RelayCore, SiblingMessage};
+use crate::relay::core::{Action, CloseReason, ConnId, HookId, RelayCore, SiblingMessage, WorkerPlace};
 use crate::relay::{Config, StatsSnapshot};
 use crate::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, MediaKind, PublishMode, ServerSession, ServerSessionConfig,
@@ -131,6 +131,37 @@ impl Harness {
             told: Vec::new(),
             next_port: 40000,
         }
+    }
+
+    /// A core that is worker `place.index` of `place.count`.
+    pub fn for_worker(config: Config, place: WorkerPlace) -> Harness {
+        let mut harness = Harness::new(config.clone());
+        harness.core = RelayCore::for_worker(config, 42 + place.index as u64, harness.now, Default::default(), place);
+        harness
+    }
+
+    /// A connection on the private listener of sibling workers, whose connect carries
+    /// `secret` (when given) and which then plays `app/name`.
+    pub fn sibling_player(&mut self, secret: Option<&str>, app: &str, name: &str) -> ConnId {
+        self.next_port += 1;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        let id = self.core.accept(addr, crate::relay::ListenerKind::Sibling, self.now).expect("accepted");
+        let mut handshake = Handshake::new(HandshakeRole::Client, 0);
+        let hello = handshake.start();
+        let properties = secret
+            .map(|secret| (crate::relay::core::WORKER_SECRET_PROPERTY.to_string(), crate::Amf0Value::Utf8String(secret.to_string())))
+            .into_iter()
+            .collect();
+        let config = ClientSessionConfig { extra_connect_properties: properties, ..ClientSessionConfig::default() };
+        self.new_peer(id, handshake, PeerSession::Client(Box::new(ClientSession::new(config))));
+        self.core.handle_input(id, &hello, self.now);
+        self.pump();
+        let client = self.peer(id).client();
+        client.connect(app, &format!("rtmp://127.0.0.1/{app}")).unwrap();
+        client.request_playback(name).unwrap();
+        self.send_outbound(id);
+        self.pump();
+        id
     }
 
     pub fn stats(&self) -> StatsSnapshot {

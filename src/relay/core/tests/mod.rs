@@ -9,4 +9,5 @@ mod ops_counters;
 mod players;
 mod stream_cache;
 mod tls;
+mod workers;
 mod harness;
