@@ -16,8 +16,24 @@
 # delivered for each run, their spread, and TLS / plain:
 #   BENCH_TLS=1 scripts/bench.sh
 #
+# A reconnect storm: BENCH_BURST=1 keeps 5,000 players watching (rtmp-bench relay) and
+# connects 5,000 more within one second (rtmp-bench burst: each plays to its first
+# keyframe and leaves), against rtmp-edge with mio's old backlog of 128
+# (--listen-backlog 128), rtmp-edge as shipped, and nginx-rtmp; each BENCH_REPEAT times
+# (default 2). The table gives handshake times, handshakes over 1 s (a SYN dropped and
+# sent again) and timeouts:
+#   BENCH_BURST=1 scripts/bench.sh
+#
+# The latency budget: BENCH_LATENCY=1 gives CPU s per GB delivered for --write-batch 0,
+# 40 and 350 ms beside nginx-rtmp, at 300 and 1,000 players (BENCH_FANOUTS), each
+# BENCH_REPEAT times, with latency; BENCH_WORKERS=1 ramps players (steps of 250 every 6 s,
+# p99 <= 500 ms) against --workers 1 and --workers 2, the load generator pinned to the
+# last core and a single worker to the first (taskset), each BENCH_REPEAT times:
+#   BENCH_LATENCY=1 scripts/bench.sh
+#   BENCH_WORKERS=1 scripts/bench.sh
+#
 # Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3 (and curl for BENCH_SCRAPE,
-# openssl for BENCH_TLS). Not part of CI.
+# openssl for BENCH_TLS, taskset for BENCH_WORKERS). Not part of CI.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +53,18 @@ EDGE_HTTP_PORT=${EDGE_HTTP_PORT:-19353}
 TLS_COMPARE=${BENCH_TLS:-0}
 TLS_REPEAT=${BENCH_TLS_REPEAT:-2}
 EDGE_TLS_PORT=${EDGE_TLS_PORT:-19354}
+BURST_COMPARE=${BENCH_BURST:-0}
+LATENCY_COMPARE=${BENCH_LATENCY:-0}
+WORKERS_COMPARE=${BENCH_WORKERS:-0}
+REPEAT=${BENCH_REPEAT:-2}
+BURST_STEADY=${BENCH_BURST_STEADY:-5000}
+BURST_NEW=${BENCH_BURST_NEW:-5000}
 TICKS=$(getconf CLK_TCK)
+# Extra rtmp-edge options for the next start, and CPU pinning of the server and of
+# rtmp-bench (e.g. (taskset -c 0)); empty: no pinning.
+EDGE_EXTRA=()
+SERVER_PIN=()
+BENCH_PIN=()
 
 # 10,000 idle players plus the servers' own sockets, in this shell and its children.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -74,8 +101,8 @@ start_server() { # name
         local http_args=()
         [ "$SCRAPE" = 1 ] && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
         [ "$TLS_COMPARE" = 1 ] && http_args+=(--tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert "$OUT/tls/relay.pem" --tls-key "$OUT/tls/relay.key")
-        "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
-            --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
+        "${SERVER_PIN[@]}" "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
+            --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" "${EDGE_EXTRA[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
         SERVER_PID=$!
         PORT=$EDGE_PORT
         ;;
@@ -98,7 +125,7 @@ rtmp {
     }
 }
 EOF
-        nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+        "${SERVER_PIN[@]}" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
         SERVER_PID=$!
         PORT=$NGINX_PORT
         ;;
@@ -138,7 +165,7 @@ measure() { # name, rtmp-bench args...
     writes0=$(write_calls "$SERVER_PID")
     rss0=$(rss_kb "$SERVER_PID")
     local peak=$rss0
-    "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
+    "${BENCH_PIN[@]}" "$BENCH" "$@" --json "$OUT/$name.json" >"$OUT/$name.log" 2>&1 &
     local bench=$!
     local scraper=""
     if [ "$SCRAPE" = 1 ] && [ "$PORT" = "$EDGE_PORT" ]; then
@@ -162,6 +189,173 @@ measure() { # name, rtmp-bench args...
     echo "cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }') rss_start_kb=$rss0 rss_peak_kb=$peak write_calls=$((writes1 - writes0))" >"$OUT/$name.server"
     echo "   $name: $(tail -n +1 "$OUT/$name.log" | grep -E '^(average Mbps|latency ms|max sustained|churn conn|failed|ramp stopped)' | tr -s ' ' | paste -sd ';' -)"
 }
+
+# A reconnect storm against the running server: BURST_STEADY players watch a live stream
+# (rtmp-bench relay, its own publisher), then BURST_NEW new players connect within one
+# second (rtmp-bench burst). Writes NAME-steady.json, NAME-burst.json and NAME.server.
+burst() { # name
+    local name=$1 url=rtmp://127.0.0.1:$PORT/live/storm
+    local cpu0
+    cpu0=$(cpu_seconds "$SERVER_PID")
+    "$BENCH" relay "$url" "$url" --file "$MEDIA" -n "$BURST_STEADY" --rate 1000 --duration 30 --timeout 20 \
+        --json "$OUT/$name-steady.json" >"$OUT/$name-steady.log" 2>&1 &
+    local steady=$!
+    # The storm comes once every steady player is in and the publisher has been live a while.
+    for _ in $(seq 600); do
+        grep -q "published [1-9]" "$OUT/$name-steady.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep 5
+    "$BENCH" burst "$url" -n "$BURST_NEW" --rate "$BURST_NEW" --timeout 10 --json "$OUT/$name-burst.json" \
+        >"$OUT/$name-burst.log" 2>&1 || true
+    wait "$steady" || true
+    echo "cpu_s=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$SERVER_PID")" 'BEGIN { print b - a }')" >"$OUT/$name.server"
+    echo "   $name: $(grep -E '^(handshake ms|handshakes over|failed|first keyframe)' "$OUT/$name-burst.log" | tr -s ' ' | paste -sd ';' -)"
+}
+
+machine_line() {
+    echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), Linux $(uname -r); $(nginx -v 2>&1 | sed 's/.*: //'); $(date -u +%Y-%m-%d); load average at the start $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+if [ "$BURST_COMPARE" = 1 ]; then
+    for run in $(seq "$REPEAT"); do
+        for config in rtmp-edge-backlog128 rtmp-edge nginx-rtmp; do
+            echo "== burst: $config, run $run"
+            EDGE_EXTRA=()
+            [ "$config" = rtmp-edge-backlog128 ] && EDGE_EXTRA=(--listen-backlog 128)
+            start_server "${config%-backlog128}"
+            burst "burst-$config-$run"
+            stop_server
+        done
+    done
+    {
+        machine_line
+        echo "Command: BENCH_BURST=1 scripts/bench.sh ($BURST_STEADY watching, $BURST_NEW new in 1 s; $REPEAT runs each)"
+        echo
+        python3 - "$OUT" "$REPEAT" <<'PY'
+import json, sys
+out, repeat = sys.argv[1], int(sys.argv[2])
+labels = {"rtmp-edge-backlog128": "rtmp-edge, --listen-backlog 128 (before)", "rtmp-edge": "rtmp-edge (after)", "nginx-rtmp": "nginx-rtmp"}
+def load(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+print("| server | run | new: handshake ms p50 / p99 / max | handshakes over 1 s | new: timed out / failed | new: first keyframe p99 ms | watching: failed / behind (peak) | watching: latency p99 ms |")
+print("| --- | ---: | --- | ---: | ---: | ---: | --- | ---: |")
+for config in labels:
+    for run in range(1, repeat + 1):
+        b = load(f"{out}/burst-{config}-{run}-burst.json")
+        s = load(f"{out}/burst-{config}-{run}-steady.json")
+        h = b.get("handshake", {})
+        timeouts = sum(v for k, v in b.get("errors", {}).items() if "timed out" in k)
+        print(f"| {labels[config]} | {run} | {h.get('p50_ms', 0):.1f} / {h.get('p99_ms', 0):.1f} / {h.get('max_ms', 0):.1f} "
+              f"| {b.get('handshakes_over_1s', 'n/a')} | {timeouts} / {b.get('failed', 'n/a')} | {b.get('first_keyframe', {}).get('p99_ms', 0):.1f} "
+              f"| {s.get('failed', 'n/a')} / {s.get('peak_behind', 'n/a')} | {s.get('latency', {}).get('p99_ms', 0):.1f} |")
+PY
+    } | tee "$OUT/burst-table.md"
+    exit 0
+fi
+
+if [ "$LATENCY_COMPARE" = 1 ]; then
+    FANOUTS=${BENCH_FANOUTS:-"300 1000"}
+    for run in $(seq "$REPEAT"); do
+        for config in wb0 wb40 wb350 nginx-rtmp; do
+            echo "== latency budget: $config, run $run"
+            case $config in
+            wb*) EDGE_EXTRA=(--write-batch "${config#wb}"); start_server rtmp-edge ;;
+            *) EDGE_EXTRA=(); start_server nginx-rtmp ;;
+            esac
+            for n in $FANOUTS; do
+                url=rtmp://127.0.0.1:$PORT/live/budget$n
+                measure "budget-$config-$n-$run" relay "$url" "$url" --file "$MEDIA" -n "$n" --rate 1000 --duration "$FANOUT_SECS" --timeout 20
+            done
+            stop_server
+        done
+    done
+    {
+        machine_line
+        echo "Command: BENCH_LATENCY=1 scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)') (fan-outs $FANOUTS, $FANOUT_SECS s each, $REPEAT runs)"
+        echo
+        python3 - "$OUT" "$FANOUTS" "$REPEAT" <<'PY'
+import json, sys
+out, fanouts, repeat = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+labels = {"wb0": "rtmp-edge --write-batch 0", "wb40": "rtmp-edge --write-batch 40", "wb350": "rtmp-edge --write-batch 350", "nginx-rtmp": "nginx-rtmp"}
+def run(name):
+    try:
+        bench = json.load(open(f"{out}/{name}.json"))
+        sampled = {k: float(v) for k, v in (f.split("=") for f in open(f"{out}/{name}.server").read().split())}
+    except (OSError, ValueError):
+        return None
+    if not bench.get("bytes"):
+        return None
+    return sampled["cpu_s"] / (bench["bytes"] / 1e9), bench
+print("| players | server | CPU s per GB, each run | mean | spread | added latency p50 / p99 ms, each run | failed / behind |")
+print("| ---: | --- | --- | ---: | ---: | --- | --- |")
+for n in fanouts:
+    for config, label in labels.items():
+        runs = [r for r in (run(f"budget-{config}-{n}-{i}") for i in range(1, repeat + 1)) if r]
+        if not runs:
+            print(f"| {n} | {label} | n/a | | | | |")
+            continue
+        values = [v for v, _ in runs]
+        mean = sum(values) / len(values)
+        spread = f"{(max(values) - min(values)) / mean * 100:.0f}%"
+        latency = ", ".join(f"{b['latency']['p50_ms']:.1f} / {b['latency']['p99_ms']:.1f}" for _, b in runs)
+        health = ", ".join(f"{b.get('failed')} / {b.get('peak_behind')}" for _, b in runs)
+        print(f"| {n} | {label} | {', '.join(f'{v:.2f}' for v in values)} | {mean:.2f} | {spread} | {latency} | {health} |")
+PY
+    } | tee "$OUT/latency-table.md"
+    exit 0
+fi
+
+if [ "$WORKERS_COMPARE" = 1 ]; then
+    last=$(( $(nproc) - 1 ))
+    for run in $(seq "$REPEAT"); do
+        for workers in 1 2; do
+            echo "== workers: --workers $workers, run $run"
+            EDGE_EXTRA=(--workers "$workers")
+            # One worker on the first core, the load generator on the last; two workers
+            # take every core, so only the generator is pinned.
+            if [ "$workers" = 1 ] && [ "$last" -gt 0 ]; then SERVER_PIN=(taskset -c 0); else SERVER_PIN=(); fi
+            [ "$last" -gt 0 ] && BENCH_PIN=(taskset -c "$last")
+            start_server rtmp-edge
+            url=rtmp://127.0.0.1:$PORT/live/workers
+            if [ "$QUICK" = 1 ]; then ramp_args=(--step 500 --step-secs 3 --max-players 3000); else ramp_args=(--step 250 --step-secs 6 --max-players 12000); fi
+            measure "workers-$workers-$run" ramp "$url" "$url" --file "$MEDIA" --rate 1000 --max-latency-ms 500 "${ramp_args[@]}"
+            stop_server
+            SERVER_PIN=()
+            BENCH_PIN=()
+        done
+    done
+    {
+        machine_line
+        echo "Command: BENCH_WORKERS=1 scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)') ($REPEAT runs each; rtmp-bench pinned to core $last, --workers 1 to core 0)"
+        echo
+        python3 - "$OUT" "$REPEAT" <<'PY'
+import json, sys
+out, repeat = sys.argv[1], int(sys.argv[2])
+print("| workers | max sustained players (p99 <= 500 ms), each run | mean | spread | server CPU s, each run | stopped because |")
+print("| ---: | --- | ---: | ---: | --- | --- |")
+for workers in (1, 2):
+    runs = []
+    for i in range(1, repeat + 1):
+        try:
+            bench = json.load(open(f"{out}/workers-{workers}-{i}.json"))
+            sampled = {k: float(v) for k, v in (f.split("=") for f in open(f"{out}/workers-{workers}-{i}.server").read().split())}
+        except (OSError, ValueError):
+            continue
+        runs.append((bench.get("ramp_max_players") or 0, sampled.get("cpu_s", 0), bench.get("ramp_failure") or "reached --max-players"))
+    if not runs:
+        continue
+    values = [r[0] for r in runs]
+    mean = sum(values) / len(values)
+    spread = f"{(max(values) - min(values)) / mean * 100:.0f}%" if mean else "n/a"
+    print(f"| {workers} | {', '.join(str(v) for v in values)} | {mean:.0f} | {spread} | {', '.join(f'{r[1]:.0f}' for r in runs)} | {'; '.join(r[2] for r in runs)} |")
+PY
+    } | tee "$OUT/workers-table.md"
+    exit 0
+fi
 
 # A test CA and a certificate for localhost, for the TLS comparison.
 make_certificates() {

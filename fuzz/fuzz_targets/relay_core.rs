@@ -113,6 +113,8 @@ fn config(variant: u8) -> Config {
         http_max_connections: 2,
         http_header_timeout: Duration::from_secs(3),
         http_idle_timeout: Duration::from_secs(10),
+        // Access control, TLS, workers and the backlog: as shipped.
+        ..Config::default()
     }
 }
 

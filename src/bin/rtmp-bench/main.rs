@@ -1,4 +1,5 @@
-//! rtmp-bench: an RTMP load generator (players, publisher, relay latency, ramp, churn).
+//! rtmp-bench: an RTMP load generator (players, publisher, relay latency, ramp, churn,
+//! burst).
 //!
 //! Players run on mio loops (one by default, `--threads N` for more); the publisher, when
 //! there is one, has a thread of its own. The main thread only steers the run and prints a
@@ -32,6 +33,7 @@ Usage:
   rtmp-bench relay PUB_URL PLAY_URL --file F.flv -n N [--duration S]
   rtmp-bench ramp PUB_URL PLAY_URL --file F.flv [--step N] [--step-secs S] [--max-latency-ms MS]
   rtmp-bench churn [PUB_URL] PLAY_URL [--file F.flv] -n CONCURRENCY [--duration S]
+  rtmp-bench burst PLAY_URL -n N --rate R [--timeout S]
 
 URLs are rtmp:// or rtmps:// (TLS, verified against --tls-ca or the system's roots).";
 
@@ -90,9 +92,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         ("play", [play]) => (None, Some(play.clone())),
         ("publish", [publish]) => (Some(publish.clone()), None),
         ("relay" | "ramp", [publish, play]) => (Some(publish.clone()), Some(play.clone())),
-        ("churn", [play]) => (None, Some(play.clone())),
+        ("churn" | "burst", [play]) => (None, Some(play.clone())),
         ("churn", [publish, play]) => (Some(publish.clone()), Some(play.clone())),
-        ("play" | "publish" | "relay" | "ramp" | "churn", _) => return Err(format!("{mode}: wrong number of URLs\n{USAGE}")),
+        ("play" | "publish" | "relay" | "ramp" | "churn" | "burst", _) => return Err(format!("{mode}: wrong number of URLs\n{USAGE}")),
         _ => return Err(format!("unknown mode {mode}\n{USAGE}")),
     };
     let file = matches.opt_str("file");
@@ -263,6 +265,17 @@ fn run(options: &Options) -> Result<Report, String> {
             if wait_live(&shared, &mut run) {
                 threads.loops = start_loops(options, &shared, PlayerMode::Play)?;
                 ramp(options, &shared, &mut run);
+            }
+        }
+        "burst" => {
+            // -n new players at --rate per second, each to its first keyframe, once: a
+            // reconnect storm. Ends when every one got there or failed (--timeout each).
+            shared.set_target(options.players);
+            threads.loops = start_loops(options, &shared, PlayerMode::Once)?;
+            let open_time = Duration::from_secs_f64(options.players as f64 / options.rate.max(1.0));
+            let deadline = Instant::now() + open_time + options.setup_timeout + Duration::from_secs(5);
+            while run.finished_once() < options.players && Instant::now() < deadline {
+                run.sleep_with_status(Duration::from_millis(50));
             }
         }
         "churn" => {

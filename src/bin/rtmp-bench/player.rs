@@ -36,6 +36,9 @@ pub enum PlayerMode {
     Play,
     /// Play to the first keyframe, disconnect, reconnect.
     Churn,
+    /// Play to the first keyframe and disconnect, once per connection (a burst of new
+    /// players: `--rate` of them per second until `-n` were opened).
+    Once,
 }
 
 /// Settings for one player loop.
@@ -173,7 +176,7 @@ pub fn run_loop(index: usize, config: LoopConfig, shared: Arc<Shared>) -> io::Re
         last_tick = now;
         let target = slot.target.load(Ordering::Relaxed);
         let wanted = match config.mode {
-            PlayerMode::Play => target.saturating_sub(opened),
+            PlayerMode::Play | PlayerMode::Once => target.saturating_sub(opened),
             PlayerMode::Churn => target.saturating_sub(players.len() as u64),
         };
         let mut allowed = if config.rate > 0.0 {
@@ -380,6 +383,7 @@ impl Player {
                     return Outcome::Continue;
                 }
                 Ok(HandshakeProgress::Completed { response, remaining: rest }) => {
+                    counters.handshake.record(now.saturating_duration_since(self.started).as_micros() as u64);
                     self.out.extend_from_slice(&response);
                     let mut session = Box::new(ClientSession::new(ClientSessionConfig::default()));
                     let started = session
@@ -416,6 +420,7 @@ impl Player {
                     }
                     ClientSessionEvent::PlaybackStarted { .. } => {
                         counters.playing += 1;
+                        counters.play_start.record(now.saturating_duration_since(self.started).as_micros() as u64);
                         play_started = true;
                     }
                     ClientSessionEvent::RequestRejected { kind, status } => {
@@ -477,7 +482,7 @@ impl Player {
         if scanning_only {
             self.answer_control();
         }
-        if keyframe_now && config.mode == PlayerMode::Churn {
+        if keyframe_now && matches!(config.mode, PlayerMode::Churn | PlayerMode::Once) {
             counters.first_keyframe.record(now.saturating_duration_since(self.started).as_micros() as u64);
             return Outcome::Done;
         }

@@ -85,6 +85,12 @@ impl Run {
         self.total.connected + self.total.failed()
     }
 
+    /// Burst: connections that reached their first keyframe or failed.
+    pub fn finished_once(&mut self) -> u64 {
+        self.collect();
+        self.total.churn_cycles + self.total.failed()
+    }
+
     /// Sleeps for `duration`, printing the status line every second.
     pub fn sleep_with_status(&mut self, duration: Duration) {
         let end = Instant::now() + duration;
@@ -282,6 +288,29 @@ impl Report {
         if let Some(failure) = &self.ramp_failure {
             rows.push(("ramp stopped at", failure.clone()));
         }
+        if c.handshake.count() > 0 {
+            let h = &c.handshake;
+            rows.push((
+                "handshake ms p50/p99/max",
+                format!("{:.1} / {:.1} / {:.1}", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.max())),
+            ));
+            // A SYN the server's backlog dropped is sent again after 1 s: a handshake that
+            // took that long was almost always one.
+            rows.push(("handshakes over 1 s", h.count_above(1_000_000).to_string()));
+            let p = &c.play_start;
+            rows.push((
+                "play start ms p50/p99/max",
+                format!("{:.1} / {:.1} / {:.1}", ms(p.quantile(0.5)), ms(p.quantile(0.99)), ms(p.max())),
+            ));
+        }
+        if self.mode == "burst" {
+            let k = &c.first_keyframe;
+            rows.push(("reached a keyframe", c.churn_cycles.to_string()));
+            rows.push((
+                "first keyframe ms p50/p99/max",
+                format!("{:.1} / {:.1} / {:.1}", ms(k.quantile(0.5)), ms(k.quantile(0.99)), ms(k.max())),
+            ));
+        }
         if let Some(churn_seconds) = self.churn_seconds {
             let k = &c.first_keyframe;
             rows.push(("churn connections/s", format!("{:.1}", c.churn_cycles as f64 / churn_seconds.max(1e-3))));
@@ -372,6 +401,9 @@ impl Report {
         let _ = writeln!(out, "  \"churn_cycles\": {},", c.churn_cycles);
         let _ = writeln!(out, "  \"churn_per_s\": {},", churn_rate.map_or("null".to_string(), |r| format!("{r:.2}")));
         let _ = writeln!(out, "  \"first_keyframe\": {},", histogram(&c.first_keyframe));
+        let _ = writeln!(out, "  \"handshake\": {},", histogram(&c.handshake));
+        let _ = writeln!(out, "  \"handshakes_over_1s\": {},", c.handshake.count_above(1_000_000));
+        let _ = writeln!(out, "  \"play_start\": {},", histogram(&c.play_start));
         let _ = writeln!(out, "  \"loadgen_cpu_s\": {:.3}", self.loadgen_cpu_seconds);
         out.push_str("}\n");
         out

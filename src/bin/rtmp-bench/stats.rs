@@ -81,6 +81,12 @@ impl Histogram {
         }
     }
 
+    /// How many values were at least `threshold` (to the bucket's 1.6 %: values just above
+    /// it that share a bucket with values below it are left out).
+    pub fn count_above(&self, threshold: u64) -> u64 {
+        self.counts.iter().enumerate().filter(|(index, _)| bucket_floor(*index) >= threshold).map(|(_, count)| count).sum()
+    }
+
     /// The value at quantile `q` (0..=1), as the floor of its bucket, capped by the max.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.total == 0 {
@@ -128,6 +134,10 @@ pub struct Counters {
     pub churn_cycles: u64,
     /// Churn: connect start to first keyframe, microseconds.
     pub first_keyframe: Histogram,
+    /// Connect start (TCP) to the server's whole handshake (S0+S1+S2) received, microseconds.
+    pub handshake: Histogram,
+    /// Connect start (TCP) to NetStream.Play.Start, microseconds.
+    pub play_start: Histogram,
 }
 
 impl Counters {
@@ -156,6 +166,8 @@ impl Counters {
         self.early_messages += other.early_messages;
         self.churn_cycles += other.churn_cycles;
         self.first_keyframe.merge(&other.first_keyframe);
+        self.handshake.merge(&other.handshake);
+        self.play_start.merge(&other.play_start);
     }
 }
 
@@ -191,6 +203,17 @@ mod tests {
         assert_eq!(histogram.quantile(1.0), 100_000);
         assert_eq!(histogram.max(), 100_000);
         assert_eq!(histogram.count(), 100_000);
+    }
+
+    #[test]
+    fn counts_above_a_threshold() {
+        let mut histogram = Histogram::default();
+        for value in [5_000, 900_000, 1_048_576, 3_000_000, 7_000_000] {
+            histogram.record(value);
+        }
+        assert_eq!(histogram.count_above(1_048_576), 3, "1 s and more (a bucket floor)");
+        assert_eq!(histogram.count_above(0), 5);
+        assert_eq!(histogram.count_above(10_000_000), 0);
     }
 
     #[test]
