@@ -88,7 +88,7 @@ non_exhaustive_enums! {
     url::UrlError { UnsupportedScheme, MissingHost, InvalidHost, InvalidPort, MissingApp, UnexpectedPath }
     sessions::SessionError {
         Chunk, Message, UnknownRequest, WrongRequestKind, AlreadyConnected, NotConnected,
-        ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect,
+        ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect, TooMuchBeforeConnect,
         TooManyStreams
     }
     sessions::ServerSessionEvent {

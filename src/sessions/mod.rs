@@ -116,6 +116,12 @@ pub enum SessionError {
         /// The most that are held.
         max: usize,
     },
+    /// The client sent more than `max` bytes of messages while its `connect` awaited an
+    /// answer (an application may take seconds to decide, e.g. asking an HTTP hook).
+    TooMuchBeforeConnect {
+        /// The most bytes held.
+        max: usize,
+    },
     /// The peer opened more message streams than allowed.
     TooManyStreams {
         /// The configured maximum.
@@ -137,6 +143,9 @@ impl fmt::Display for SessionError {
             SessionError::NoStreamName => write!(f, "the URL names no stream (rtmp://HOST/APP/STREAM)"),
             SessionError::TooManyMessagesBeforeConnect { max } => {
                 write!(f, "peer sent more than {max} messages before connect was answered")
+            }
+            SessionError::TooMuchBeforeConnect { max } => {
+                write!(f, "peer sent more than {max} bytes of messages before connect was answered")
             }
             SessionError::TooManyStreams { max } => write!(f, "peer opened more than {max} streams"),
         }

@@ -70,6 +70,8 @@ pub struct Conn {
     pub out: OutQueue,
     /// A write was requested and not yet handed to the driver.
     pub write_requested: bool,
+    /// Its queue grew during the current input (listed in `RelayCore::grown`).
+    pub queue_grew: bool,
     /// What it publishes or plays.
     pub role: Role,
     /// What the connection did, for its close log line (kept after the role ends).
@@ -152,6 +154,7 @@ impl Conn {
             phase,
             out: OutQueue::default(),
             write_requested: false,
+            queue_grew: false,
             role: Role::Undecided,
             summary: "did not publish or play".to_string(),
             opened_at: now,

@@ -148,17 +148,19 @@ impl RelayCore {
 
     /// Holds every queue something was added to during this input to the hard limits: past
     /// one, the connection closes at the end of the input, before the driver writes to it
-    /// again. Every addition is followed by a write request (a `Write` still waiting in
-    /// `actions`) or a place in the batch, so this looks at those and nothing else. A queue
-    /// nothing is added to is caught by its wait, at the tick.
+    /// again. Every addition notes its connection once (`note_growth`), so this looks at
+    /// those and nothing else: a frame to N players costs N checks, not a scan of every
+    /// pending write per written connection. A queue nothing is added to is caught by its
+    /// wait, at the tick.
     pub(super) fn hold_queues_to_limits(&mut self, now: Instant) {
+        if self.grown.is_empty() {
+            return;
+        }
         let limits = self.queue_limits();
-        let written = self.actions.iter().filter_map(|action| match action {
-            super::Action::Write(id) => Some(*id),
-            _ => None,
-        });
-        for id in written.chain(self.batched.iter().copied()) {
+        let mut grown = std::mem::take(&mut self.grown);
+        for id in grown.drain(..) {
             let Some(conn) = self.conns.get_mut(id) else { continue };
+            conn.queue_grew = false;
             if conn.closing.is_some() {
                 continue;
             }
@@ -166,6 +168,8 @@ impl RelayCore {
                 Self::mark_close(&mut self.to_close, id, conn, reason);
             }
         }
+        // Keep the allocation for the next input.
+        self.grown = grown;
     }
 
     pub(super) fn cache_limits(&self) -> CacheLimits {
@@ -241,10 +245,11 @@ impl RelayCore {
             queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
             stream.meter.count_out(frame.bytes.len());
             if batch.is_zero() || !frame.droppable {
-                Self::request_write(&mut self.actions, player.conn, conn);
+                Self::request_write(&mut self.actions, &mut self.grown, player.conn, conn);
             } else if !conn.write_requested {
                 // Counted as requested so the player is batched once per batch.
                 conn.write_requested = true;
+                Self::note_growth(&mut self.grown, player.conn, conn);
                 self.batched.push(player.conn);
                 if self.batch_deadline.is_none() {
                     self.batch_deadline = Some(now + batch);

@@ -204,7 +204,7 @@ impl RelayCore {
         let (head, body) = response.encode(keep_alive, head_only);
         conn.out.push(head, now);
         conn.out.push(body, now);
-        Self::request_write(&mut self.actions, id, conn);
+        Self::request_write(&mut self.actions, &mut self.grown, id, conn);
         if !keep_alive && conn.close_after_flush.is_none() {
             conn.close_after_flush = Some(CloseReason::HttpDone);
         }

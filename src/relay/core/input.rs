@@ -33,11 +33,11 @@ impl RelayCore {
             Phase::Handshake(handshake) => match handshake.process(bytes) {
                 Ok(HandshakeProgress::InProgress { response }) => {
                     conn.out.push(response, now);
-                    Self::request_write(&mut self.actions, id, conn);
+                    Self::request_write(&mut self.actions, &mut self.grown, id, conn);
                 }
                 Ok(HandshakeProgress::Completed { response, remaining }) => {
                     conn.out.push(response, now);
-                    Self::request_write(&mut self.actions, id, conn);
+                    Self::request_write(&mut self.actions, &mut self.grown, id, conn);
                     if self.start_session(id, now) {
                         self.session_input(id, &remaining, now);
                     }
@@ -145,7 +145,7 @@ impl RelayCore {
             _ => return,
         };
         conn.out.push(bytes, now);
-        Self::request_write(&mut self.actions, id, conn);
+        Self::request_write(&mut self.actions, &mut self.grown, id, conn);
     }
 
     fn server_event(&mut self, id: ConnId, event: ServerSessionEvent, now: Instant) {

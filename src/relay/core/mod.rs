@@ -188,6 +188,8 @@ pub struct RelayCore {
     to_close: Vec<(ConnId, CloseReason)>,
     /// Players whose live frames wait for the next batch write (`Config::write_batch`).
     batched: Vec<ConnId>,
+    /// Connections whose queue grew during the current input, each once.
+    grown: Vec<ConnId>,
     batch_deadline: Option<Instant>,
     stats: Arc<Stats>,
     shutdown_deadline: Option<Instant>,
@@ -234,6 +236,7 @@ impl RelayCore {
             actions: VecDeque::new(),
             to_close: Vec::new(),
             batched: Vec::new(),
+            grown: Vec::new(),
             batch_deadline: None,
             stats,
             shutdown_deadline: None,
@@ -489,11 +492,21 @@ impl RelayCore {
         (self.next_random() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Asks the driver to write `id`'s queue (once until the driver picks it up).
-    fn request_write(actions: &mut VecDeque<Action>, id: ConnId, conn: &mut Conn) {
+    /// Asks the driver to write `id`'s queue (once until the driver picks it up), and notes
+    /// that the queue grew, so that the end of the input holds it to the limits.
+    fn request_write(actions: &mut VecDeque<Action>, grown: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
+        Self::note_growth(grown, id, conn);
         if !conn.write_requested {
             conn.write_requested = true;
             actions.push_back(Action::Write(id));
+        }
+    }
+
+    /// Notes once per input that `id`'s queue grew (see `hold_queues_to_limits`).
+    fn note_growth(grown: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
+        if !conn.queue_grew {
+            conn.queue_grew = true;
+            grown.push(id);
         }
     }
 

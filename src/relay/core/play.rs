@@ -87,7 +87,7 @@ impl RelayCore {
                 player.state = PlayerState::Live;
             }
             player.needs_keyframe = !stream.has_gop();
-            Self::request_write(&mut self.actions, id, conn);
+            Self::request_write(&mut self.actions, &mut self.grown, id, conn);
         }
         stream.players.push(player);
         stream.linger_until = None;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{ServerSession, MAX_DEFERRED_MESSAGES};
+use super::{ServerSession, MAX_DEFERRED_BYTES, MAX_DEFERRED_MESSAGES};
 use crate::chunk_io::MessagePayload;
 use crate::messages::{split_aggregate, type_id, RtmpMessage};
 use crate::sessions::connection::ControlOutcome;
@@ -18,6 +18,11 @@ impl ServerSession {
             if self.deferred.len() >= MAX_DEFERRED_MESSAGES {
                 return Err(SessionError::TooManyMessagesBeforeConnect { max: MAX_DEFERRED_MESSAGES });
             }
+            let bytes = self.deferred_bytes.saturating_add(payload.data.len());
+            if bytes > MAX_DEFERRED_BYTES {
+                return Err(SessionError::TooMuchBeforeConnect { max: MAX_DEFERRED_BYTES });
+            }
+            self.deferred_bytes = bytes;
             self.deferred.push_back(payload);
             return Ok(());
         }

@@ -94,6 +94,31 @@ fn commands_sent_before_the_connect_answer_run_after_it() {
     assert_eq!(results, vec![("_result".to_string(), 1.0), ("_result".to_string(), 2.0)]);
 }
 
+/// A connect awaiting its answer (an HTTP hook may take seconds) holds what the client
+/// pipelines behind it, bounded in bytes as well as in messages.
+#[test]
+fn what_waits_behind_an_undecided_connect_is_bounded_in_bytes() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut connect = HashMap::new();
+    connect.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+    let encode = |message: RtmpMessage, stream_id: u32| {
+        let payload = message.into_payload(RtmpTimestamp::ZERO, stream_id).unwrap();
+        let mut bytes = bytes::BytesMut::new();
+        crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut bytes).unwrap();
+        bytes
+    };
+    server.handle_input(&encode(RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![]), 0)).unwrap();
+    assert!(matches!(server.poll_event(), Some(ServerSessionEvent::ConnectionRequested { .. })));
+    // 40 KiB of video is held (it would be dropped later: no stream is published yet)...
+    let video = RtmpMessage::Video { data: Bytes::from(vec![0x17; 40 * 1024]) };
+    server.handle_input(&encode(video.clone(), 1)).unwrap();
+    // ...but not 80 KiB: a waiting client cannot park megabytes.
+    assert_eq!(
+        server.handle_input(&encode(video, 1)),
+        Err(SessionError::TooMuchBeforeConnect { max: 64 * 1024 })
+    );
+}
+
 #[test]
 fn calls_out_of_order_are_typed_errors() {
     let mut client = ClientSession::new(ClientSessionConfig::default());
