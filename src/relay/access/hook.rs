@@ -231,10 +231,15 @@ pub enum HookVerdict {
 impl HookOutcome {
     /// The verdict, as SRS and nginx-rtmp answers read: a 2xx with an empty body, `0`, or a
     /// JSON object whose `code` is 0 allows; a non-zero `code`, any other 2xx body, and any
-    /// other status deny.
+    /// other status deny. But 502, 503 and 504 are a proxy or balancer saying the hook server
+    /// behind it is down or slow, not the hook's answer: `--hook-fail` decides, as when the
+    /// relay reaches no server itself.
     pub fn verdict(&self) -> HookVerdict {
         match self {
             HookOutcome::Answered { status, body } if (200..300).contains(status) => read_body(body),
+            HookOutcome::Answered { status: status @ (502 | 503 | 504), .. } => {
+                HookVerdict::Unavailable { timed_out: *status == 504, why: format!("hook unavailable: HTTP {status}") }
+            }
             HookOutcome::Answered { status, .. } => HookVerdict::Deny(format!("hook answered HTTP {status}")),
             HookOutcome::TimedOut => HookVerdict::Unavailable { timed_out: true, why: "hook did not answer in time".to_string() },
             HookOutcome::Failed(why) => HookVerdict::Unavailable { timed_out: false, why: format!("hook call failed: {why}") },
@@ -281,6 +286,13 @@ mod tests {
         assert_eq!(answered(403, ""), HookVerdict::Deny("hook answered HTTP 403".to_string()));
         assert_eq!(answered(302, ""), HookVerdict::Deny("hook answered HTTP 302".to_string()));
         assert_eq!(answered(500, "{\"code\":0}"), HookVerdict::Deny("hook answered HTTP 500".to_string()));
+        // A gateway saying the hook server is down or slow: --hook-fail decides.
+        for status in [502u16, 503, 504] {
+            assert!(
+                matches!(answered(status, ""), HookVerdict::Unavailable { timed_out, .. } if timed_out == (status == 504)),
+                "{status}"
+            );
+        }
         assert!(matches!(HookOutcome::TimedOut.verdict(), HookVerdict::Unavailable { timed_out: true, .. }));
         assert!(matches!(HookOutcome::Failed("refused".into()).verdict(), HookVerdict::Unavailable { timed_out: false, .. }));
     }

@@ -396,6 +396,9 @@ impl RelayCore {
         self.sync_output(id, now);
         let Some(conn) = self.conns.get_mut(id) else { return };
         let reason = CloseReason::AccessDenied(format!("{action} denied: {}", denial.label()));
+        // The grace to read the denial runs from now, not from the client's last traffic,
+        // which a long hook wait left far behind.
+        conn.last_activity = now;
         conn.close_after_flush = Some(reason.clone());
         if conn.out.is_empty() {
             Self::mark_close(&mut self.to_close, id, conn, reason);

@@ -221,6 +221,21 @@ fn a_hook_that_never_answers_is_settled_by_the_core_at_the_timeout() {
     }
 }
 
+// Review finding: the grace for a denied client to read its denial ran from its last
+// traffic, which for a denial after a 3 s hook timeout was already past; when the timeout
+// and a tick fell in one call, the client was closed before the denial was written.
+#[test]
+fn a_denial_after_a_long_hook_wait_is_written_before_the_close() {
+    let config = hooked(AccessConfig::default());
+    let config = Config { access: AccessConfig { hook_timeout: Duration::from_secs(3), ..config.access }, ..config };
+    let mut h = Harness::new(config);
+    let publisher = client(&mut h, from(1, 5000), "s", true);
+    h.advance(Duration::from_secs(3));
+    let (_, code, _) = rejection(&mut h, publisher).expect("the denial reached the client");
+    assert_eq!(code, "NetStream.Publish.BadName");
+    assert!(matches!(h.close_reason(publisher), Some(CloseReason::AccessDenied(_))));
+}
+
 #[test]
 fn a_hook_that_is_down_follows_the_fail_policy() {
     for (policy, allowed) in [(HookFailPolicy::Closed, false), (HookFailPolicy::Open, true)] {
