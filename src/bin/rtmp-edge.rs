@@ -484,11 +484,9 @@ fn main() -> ExitCode {
         }
     };
     raise_open_files_limit();
-    // A reload reads the file again and puts the command line on top, as at start.
-    let reloader: Option<relay::Reloader> = match matches.opt_present("config") {
-        true => Some(Box::new(move || load_config(&matches))),
-        false => None,
-    };
+    // A reload reads the file again (if any) and puts the command line on top, as at start:
+    // secret files, certificates and the file are all read afresh.
+    let reloader: Option<relay::Reloader> = Some(Box::new(move || load_config(&matches)));
     match relay::run_with_reloader(config, reloader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

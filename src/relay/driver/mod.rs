@@ -488,6 +488,11 @@ impl Driver {
         let result = result
             .and_then(|config| config.validate().map(|()| config).map_err(|problems| problems.join("; ")))
             .and_then(|config| self.tls.reload(&config).map(|()| config));
+        if let Ok(config) = &result {
+            if config.tls_insecure_upstream && !self.core.config().tls_insecure_upstream {
+                log::warn!("reload: --tls-insecure-upstream is now on: rtmps:// upstream certificates are not verified");
+            }
+        }
         self.core.handle_reload(result, Instant::now());
     }
 

@@ -128,6 +128,11 @@ impl TlsStream {
         self.conn.is_handshaking()
     }
 
+    /// Whether the handshake just ended and is not logged yet.
+    pub fn handshake_log_due(&self) -> bool {
+        !self.handshake_logged && !self.conn.is_handshaking()
+    }
+
     /// Logs the version and cipher suite once the handshake is done (once).
     pub fn log_handshake_done(&mut self, peer: Option<SocketAddr>) {
         if self.handshake_logged || self.conn.is_handshaking() {
