@@ -366,9 +366,11 @@ impl RelayCore {
             Gated::Connect { request_id, .. } => {
                 let Some(conn) = self.conns.get_mut(id) else { return };
                 let Some(session) = conn.session() else { return };
+                // Accepting runs what the client sent behind its connect: an error there is
+                // the client's.
                 match session.accept_request(request_id) {
                     Ok(()) | Err(SessionError::UnknownRequest(_)) => {}
-                    Err(error) => Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string())),
+                    Err(error) => Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string())),
                 }
                 // Messages held back behind the connect run now.
                 self.dispatch_server_events(id, now);

@@ -133,7 +133,7 @@ impl ClientInfo {
     /// What to keep of a connect's `tcUrl`, `pageUrl` and app query.
     pub fn new(tc_url: Option<&str>, page_url: Option<&str>, app_query: Option<&str>) -> ClientInfo {
         let max = crate::relay::access::hook::MAX_FIELD_BYTES;
-        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() < max);
+        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() <= max);
         if !(fits(tc_url) && fits(page_url) && fits(app_query)) {
             return ClientInfo { oversized: true, ..ClientInfo::default() };
         }

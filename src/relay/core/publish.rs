@@ -16,18 +16,15 @@ use crate::sessions::{MediaKind, ServerSession, SessionError, StreamMetadata};
 use crate::time::RtmpTimestamp;
 
 impl RelayCore {
-    /// A publish request: refused at once when the name is taken, else it goes through
-    /// access control (`core/access.rs`), which calls [`start_publish`](Self::start_publish)
-    /// once it is allowed.
+    /// A publish request goes through access control (`core/access.rs`) first, which calls
+    /// [`start_publish`](Self::start_publish) once it is allowed. Only then is a taken name
+    /// refused: a client that may not publish learns nothing of which streams are live.
     pub(super) fn on_publish_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
-        if !self.refused_as_busy(id, &request) {
-            self.gate(id, Gated::Publish(request), now);
-        }
+        self.gate(id, Gated::Publish(request), now);
     }
 
-    /// Refuses the publish when the stream has a publisher or the connection a role (checked
-    /// before access control, and again once allowed: another may have taken the name
-    /// while the hook was asked).
+    /// Refuses an allowed publish when the stream has a publisher or the connection a role
+    /// (another may have taken the name while the hook was asked).
     fn refused_as_busy(&mut self, id: ConnId, request: &StreamRequest) -> bool {
         let key = request.key();
         let busy = self.streams.get(&key).is_some_and(|stream| stream.publisher.is_some());

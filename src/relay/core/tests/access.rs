@@ -420,6 +420,24 @@ fn ip_rules_decide_before_the_hook_and_match_mapped_addresses() {
     assert_eq!(count(&h.core.metrics_view().access_denials, ("publish", "ip_rule")), 3);
 }
 
+// Review finding: a taken name was refused before access control, so a client the rules
+// deny learned which streams were live ("already being published").
+#[test]
+fn a_denied_publisher_learns_nothing_of_which_streams_are_live() {
+    let rules = IpRules::parse(&[(true, "127.0.0.1")]).unwrap();
+    let mut h = Harness::new(Config { access: AccessConfig { publish_rules: rules, ..AccessConfig::default() }, ..test_config() });
+    let live = client(&mut h, from(1, 5000), "s", true);
+    assert!(started(&mut h, live));
+    for name in ["s", "t"] {
+        let outsider = client(&mut h, from(9, 6000), name, true);
+        let (_, code, description) = rejection(&mut h, outsider).unwrap();
+        assert_eq!((code.as_str(), description.as_str()), ("NetStream.Publish.BadName", "Access denied: not allowed from this address."), "{name}");
+    }
+    // An allowed client is told the name is taken.
+    let second = client(&mut h, from(1, 5001), "s", true);
+    assert_eq!(rejection(&mut h, second).map(|(_, _, why)| why).as_deref(), Some("Stream is already being published."));
+}
+
 #[test]
 fn signed_names_are_checked_against_the_wall_clock_the_driver_gives() {
     let secret = Secret::new("s3cret").unwrap();
