@@ -57,6 +57,7 @@ mod tests;
 
 pub use access::HookId;
 pub use close::CloseReason;
+pub use http_play::MAX_PINGS_PER_SECOND;
 pub use frame::SharedFrame;
 pub use ids::ConnId;
 pub use links::LinkPurpose;
