@@ -27,4 +27,6 @@ cp package/dist/mpegts.js "$VENDOR/mpegts.js"
 cp package/LICENSE "$VENDOR/LICENSE-mpegts.js"
 cp package/dist/mpegts.js.LICENSE.txt "$VENDOR/mpegts.js.LICENSE.txt"
 printf '%s' "$VERSION" >"$VENDOR/mpegts.version"
+# The page asks for /mpegts.js?v=VERSION, which is cached for good: a new version, a new URL.
+sed -i -E "s|/mpegts\.js\?v=[^\"]+\"|/mpegts.js?v=$VERSION\"|" "$ROOT/src/relay/http/status.html"
 echo "vendored mpegts.js $VERSION ($(stat -c %s "$VENDOR/mpegts.js") bytes) into $VENDOR"

@@ -112,3 +112,15 @@ impl HttpConn {
         HttpConn { reader: RequestReader::new(limits), request_started: Some(now), awaiting: None, requests: 0, stream: None }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_asks_for_the_vendored_player_by_its_version() {
+        assert_eq!(PLAYER_SCRIPT_VERSION, "1.8.2");
+        assert!(STATUS_PAGE.contains(&format!("<script src=\"/mpegts.js?v={PLAYER_SCRIPT_VERSION}\"></script>")));
+        assert!(PLAYER_SCRIPT.starts_with(b"/*! For license information please see mpegts.js.LICENSE.txt */"));
+    }
+}
