@@ -4,8 +4,9 @@
 //! stream's "watch" button (HTTP-FLV, played by the vendored mpegts.js through Media Source
 //! Extensions), requires the `<video>` element's currentTime to advance by at least 3 s,
 //! then does the same with "watch over WebSocket" (WebSocket-FLV). While each plays, the
-//! relay's API must show the browser as a player of that protocol. The screenshot of the
-//! page playing is saved as target/http-flv-player.png.
+//! relay's API must show the browser as a player of that protocol. The publisher's clock
+//! starts an hour in; the relay's FLV timestamps start at 0 wherever a player joins. The
+//! screenshot of the page playing is saved as target/http-flv-player.png.
 
 mod common;
 
@@ -51,9 +52,16 @@ fn the_status_page_plays_http_flv_and_websocket_flv_in_chromium() {
     let dir = TempDir::new("http-flv-browser");
     let relay = start_relay(Config { http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))), ..test_config() });
     let api = relay.http_addr().unwrap();
-    // Looped until the test ends (the guard kills it).
-    let (_publisher, _) =
-        ffmpeg_publisher(&ffmpeg, FIXTURE, &live_url(relay.local_addr(), "lobby"), &dir, "publisher", &["-stream_loop", "-1"]);
+    // Looped until the test ends (the guard kills it), on a clock an hour in, as a stream
+    // that has been live for a while: the page's player still starts at 0.
+    let (_publisher, _) = ffmpeg_publisher(
+        &ffmpeg,
+        FIXTURE,
+        &live_url(relay.local_addr(), "lobby"),
+        &dir,
+        "publisher",
+        &["-stream_loop", "-1", "-itsoffset", "3600"],
+    );
     wait_publishers(&relay, 1, "the publisher");
 
     let (stderr, browser_log) = log_file(&dir, "browser.log");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::flv_client::{flv_player, http_request, parse_flv, queued, read, split_head, stamps};
 use super::harness::{avc_header, inter_frame, keyframe, test_config, Harness};
 use super::ops::{aac_frame, aac_header};
-use crate::relay::access::{AccessConfig, HookOutcome, IpRules};
+use crate::relay::access::{signed_url, AccessConfig, HookOutcome, IpRules, Secret};
 use crate::relay::core::{CloseReason, ConnId, StreamKey};
 use crate::relay::Config;
 use crate::sessions::MediaKind;
@@ -206,7 +206,7 @@ fn on_an_edge_an_flv_play_opens_the_pull_with_its_query() {
 }
 
 #[test]
-fn flv_plays_are_decided_like_rtmp_plays() {
+fn flv_plays_are_decided_like_rtmp_plays_by_hook_ip_rules_and_signature() {
     let access = AccessConfig { hook_url: Some("http://127.0.0.1:9/hook".parse().unwrap()), ..AccessConfig::default() };
     let mut h = Harness::new(Config { access, ..test_config() });
     let player = http_request(&mut h, 9001, "GET /live/s.flv?token=t1 HTTP/1.1\r\nHost: relay:8080\r\nReferer: http://page.test/w\r\n\r\n");
@@ -232,6 +232,22 @@ fn flv_plays_are_decided_like_rtmp_plays() {
     let denied = flv_player(&mut h, 9002, "s");
     assert!(split_head(&read(&mut h, denied)).0.starts_with("HTTP/1.1 403 "));
     assert!(h.hooks.is_empty());
+
+    // Signed names: the query carries exp and sig, checked against the driver's wall clock.
+    let secret = Secret::new("s3cret").unwrap();
+    let access = AccessConfig { play_secret: Some(secret), ..AccessConfig::default() };
+    let mut h = Harness::new(Config { access, ..test_config() });
+    h.core.set_unix_time(h.now, Duration::from_secs(1_700_000_000));
+    let query = signed_url::signed_query(b"s3cret", "live", "s", 1_700_000_100);
+    let signed = http_request(&mut h, 9003, &format!("GET /live/s.flv?{query} HTTP/1.1\r\n\r\n"));
+    assert!(split_head(&read(&mut h, signed)).0.starts_with("HTTP/1.1 200 OK\r\n"));
+    let unsigned = flv_player(&mut h, 9004, "s");
+    let (head, body) = split_head(&read(&mut h, unsigned));
+    assert!(head.starts_with("HTTP/1.1 403 ") && String::from_utf8_lossy(&body).contains("not signed"), "{head}");
+    let expired_query = signed_url::signed_query(b"s3cret", "live", "s", 1_699_999_999);
+    let expired = http_request(&mut h, 9005, &format!("GET /live/s.flv?{expired_query} HTTP/1.1\r\n\r\n"));
+    assert!(split_head(&read(&mut h, expired)).0.starts_with("HTTP/1.1 403 "));
+    assert_eq!(h.stats().players, 1);
 }
 
 #[test]
