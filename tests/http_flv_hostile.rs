@@ -186,9 +186,8 @@ fn websocket_abuse_closes_only_that_connection_with_a_close_frame() {
 
 #[test]
 fn an_http_flv_player_that_never_reads_is_disconnected_and_the_others_play_on() {
-    // Judged by the wait alone (the byte limit stays at its default): the reader drains its
-    // queue within milliseconds on loopback, the player that never reads not at all.
-    let config = Config { queue_soft_limit_ms: 2000, queue_hard_limit_ms: 3000, ..test_config() };
+    // Judged by the entry count: exact, whatever the kernel buffers on either side hold.
+    let config = Config { queue_hard_limit_entries: 4000, ..test_config() };
     let (relay, api) = relay(config);
     let reader = spawn_reader(api, "/live/n.flv", false);
     // A small receive buffer, so the kernel holds little of what the relay sends it.
@@ -196,15 +195,28 @@ fn an_http_flv_player_that_never_reads_is_disconnected_and_the_others_play_on() 
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&api.into()).unwrap();
     let mut stuck: TcpStream = socket.into();
+    let stuck_port = stuck.local_addr().unwrap().port();
     stuck.write_all(b"GET /live/n.flv HTTP/1.1\r\n\r\n").unwrap();
     wait_players(&relay, 2, "the reader and the player that never reads");
-    // More than the kernel buffers on both sides of a loopback connection hold.
-    let published = publish_passes(&relay, "n", 60);
-    assert!(
-        eventually(Duration::from_secs(20), || closes_by_reason(api).get("too_slow") == Some(&1)),
-        "the player that never reads is still connected: {:?}",
-        closes_by_reason(api)
-    );
+    let mut publisher = RtmpTestClient::connect(relay.local_addr(), "live").unwrap();
+    publisher.publish("n").unwrap();
+    let mut published = Vec::new();
+    // Pass after pass of the fixture, each one (about 550 queue entries) sent once the
+    // reader has drained the last: only the player that never reads piles them up.
+    for pass in 0..60 {
+        let items: Vec<Item> = fixture_items(FIXTURE, pass * 5000).into_iter().filter(|item| pass == 0 || item.is_frame()).collect();
+        publisher.send_items(&items, None).unwrap();
+        published.extend(items);
+        let drained = || {
+            let clients = http::get(api, "/api/v1/clients", None).json();
+            clients.as_array().unwrap().iter().filter(|c| c["role"] == "player" && c["port"] != stuck_port).all(|c| c["queue_bytes"] == 0)
+        };
+        assert!(eventually(Duration::from_secs(10), drained), "the reader did not drain pass {pass}");
+        if closes_by_reason(api).get("too_slow") == Some(&1) {
+            break;
+        }
+    }
+    assert_eq!(closes_by_reason(api).get("too_slow"), Some(&1), "the player that never reads is still connected");
     assert_eq!(relay.stats().slow_players_disconnected, 1);
     relay.shutdown().unwrap();
     let received = reader.join().unwrap().unwrap();
