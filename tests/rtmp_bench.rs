@@ -67,6 +67,37 @@ fn relay_mode_counts_every_published_message_with_bounded_latency() {
 }
 
 #[test]
+fn http_flv_and_websocket_flv_players_count_every_message_on_the_publishers_clock() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let relay = spawn(config).unwrap();
+    for protocol in ["http-flv", "ws-flv"] {
+        let publish = format!("rtmp://{}/live/{protocol}", relay.local_addr());
+        let play = format!("http://{}/live/{protocol}.flv", relay.http_addr().unwrap());
+        let args = ["relay", &publish, &play, "--protocol", protocol, "--file", FIXTURE, "-n", "4", "--duration", "2", "--drain", "0.5"];
+        let (code, stdout, json) = bench(&args);
+        assert_eq!(code, 0, "{protocol}: {stdout}");
+        let published = number(&json, None, "published_media");
+        assert!(published > 100.0, "{protocol}: published {published}\n{json}");
+        assert_eq!(number(&json, None, "min_player_messages"), published, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "media_messages"), 4.0 * published, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "failed"), 0.0, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "playing"), 4.0, "{protocol}: {json}");
+        // Timestamps start at 0 at the player; put back on the publisher's clock, every
+        // message is timed and none arrives before it was due.
+        assert_eq!(number(&json, Some("latency"), "count"), 4.0 * published, "{protocol}: {json}");
+        assert!(number(&json, Some("latency"), "max_ms") < 1000.0, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "early_messages"), 0.0, "{protocol}: {json}");
+    }
+    let (code, stdout, _) = bench(&["play", "http://127.0.0.1:1/x.flv", "--protocol", "dash"]);
+    assert_eq!(code, 2, "{stdout}");
+    relay.shutdown().unwrap();
+}
+
+#[test]
 fn refused_connections_are_counted_by_reason() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

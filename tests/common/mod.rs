@@ -26,6 +26,7 @@ use rtmp_edge::sessions::{
 };
 use rtmp_edge::time::RtmpTimestamp;
 
+pub mod flv_http;
 pub mod hooks;
 pub mod http;
 pub mod interop;

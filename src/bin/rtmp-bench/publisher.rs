@@ -185,6 +185,9 @@ fn publish(
             if tag.tag_type != FlvTagType::Script {
                 // Before the write: a player may read the message before write_all returns.
                 shared.record_sent(timestamp, sent_us);
+                if tag.tag_type == FlvTagType::Video && classify_video(&tag.data).is_ok_and(|h| h.is_keyframe() && !h.is_sequence_header()) {
+                    shared.last_keyframe_timestamp.store(timestamp, Ordering::SeqCst);
+                }
             }
             write_all(&mut socket, &session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
             if tag.tag_type != FlvTagType::Script {

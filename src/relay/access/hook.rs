@@ -135,6 +135,8 @@ impl FromStr for HookUrl {
 pub struct HookPayload {
     /// `connect`, `publish`, `play`, `publish_done` or `play_done`.
     pub action: &'static str,
+    /// How the client came: `rtmp`, `rtmps`, `http-flv` or `ws-flv`.
+    pub protocol: &'static str,
     /// The connection's id, as the API's `client_id`.
     pub client_id: u64,
     /// The client's address.
@@ -301,6 +303,7 @@ mod tests {
     fn the_payload_has_exactly_the_documented_fields_in_order() {
         let mut payload = HookPayload {
             action: "play",
+            protocol: "rtmp",
             client_id: 4294967300,
             ip: "127.0.0.1".to_string(),
             app: "live".to_string(),
@@ -313,14 +316,14 @@ mod tests {
         };
         assert_eq!(
             payload.to_json(),
-            r#"{"action":"play","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","server_id":"00ff"}"#
+            r#"{"action":"play","protocol":"rtmp","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","server_id":"00ff"}"#
         );
         payload.action = "play_done";
         payload.page_url = Some("http://example/page".to_string());
         payload.done = Some(DoneFields { duration_ms: 1500, bytes_in: 3, bytes_out: 4 });
         assert_eq!(
             payload.to_json(),
-            r#"{"action":"play_done","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","page_url":"http://example/page","server_id":"00ff","duration_ms":1500,"bytes_in":3,"bytes_out":4}"#
+            r#"{"action":"play_done","protocol":"rtmp","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","page_url":"http://example/page","server_id":"00ff","duration_ms":1500,"bytes_in":3,"bytes_out":4}"#
         );
         assert!(payload.fits());
         payload.stream = "x".repeat(MAX_FIELD_BYTES + 1);

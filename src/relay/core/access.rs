@@ -186,7 +186,7 @@ impl RelayCore {
         self.ask_hook(id, gated, now);
     }
 
-    fn check_locally(&self, id: ConnId, gated: &Gated, now: Instant) -> Result<(), Denial> {
+    pub(super) fn check_locally(&self, id: ConnId, gated: &Gated, now: Instant) -> Result<(), Denial> {
         let access = &self.config.access;
         let (rules, secret, request) = match gated {
             Gated::Connect { .. } => return Ok(()),
@@ -268,6 +268,7 @@ impl RelayCore {
         };
         Some(HookPayload {
             action: action.label(),
+            protocol: Self::protocol_label(conn),
             client_id: id.to_u64(),
             ip: canonical(conn.peer.ip()).to_string(),
             app: app.to_string(),
@@ -393,6 +394,9 @@ impl RelayCore {
             Gated::Publish(_) => codes::PUBLISH_BAD_NAME,
             Gated::Play(_) => codes::PLAY_FAILED,
         };
+        if self.is_stream_request(id) {
+            self.refuse_stream(id, 403, &denial.description(), now);
+        }
         // A request the client withdrew meanwhile has nobody to answer; it still closes.
         self.reject_pending(id, gated.request_id(), Some(code), &denial.description());
         self.sync_output(id, now);

@@ -85,6 +85,7 @@ impl RelayCore {
             };
         }
         match (&conn.phase, &conn.role) {
+            (Phase::Http(_), Role::Player { .. }) => "player",
             (Phase::Http(_), _) => "http",
             (_, Role::Publisher { .. }) => "publisher",
             (_, Role::Player { .. }) => "player",
@@ -199,7 +200,7 @@ impl RelayCore {
                     queue_ms: conn.out.oldest_wait(now).as_millis() as u64,
                     queue_bytes: conn.out.cost(),
                     frames_dropped: conn.frames_dropped,
-                    protocol: conn.protocol.label(),
+                    protocol: Self::protocol_label(conn),
                 }
             })
             .collect()

@@ -268,9 +268,11 @@ impl RelayCore {
             "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
             conn.peer, conn.summary, conn.bytes_in, conn.bytes_out
         );
+        // HTTP-FLV and WebSocket-FLV players are players: their closes are worth a line.
+        let http_client = conn.protocol == ListenerKind::Http && Self::protocol_label(&conn) == ListenerKind::Http.label();
         if reason.is_peer_fault() {
             log::warn!("{line}");
-        } else if conn.protocol == ListenerKind::Http {
+        } else if http_client {
             log::debug!("{line}");
         } else {
             log::info!("{line}");

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::close::CloseReason;
 use super::conn::{Conn, Role};
+use super::flv_egress::{queue_start, queue_tag};
 use super::frame::{SharedFrame, SHARED_STREAM_ID};
 use super::out_queue::OutQueue;
 use super::stream::{CacheLimits, Player, PlayerState, StreamKey};
@@ -216,9 +217,17 @@ impl RelayCore {
         let batch = self.config.write_batch;
         let Some(stream) = self.streams.get_mut(key) else { return };
         let has_video = stream.has_video;
-        for player in &mut stream.players {
+        let flags = stream.flv_flags();
+        let parts = stream.delivery_parts();
+        parts.timelines.begin_frame();
+        for player in parts.players.iter_mut() {
             let Some(conn) = self.conns.get_mut(player.conn) else { continue };
             if conn.closing.is_some() {
+                continue;
+            }
+            // An FLV player that has not started is sent nothing before the frame it starts
+            // at; the cached headers go with that frame.
+            if player.flv.is_some_and(|flv| flv.timeline.is_none()) && !frame.droppable {
                 continue;
             }
             let was_skipping = player.state == PlayerState::Skipping;
@@ -242,17 +251,43 @@ impl RelayCore {
                     continue;
                 }
             }
-            queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
-            stream.meter.count_out(frame.bytes.len());
+            let queued = match &mut player.flv {
+                None => {
+                    queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
+                    frame.bytes.len()
+                }
+                Some(flv) => {
+                    // A body too long for an FLV tag (over 16 MiB) is left out.
+                    let Some(tail) = &frame.flv_tail else { continue };
+                    let mut queued = 0;
+                    let slot = match flv.timeline {
+                        Some(slot) => slot,
+                        None => {
+                            let slot = parts.timelines.assign(frame.timestamp);
+                            flv.timeline = Some(slot);
+                            let prelude = parts.prelude.frames();
+                            queued += queue_start(&mut conn.out, flv.protocol, flags, prelude, [].iter(), frame.timestamp, now);
+                            slot
+                        }
+                    };
+                    if let Some(head) = parts.timelines.head(slot, frame) {
+                        queued += queue_tag(&mut conn.out, flv.protocol, head, tail, now);
+                    }
+                    queued
+                }
+            };
+            parts.meter.count_out(queued);
             if batch.is_zero() || !frame.droppable {
                 Self::request_write(&mut self.actions, &mut self.grown, player.conn, conn);
-            } else if !conn.write_requested {
-                // Counted as requested so the player is batched once per batch.
-                conn.write_requested = true;
+            } else {
                 Self::note_growth(&mut self.grown, player.conn, conn);
-                self.batched.push(player.conn);
-                if self.batch_deadline.is_none() {
-                    self.batch_deadline = Some(now + batch);
+                if !conn.write_requested {
+                    // Counted as requested so the player is batched once per batch.
+                    conn.write_requested = true;
+                    self.batched.push(player.conn);
+                    if self.batch_deadline.is_none() {
+                        self.batch_deadline = Some(now + batch);
+                    }
                 }
             }
         }

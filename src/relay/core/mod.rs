@@ -34,8 +34,10 @@ mod close;
 mod conn;
 mod edge;
 mod fanout;
+mod flv_egress;
 mod frame;
 mod http_conn;
+mod http_play;
 mod ids;
 mod input;
 mod links;
@@ -55,6 +57,7 @@ mod tests;
 
 pub use access::HookId;
 pub use close::CloseReason;
+pub use http_play::MAX_PINGS_PER_SECOND;
 pub use frame::SharedFrame;
 pub use ids::ConnId;
 pub use links::LinkPurpose;
@@ -141,7 +144,8 @@ pub enum ListenerKind {
     Rtmp,
     /// RTMP over TLS (the driver decrypts; the core sees RTMP bytes).
     Rtmps,
-    /// HTTP/1.1: the API, metrics and status page (`core/http_conn.rs`).
+    /// HTTP/1.1: the API, metrics, status page, and HTTP-FLV and WebSocket-FLV players
+    /// (`core/http_conn.rs`, `core/http_play.rs`).
     Http,
 }
 

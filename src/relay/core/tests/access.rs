@@ -113,7 +113,8 @@ fn a_publish_waits_for_the_hook_and_nothing_it_sends_before_the_allow_is_relayed
     assert_eq!(calls.len(), 1);
     let (publish_call, payload) = &calls[0];
     let fields: Vec<&str> = payload.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(fields, ["action", "app", "client_id", "ip", "param", "server_id", "stream", "tc_url"]);
+    assert_eq!(fields, ["action", "app", "client_id", "ip", "param", "protocol", "server_id", "stream", "tc_url"]);
+    assert_eq!(payload["protocol"], "rtmp");
     assert_eq!(payload["action"], "publish");
     assert_eq!((&payload["app"], &payload["stream"], &payload["param"]), (&"live".into(), &"s".into(), &"?k=v".into()));
     assert_eq!(payload["client_id"], publisher.to_u64());

@@ -3,10 +3,13 @@
 mod actions;
 mod access;
 mod edge;
+mod flv_client;
+mod http_flv;
 mod hostile;
 mod ops;
 mod ops_counters;
 mod players;
 mod stream_cache;
 mod tls;
+mod ws_flv;
 mod harness;
