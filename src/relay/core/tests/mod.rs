@@ -4,6 +4,7 @@ mod actions;
 mod access;
 mod edge;
 mod hostile;
+mod hostile_requests;
 mod ops;
 mod ops_counters;
 mod players;
