@@ -11,6 +11,7 @@ use super::frame::{classify, encode_frame, Classification, HeaderSlot, SharedFra
 use super::ids::ConnId;
 use super::links::UpstreamLink;
 use super::media_info::MediaInfo;
+use super::peer_text::PeerText;
 use super::rates::StreamMeter;
 use crate::chunk_io::ChunkError;
 use crate::sessions::MediaKind;
@@ -52,9 +53,11 @@ impl StreamKey {
     }
 }
 
+/// `app/name`, for log lines: each part as [`PeerText`] shows it (cut short, control
+/// characters escaped), since both are the peer's to choose.
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.app, self.name)
+        write!(f, "{}/{}", PeerText(&self.app), PeerText(&self.name))
     }
 }
 

@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::harness::{test_config, Harness};
-use crate::chunk_io::ChunkEncoder;
-use crate::messages::{type_id, RtmpMessage};
-use crate::relay::access::AccessConfig;
+use super::harness::{raw_commands, raw_video, test_config, Harness, PeerSession};
+use crate::relay::access::{AccessConfig, MAX_FIELD_BYTES};
+use crate::relay::core::input::VIA_PROPERTY;
 use crate::relay::core::{CloseReason, ConnId};
 use crate::relay::Config;
-use crate::time::RtmpTimestamp;
+use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, RejectedRequestKind};
 use crate::Amf0Value;
 
 /// A relay whose hook is asked about every connect (and never answers by itself).
@@ -22,35 +21,6 @@ fn hooked() -> Config {
         ..AccessConfig::default()
     };
     Config { access, ..test_config() }
-}
-
-/// The chunk bytes of `messages`, at the chunk size the harness's clients announce.
-fn encode(messages: &[(u8, u32, Bytes)]) -> Bytes {
-    let mut encoder = ChunkEncoder::new();
-    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
-    let mut raw = BytesMut::new();
-    for (index, (type_id, stream_id, data)) in messages.iter().enumerate() {
-        let payload = crate::chunk_io::MessagePayload {
-            timestamp: RtmpTimestamp::ZERO,
-            type_id: *type_id,
-            message_stream_id: *stream_id,
-            data: data.clone(),
-        };
-        encoder.encode(4 + (index % 8) as u32, &payload, &mut raw).unwrap();
-        encoder.forget_chunk_stream(4 + (index % 8) as u32);
-    }
-    raw.freeze()
-}
-
-fn command(name: &str, arguments: Vec<Amf0Value>) -> (u8, u32, Bytes) {
-    let message = RtmpMessage::Amf0Command {
-        name: name.to_string(),
-        transaction_id: 0.0,
-        command_object: Amf0Value::Null,
-        arguments,
-    };
-    let payload = message.into_payload(RtmpTimestamp::ZERO, 0).unwrap();
-    (type_id::AMF0_COMMAND, 0, payload.data)
 }
 
 /// A client whose connect waits for the hook.
@@ -69,18 +39,16 @@ fn connect_waiting(h: &mut Harness) -> ConnId {
 fn media_behind_an_undecided_connect_is_not_held() {
     let mut h = Harness::new(hooked());
     let id = connect_waiting(&mut h);
-    let frame = Bytes::from(vec![0x17; 100 * 1024]);
-    let media: Vec<_> = (0..100).map(|_| (type_id::VIDEO, 1, frame.clone())).collect();
-    h.send_raw(id, &encode(&media));
+    h.send_raw(id, &raw_video(&vec![Bytes::from(vec![0x17; 100 * 1024]); 100]));
     h.pump();
     assert_eq!(h.peer(id).closed, None, "media before the connect is answered is dropped, not counted against it");
     // Commands are held, in order, up to a bound in bytes.
     // About 120 KB each (an AMF0 string holds at most 64 KiB).
-    let big = command("FCPublish", vec![Amf0Value::Utf8String("n".repeat(60_000)); 2]);
-    h.send_raw(id, &encode(&[big.clone(), big.clone()]));
+    let big = ("FCPublish", 0.0, 0, vec![Amf0Value::Utf8String("n".repeat(60_000)); 2]);
+    h.send_raw(id, &raw_commands(&[big.clone(), big.clone()]));
     h.pump();
     assert_eq!(h.peer(id).closed, None);
-    h.send_raw(id, &encode(&[big]));
+    h.send_raw(id, &raw_commands(&[big]));
     h.pump();
     assert_eq!(
         h.close_reason(id),
@@ -88,4 +56,56 @@ fn media_behind_an_undecided_connect_is_not_held() {
             "peer sent more than 262144 bytes of commands before connect was answered".to_string()
         ))
     );
+}
+
+/// What the relay told `id` when it refused its request.
+fn refusal(h: &mut Harness, id: ConnId) -> Option<(RejectedRequestKind, String)> {
+    h.peer(id).client().rejection().map(|(kind, status)| (kind, status.description.clone()))
+}
+
+// Without a hook, any name was kept: a play of an 8 MiB name made a stream keyed by it for as
+// long as the player waited (16 such plays per connection), and every log line about it
+// carried it whole. A connect's rtmpEdgeVia of any length was kept for the connection's life
+// and passed on to the origin.
+#[test]
+fn requests_with_a_field_past_the_limit_are_denied_hook_or_not() {
+    let mut h = Harness::new(test_config());
+    let long = "n".repeat(MAX_FIELD_BYTES + 1);
+    let too_long = "Access denied: the request is too long to authorize.".to_string();
+    for (publish, name) in [(false, long.clone()), (true, long.clone()), (false, format!("s?{long}"))] {
+        let id = h.connect_client();
+        let client = h.peer(id).client();
+        client.connect("live", "rtmp://127.0.0.1/live").unwrap();
+        if publish {
+            client.request_publishing(&name, PublishMode::Live).unwrap();
+        } else {
+            client.request_playback(&name).unwrap();
+        }
+        h.send_outbound(id);
+        h.pump();
+        let kind = if publish { RejectedRequestKind::Publish } else { RejectedRequestKind::Play };
+        assert_eq!(refusal(&mut h, id), Some((kind, too_long.clone())));
+        assert!(h.peer(id).closed.is_some());
+    }
+    assert!(h.core.streams.is_empty(), "no stream is keyed by a name past the limit");
+    let via = ClientSessionConfig {
+        extra_connect_properties: vec![(VIA_PROPERTY.to_string(), Amf0Value::Utf8String(long.clone()))],
+        ..ClientSessionConfig::default()
+    };
+    for (app, config) in [(long.as_str(), ClientSessionConfig::default()), ("live", via)] {
+        let id = h.connect_client();
+        h.peer(id).session = Some(PeerSession::Client(Box::new(ClientSession::new(config))));
+        h.peer(id).client().connect(app, "rtmp://127.0.0.1/live").unwrap();
+        h.send_outbound(id);
+        h.pump();
+        assert_eq!(refusal(&mut h, id), Some((RejectedRequestKind::Connect, too_long.clone())));
+        assert!(h.peer(id).closed.is_some());
+    }
+    let denials = h.core.metrics_view().access_denials;
+    let counted = |action| denials.iter().find(|(pair, _)| *pair == (action, "request_too_long")).map(|(_, count)| *count);
+    assert_eq!((counted("connect"), counted("publish"), counted("play")), (Some(2), Some(1), Some(2)));
+    // At the limit is still fine.
+    let player = h.player("live", &"n".repeat(MAX_FIELD_BYTES));
+    assert_eq!(refusal(&mut h, player), None);
+    assert_eq!(h.core.streams.len(), 1);
 }
