@@ -137,16 +137,16 @@ impl RelayCore {
     }
 
     /// Moves whatever the session wrote into the connection's queue. (A client that sends
-    /// commands and never reads the answers is held to the queue limits at the end of the
-    /// input, like every queue.)
+    /// commands and never reads the answers is held to the queue limits, and its answers to
+    /// `MAX_UNREAD_REPLY_BYTES`, at the end of the input, like every queue.)
     pub(super) fn sync_output(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(id) else { return };
-        let bytes = match &mut conn.phase {
-            Phase::Server(session) if session.has_outbound() => session.take_outbound(),
-            Phase::Client(session) if session.has_outbound() => session.take_outbound(),
+        match &mut conn.phase {
+            Phase::Server(session) if session.has_outbound() => conn.out.push_reply(session.take_outbound(), now),
+            // What an upstream link writes is ours (what it publishes, among it).
+            Phase::Client(session) if session.has_outbound() => conn.out.push(session.take_outbound(), now),
             _ => return,
-        };
-        conn.out.push(bytes, now);
+        }
         Self::request_write(&mut self.actions, id, conn);
     }
 

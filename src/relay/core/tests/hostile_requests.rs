@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::harness::{raw_commands, raw_video, test_config, Harness, PeerSession};
 use crate::relay::access::{AccessConfig, MAX_FIELD_BYTES};
 use crate::relay::core::input::VIA_PROPERTY;
+use crate::relay::core::fanout::MAX_UNREAD_REPLY_BYTES;
 use crate::relay::core::{CloseReason, ConnId};
 use crate::relay::Config;
 use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, RejectedRequestKind};
@@ -108,4 +109,34 @@ fn requests_with_a_field_past_the_limit_are_denied_hook_or_not() {
     let player = h.player("live", &"n".repeat(MAX_FIELD_BYTES));
     assert_eq!(refusal(&mut h, player), None);
     assert_eq!(h.core.streams.len(), 1);
+}
+
+// A client that sent commands and never read the answers was held only to the limits for
+// media: one connection replaying play with a long name made the relay queue 32 MiB of
+// answers (measured: 30 such connections took the relay to 529 MB).
+#[test]
+fn answers_a_client_leaves_unread_are_bounded_far_below_the_media_limits() {
+    let mut h = Harness::new(test_config());
+    let id = h.player("live", "s");
+    h.peer(id).reading = false;
+    // Each play replaces the last; its answers (Play.Reset, Play.Start) name the stream twice.
+    let name = "n".repeat(MAX_FIELD_BYTES - 10);
+    for round in 0..100 {
+        h.send_raw(id, &raw_commands(&[("play", 0.0, 1, vec![Amf0Value::Utf8String(format!("{round:03}{name}"))])]));
+        h.pump();
+        if h.peer(id).closed.is_some() {
+            break;
+        }
+    }
+    let Some(CloseReason::NotReading { queued_bytes }) = h.close_reason(id).cloned() else {
+        panic!("closed for not reading: {:?}", h.close_reason(id));
+    };
+    assert!((MAX_UNREAD_REPLY_BYTES..MAX_UNREAD_REPLY_BYTES + 20_000).contains(&queued_bytes), "{queued_bytes}");
+    // A player that reads its answers is never cut for them.
+    let reader = h.player("live", "s");
+    for round in 0..100 {
+        h.send_raw(reader, &raw_commands(&[("play", 0.0, 1, vec![Amf0Value::Utf8String(format!("{round:03}{name}"))])]));
+        h.pump();
+    }
+    assert_eq!(h.peer(reader).closed, None);
 }
