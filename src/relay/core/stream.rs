@@ -162,6 +162,8 @@ pub struct LiveStream {
     pub pushes: Vec<UpstreamLink>,
     /// Counters and media description for the API and metrics.
     pub meter: StreamMeter,
+    /// A source (a publisher, or a pull that went live) has fed it.
+    had_source: bool,
 }
 
 impl Default for LiveStream {
@@ -190,12 +192,21 @@ impl LiveStream {
             via: String::new(),
             pushes: Vec::new(),
             meter: StreamMeter::default(),
+            had_source: false,
         }
     }
 
     /// Whether a source (publisher or pull) is live on this stream.
     pub fn is_live(&self) -> bool {
         self.publisher.is_some() || self.pull_live
+    }
+
+    /// Whether the API and metrics show this stream: it has or had a source, or a pull or
+    /// push. A stream that only players asked for, and nobody published, is left out: its
+    /// name is any player's choice, so showing it would let anonymous clients add objects
+    /// to every API answer, and series to every scrape, at will (16 per connection).
+    pub fn is_reported(&self) -> bool {
+        self.had_source || self.publisher.is_some() || self.pull.is_some() || !self.pushes.is_empty()
     }
 
     /// Whether nothing references this stream any more.
@@ -206,6 +217,7 @@ impl LiveStream {
     /// A source (publisher or pull) starts or restarts: caches are reset, players wait for
     /// a keyframe, and timestamps will continue after what players already saw.
     pub fn restart_source(&mut self) {
+        self.had_source = true;
         self.clear_caches();
         self.meter.media = MediaInfo::default();
         self.has_video = false;
