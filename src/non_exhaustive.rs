@@ -88,8 +88,8 @@ non_exhaustive_enums! {
     url::UrlError { UnsupportedScheme, MissingHost, InvalidHost, InvalidPort, MissingApp, UnexpectedPath }
     sessions::SessionError {
         Chunk, Message, UnknownRequest, WrongRequestKind, AlreadyConnected, NotConnected,
-        ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect, TooMuchBeforeConnect,
-        TooManyStreams
+        ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect,
+        TooManyBytesBeforeConnect, TooManyStreams
     }
     sessions::ServerSessionEvent {
         ConnectionRequested, PublishRequested, PublishFinished, PlayRequested, PlayFinished,

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Longest value of a peer-controlled field (app, stream, param, tcUrl, pageUrl) put in a
-/// hook request. A longer one is not sent: a decision is denied, a notification dropped.
-pub const MAX_FIELD_BYTES: usize = 4096;
+pub use super::MAX_FIELD_BYTES;
 
 /// What a hook request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

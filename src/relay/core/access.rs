@@ -16,7 +16,7 @@ use super::stream::StreamKey;
 use super::{Action, ConnId, RelayCore};
 use crate::relay::access::{
     canonical, signed_url, Denial, DoneFields, HookAction, HookCall, HookFailPolicy, HookOutcome, HookPayload, HookVerdict,
-    RuleVerdict, DENIAL_LABELS,
+    RuleVerdict, DENIAL_LABELS, MAX_FIELD_BYTES,
 };
 use crate::sessions::{codes, SessionError};
 
@@ -189,10 +189,17 @@ impl RelayCore {
     pub(super) fn check_locally(&self, id: ConnId, gated: &Gated, now: Instant) -> Result<(), Denial> {
         let access = &self.config.access;
         let (rules, secret, request) = match gated {
-            Gated::Connect { .. } => return Ok(()),
+            Gated::Connect { app, .. } => {
+                let oversized = self.conns.get(id).is_some_and(|conn| conn.client.oversized);
+                return if oversized || app.len() > MAX_FIELD_BYTES { Err(Denial::RequestTooLong) } else { Ok(()) };
+            }
             Gated::Publish(request) => (&access.publish_rules, &access.publish_secret, request),
             Gated::Play(request) => (&access.play_rules, &access.play_secret, request),
         };
+        // Before anything reads it: no signature is computed over megabytes.
+        if request.stream_name.len() > MAX_FIELD_BYTES {
+            return Err(Denial::RequestTooLong);
+        }
         if let Some(conn) = self.conns.get(id) {
             if let RuleVerdict::Denied(rule) = rules.check(conn.peer.ip()) {
                 return Err(Denial::IpRule(rule));

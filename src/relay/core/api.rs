@@ -94,9 +94,15 @@ impl RelayCore {
         }
     }
 
-    /// `GET /api/v1/streams`, sorted by app and name.
+    /// `GET /api/v1/streams`, sorted by app and name: the streams that have or had a source,
+    /// or a pull or push: not those only players wait for, whose names are any client's choice.
     pub fn stream_views(&self) -> Vec<StreamView> {
-        let mut views: Vec<StreamView> = self.streams.iter().map(|(key, stream)| self.stream_view(key, stream)).collect();
+        let mut views: Vec<StreamView> = self
+            .streams
+            .iter()
+            .filter(|(_, stream)| stream.is_reported())
+            .map(|(key, stream)| self.stream_view(key, stream))
+            .collect();
         views.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
         views
     }
@@ -234,6 +240,7 @@ impl RelayCore {
         let mut streams: Vec<StreamMetrics> = self
             .streams
             .iter()
+            .filter(|(_, stream)| stream.is_reported())
             .map(|(key, stream)| StreamMetrics {
                 app: key.app().to_string(),
                 name: key.name().to_string(),
@@ -263,6 +270,7 @@ impl RelayCore {
             hook_notifications: self.access.notifications.to_vec(),
             hook_pending: self.access.decisions_pending() as u64,
             access_denials: self.access.denials.to_vec(),
+            streams_open: self.streams.len() as u64,
             streams,
         }
     }

@@ -125,14 +125,15 @@ pub struct ClientInfo {
     pub page_url: Option<String>,
     /// The query of the connect's `app` (`?` included), or empty.
     pub app_param: String,
-    /// One of them was too long to keep (and to send to a hook).
+    /// One of them, or the connect's relay chain, was too long to keep (the connect is
+    /// denied).
     pub oversized: bool,
 }
 
 impl ClientInfo {
     /// What to keep of a connect's `tcUrl`, `pageUrl` and app query.
     pub fn new(tc_url: Option<&str>, page_url: Option<&str>, app_query: Option<&str>) -> ClientInfo {
-        let max = crate::relay::access::hook::MAX_FIELD_BYTES;
+        let max = crate::relay::access::MAX_FIELD_BYTES;
         let fits = |text: Option<&str>| text.is_none_or(|text| text.len() <= max);
         if !(fits(tc_url) && fits(page_url) && fits(app_query)) {
             return ClientInfo { oversized: true, ..ClientInfo::default() };

@@ -45,10 +45,18 @@ impl QueueLimits {
     }
 }
 
+/// Most bytes of answers to its own commands (and status messages, pings, acks) a client
+/// may leave unread. Real clients read them as they come; the limits for media (32 MiB by
+/// default) are far above what a client that sends commands and never reads should cost.
+pub const MAX_UNREAD_REPLY_BYTES: usize = 256 * 1024;
+
 /// The hard limit `conn`'s queue breaks, if any, as the close reason its role gives:
-/// a player is too slow, an upstream stopped reading what we publish, anyone else sends
-/// commands without reading the answers.
+/// a player is too slow, an upstream stopped reading what we publish, anyone else (or a
+/// player past [`MAX_UNREAD_REPLY_BYTES`]) sends commands without reading the answers.
 pub fn queue_overflow(conn: &Conn, limits: &QueueLimits, now: Instant) -> Option<CloseReason> {
+    if conn.out.reply_bytes() > MAX_UNREAD_REPLY_BYTES {
+        return Some(CloseReason::NotReading { queued_bytes: conn.out.cost() });
+    }
     let reason = limits.broken_by(&conn.out, now)?;
     Some(match (&conn.role, &conn.upstream) {
         (Role::Player { .. }, _) => reason,

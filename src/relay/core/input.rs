@@ -6,8 +6,10 @@ use super::access::{Gated, StreamRequest};
 use super::close::CloseReason;
 use super::conn::{ClientInfo, Phase};
 use super::links::UpstreamStage;
+use super::peer_text::PeerText;
 use super::{ConnId, RelayCore};
 use crate::chunk_io::ChunkDecoderLimits;
+use crate::relay::access::MAX_FIELD_BYTES;
 use crate::handshake::HandshakeProgress;
 use crate::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
 
@@ -135,16 +137,16 @@ impl RelayCore {
     }
 
     /// Moves whatever the session wrote into the connection's queue. (A client that sends
-    /// commands and never reads the answers is held to the queue limits at the end of the
-    /// input, like every queue.)
+    /// commands and never reads the answers is held to the queue limits, and its answers to
+    /// `MAX_UNREAD_REPLY_BYTES`, at the end of the input, like every queue.)
     pub(super) fn sync_output(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(id) else { return };
-        let bytes = match &mut conn.phase {
-            Phase::Server(session) if session.has_outbound() => session.take_outbound(),
-            Phase::Client(session) if session.has_outbound() => session.take_outbound(),
+        match &mut conn.phase {
+            Phase::Server(session) if session.has_outbound() => conn.out.push_reply(session.take_outbound(), now),
+            // What an upstream link writes is ours (what it publishes, among it).
+            Phase::Client(session) if session.has_outbound() => conn.out.push(session.take_outbound(), now),
             _ => return,
-        };
-        conn.out.push(bytes, now);
+        }
         Self::request_write(&mut self.actions, &mut self.grown, id, conn);
     }
 
@@ -176,7 +178,7 @@ impl RelayCore {
             }
             ServerSessionEvent::UnhandledCommand { name, .. } => {
                 if let Some(conn) = self.conns.get(id) {
-                    log::debug!("{}: unhandled command {name}", conn.peer);
+                    log::debug!("{}: unhandled command {}", conn.peer, PeerText(&name));
                 }
             }
             ServerSessionEvent::AcknowledgementReceived { .. } | ServerSessionEvent::PingResponseReceived { .. } => {}
@@ -191,21 +193,27 @@ impl RelayCore {
         log::info!(
             "{}: connect app={} tcUrl={} flashVer={}",
             conn.peer,
-            request.app,
-            request.tc_url.as_deref().unwrap_or("-"),
-            request.flash_ver.as_deref().unwrap_or("-")
+            PeerText(&request.app),
+            PeerText(request.tc_url.as_deref().unwrap_or("-")),
+            PeerText(request.flash_ver.as_deref().unwrap_or("-"))
         );
         let via = match request.properties.get(VIA_PROPERTY) {
-            Some(crate::Amf0Value::Utf8String(via)) => via.clone(),
-            _ => String::new(),
+            Some(crate::Amf0Value::Utf8String(via)) => via.as_str(),
+            _ => "",
         };
         let looped = via.split(',').any(|hop| hop == node_id);
-        conn.via = via;
         let page_url = match request.properties.get("pageUrl") {
             Some(crate::Amf0Value::Utf8String(page_url)) => Some(page_url.as_str()),
             _ => None,
         };
         conn.client = ClientInfo::new(request.tc_url.as_deref(), page_url, request.query.as_deref());
+        // Kept for the connection's life and passed upstream: only when it fits (access
+        // control denies the connect otherwise).
+        if via.len() <= MAX_FIELD_BYTES {
+            conn.via = via.to_string();
+        } else {
+            conn.client.oversized = true;
+        }
         let peer = conn.peer;
         if looped {
             log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");

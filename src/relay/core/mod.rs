@@ -44,6 +44,7 @@ mod links;
 mod media_info;
 mod ops;
 mod out_queue;
+mod peer_text;
 mod play;
 mod publish;
 mod rates;

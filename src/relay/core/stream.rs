@@ -12,6 +12,7 @@ use super::frame::{classify, encode_frame, Classification, HeaderSlot, SharedFra
 use super::ids::ConnId;
 use super::links::UpstreamLink;
 use super::media_info::MediaInfo;
+use super::peer_text::PeerText;
 use super::rates::StreamMeter;
 use crate::chunk_io::ChunkError;
 use crate::sessions::MediaKind;
@@ -53,9 +54,11 @@ impl StreamKey {
     }
 }
 
+/// `app/name`, for log lines: each part as [`PeerText`] shows it (cut short, control
+/// characters escaped), since both are the peer's to choose.
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.app, self.name)
+        write!(f, "{}/{}", PeerText(&self.app), PeerText(&self.name))
     }
 }
 
@@ -165,6 +168,8 @@ pub struct LiveStream {
     pub meter: StreamMeter,
     /// The time bases of its HTTP-FLV and WebSocket-FLV players.
     pub flv: FlvTimelines,
+    /// A source (a publisher, or a pull that went live) has fed it.
+    had_source: bool,
 }
 
 /// What [`LiveStream::delivery_parts`] lends the fan-out at once.
@@ -220,12 +225,21 @@ impl LiveStream {
             pushes: Vec::new(),
             meter: StreamMeter::default(),
             flv: FlvTimelines::default(),
+            had_source: false,
         }
     }
 
     /// Whether a source (publisher or pull) is live on this stream.
     pub fn is_live(&self) -> bool {
         self.publisher.is_some() || self.pull_live
+    }
+
+    /// Whether the API and metrics show this stream: it has or had a source, or a pull or
+    /// push. A stream that only players asked for, and nobody published, is left out: its
+    /// name is any player's choice, so showing it would let anonymous clients add objects
+    /// to every API answer, and series to every scrape, at will (16 per connection).
+    pub fn is_reported(&self) -> bool {
+        self.had_source || self.publisher.is_some() || self.pull.is_some() || !self.pushes.is_empty()
     }
 
     /// Whether nothing references this stream any more.
@@ -236,6 +250,7 @@ impl LiveStream {
     /// A source (publisher or pull) starts or restarts: caches are reset, players wait for
     /// a keyframe, and timestamps will continue after what players already saw.
     pub fn restart_source(&mut self) {
+        self.had_source = true;
         self.clear_caches();
         self.meter.media = MediaInfo::default();
         self.has_video = false;

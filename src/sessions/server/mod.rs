@@ -97,16 +97,13 @@ pub struct ServerSession {
     /// Messages that arrived while `connect` awaited the application's answer: clients may
     /// send createStream/publish without waiting, and those must run after the accept.
     deferred: VecDeque<MessagePayload>,
-    /// Payload bytes in `deferred`.
-    deferred_bytes: usize,
 }
 
-/// Most messages held while a connect request is undecided.
+/// Most commands held while a connect request is undecided.
 const MAX_DEFERRED_MESSAGES: usize = 64;
-/// Most payload bytes held while a connect request is undecided: what a client pipelines
-/// behind connect (createStream, publish, play, metadata) is far less. Without it, 64
-/// messages at the message size limit would let one waiting client hold half a gigabyte.
-const MAX_DEFERRED_BYTES: usize = 64 * 1024;
+/// Most command bytes held while a connect request is undecided. Clients pipeline a few
+/// commands of well under a kilobyte each behind `connect` (createStream, publish or play).
+pub const MAX_DEFERRED_BYTES: usize = 256 * 1024;
 
 impl ServerSession {
     /// A session that has not yet seen `connect`.
@@ -124,7 +121,6 @@ impl ServerSession {
             streams: Vec::new(),
             next_stream_id: 1,
             deferred: VecDeque::new(),
-            deferred_bytes: 0,
         }
     }
 
@@ -202,7 +198,6 @@ impl ServerSession {
                     fields.insert("objectEncoding".to_string(), Amf0Value::Number(object_encoding));
                 }
                 self.connection.send_command(0, "_result", transaction_id, Amf0Value::Object(properties), vec![status])?;
-                self.deferred_bytes = 0;
                 while let Some(payload) = self.deferred.pop_front() {
                     self.handle_payload(payload)?;
                 }
@@ -277,7 +272,6 @@ impl ServerSession {
             PendingRequest::Connect { transaction_id, .. } => {
                 self.connect_requested = false;
                 self.deferred.clear();
-                self.deferred_bytes = 0;
                 let status = status_object("error", code, description);
                 self.connection.send_command(0, "_error", transaction_id, Amf0Value::Null, vec![status])
             }

@@ -109,14 +109,22 @@ fn what_waits_behind_an_undecided_connect_is_bounded_in_bytes() {
     };
     server.handle_input(&encode(RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![]), 0)).unwrap();
     assert!(matches!(server.poll_event(), Some(ServerSessionEvent::ConnectionRequested { .. })));
-    // 40 KiB of video is held (it would be dropped later: no stream is published yet)...
-    let video = RtmpMessage::Video { data: Bytes::from(vec![0x17; 40 * 1024]) };
-    server.handle_input(&encode(video.clone(), 1)).unwrap();
-    // ...but not 80 KiB: a waiting client cannot park megabytes.
-    assert_eq!(
-        server.handle_input(&encode(video, 1)),
-        Err(SessionError::TooMuchBeforeConnect { max: 64 * 1024 })
-    );
+    // Media is dropped (no stream can publish yet), so it does not count...
+    let video = RtmpMessage::Video { data: Bytes::from(vec![0x17; 60 * 1024]) };
+    for _ in 0..8 {
+        server.handle_input(&encode(video.clone(), 1)).unwrap();
+    }
+    // ...but commands are held, up to MAX_DEFERRED_BYTES.
+    let command = |size: usize| RtmpMessage::command("FCPublish", 0.0, Amf0Value::Null, vec![Amf0Value::Utf8String("m".repeat(size))]);
+    let max = crate::sessions::MAX_DEFERRED_BYTES;
+    let mut result = Ok(());
+    for _ in 0..(max / 60_000 + 1) {
+        result = server.handle_input(&encode(command(60_000), 1));
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(SessionError::TooManyBytesBeforeConnect { max }));
 }
 
 #[test]

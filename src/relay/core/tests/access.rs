@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::harness::{avc_header, inter_frame, keyframe, test_config, Harness};
+use super::harness::{avc_header, inter_frame, keyframe, raw_commands, raw_video, test_config, Harness};
 use crate::relay::access::{signed_url, AccessConfig, HookFailPolicy, HookOutcome, IpRules, Secret};
 use crate::relay::core::{CloseReason, ConnId, HookId};
 use crate::relay::Config;
@@ -75,25 +75,6 @@ fn rejection(h: &mut Harness, id: ConnId) -> Option<(RejectedRequestKind, String
 
 fn started(h: &mut Harness, id: ConnId) -> bool {
     h.peer(id).count_events(|e| matches!(e, ClientSessionEvent::PublishStarted { .. } | ClientSessionEvent::PlaybackStarted { .. })) > 0
-}
-
-/// Video messages on message stream 1 (where the publish waits), as raw chunks on a chunk
-/// stream of their own.
-fn raw_video(bodies: &[bytes::Bytes]) -> Vec<u8> {
-    let mut encoder = crate::chunk_io::ChunkEncoder::new();
-    // The chunk size our ClientSession announced.
-    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
-    let mut raw = bytes::BytesMut::new();
-    for body in bodies {
-        let payload = crate::chunk_io::MessagePayload {
-            timestamp: crate::time::RtmpTimestamp::ZERO,
-            type_id: 9,
-            message_stream_id: 1,
-            data: body.clone(),
-        };
-        encoder.encode(20, &payload, &mut raw).unwrap();
-    }
-    raw.to_vec()
 }
 
 fn count(pairs: &[((&str, &str), u64)], wanted: (&str, &str)) -> u64 {
@@ -489,23 +470,6 @@ fn a_reload_applies_new_rules_to_new_requests_only() {
 
 /// AMF0 commands as raw chunks on chunk stream 3, as a client that does not wait for
 /// answers sends them.
-fn raw_commands(commands: &[(&str, f64, u32, Vec<crate::Amf0Value>)]) -> Vec<u8> {
-    let mut encoder = crate::chunk_io::ChunkEncoder::new();
-    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
-    let mut raw = bytes::BytesMut::new();
-    for (name, transaction_id, stream_id, arguments) in commands {
-        let message = crate::messages::RtmpMessage::Amf0Command {
-            name: name.to_string(),
-            transaction_id: *transaction_id,
-            command_object: crate::Amf0Value::Null,
-            arguments: arguments.clone(),
-        };
-        let payload = message.into_payload(crate::time::RtmpTimestamp::ZERO, *stream_id).unwrap();
-        encoder.encode(3, &payload, &mut raw).unwrap();
-    }
-    raw.to_vec()
-}
-
 #[test]
 fn one_connection_cannot_hold_more_than_its_share_of_decisions() {
     let mut h = Harness::new(hooked(AccessConfig::default()));
@@ -530,7 +494,7 @@ fn one_connection_cannot_hold_more_than_its_share_of_decisions() {
 #[test]
 fn fields_too_long_for_a_hook_request_are_denied_without_a_call() {
     let mut h = Harness::new(hooked(AccessConfig::default()));
-    let long_name = "n".repeat(crate::relay::access::hook::MAX_FIELD_BYTES + 1);
+    let long_name = "n".repeat(crate::relay::access::MAX_FIELD_BYTES + 1);
     let player = client(&mut h, from(1, 5000), &long_name, false);
     let (_, _, description) = rejection(&mut h, player).unwrap();
     assert_eq!(description, "Access denied: the request is too long to authorize.");

@@ -112,6 +112,44 @@ pub fn avc_header() -> Bytes {
     Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
 }
 
+/// Video messages on message stream 1 (where the publish waits), as raw chunks on a chunk
+/// stream of their own.
+pub fn raw_video(bodies: &[bytes::Bytes]) -> Vec<u8> {
+    let mut encoder = crate::chunk_io::ChunkEncoder::new();
+    // The chunk size our ClientSession announced.
+    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
+    let mut raw = bytes::BytesMut::new();
+    for body in bodies {
+        let payload = crate::chunk_io::MessagePayload {
+            timestamp: crate::time::RtmpTimestamp::ZERO,
+            type_id: 9,
+            message_stream_id: 1,
+            data: body.clone(),
+        };
+        encoder.encode(20, &payload, &mut raw).unwrap();
+    }
+    raw.to_vec()
+}
+
+/// Commands as raw chunks on chunk stream 3: (name, transaction id, message stream id,
+/// arguments).
+pub fn raw_commands(commands: &[(&str, f64, u32, Vec<crate::Amf0Value>)]) -> Vec<u8> {
+    let mut encoder = crate::chunk_io::ChunkEncoder::new();
+    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
+    let mut raw = bytes::BytesMut::new();
+    for (name, transaction_id, stream_id, arguments) in commands {
+        let message = crate::messages::RtmpMessage::Amf0Command {
+            name: name.to_string(),
+            transaction_id: *transaction_id,
+            command_object: crate::Amf0Value::Null,
+            arguments: arguments.clone(),
+        };
+        let payload = message.into_payload(crate::time::RtmpTimestamp::ZERO, *stream_id).unwrap();
+        encoder.encode(3, &payload, &mut raw).unwrap();
+    }
+    raw.to_vec()
+}
+
 impl Harness {
     pub fn new(config: Config) -> Harness {
         let now = Instant::now();

@@ -6,6 +6,7 @@ mod edge;
 mod flv_client;
 mod http_flv;
 mod hostile;
+mod hostile_requests;
 mod ops;
 mod ops_counters;
 mod players;
