@@ -526,8 +526,20 @@ mod tests {
             .filter(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
             .collect();
         let usage = usage(&options());
+        // Option lines only ("    -h, --help" or "        --listen ADDR"), not the brief.
         let flags: std::collections::BTreeSet<&str> = usage
-            .split_whitespace()
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let first = words.next()?;
+                if first.starts_with("--") {
+                    Some(first)
+                } else if first.starts_with('-') && first.ends_with(',') {
+                    words.next()
+                } else {
+                    None
+                }
+            })
             .filter_map(|word| word.strip_prefix("--"))
             .map(|word| word.trim_end_matches(|c: char| !(c.is_ascii_lowercase() || c == '-')))
             .filter(|flag| !["help", "version", "config"].contains(flag))
