@@ -200,6 +200,10 @@ impl RelayCore {
                     queue_bytes: conn.out.cost(),
                     frames_dropped: conn.frames_dropped,
                     protocol: conn.protocol.label(),
+                    proxied_by: match conn.proxy {
+                        super::proxy_header::ProxyState::Proxied { balancer } => Some(balancer.to_string()),
+                        _ => None,
+                    },
                 }
             })
             .collect()

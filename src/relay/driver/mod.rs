@@ -5,6 +5,7 @@
 
 mod hook_pool;
 mod process_stats;
+mod proxy_header;
 mod resolver;
 mod tls;
 mod tls_io;
@@ -77,6 +78,8 @@ struct Socket {
     /// RTMPS: TLS between the socket and the core. `None` is plain TCP, whose writes go
     /// from the core's shared frames to the socket with no copy.
     tls: Option<Box<TlsStream>>,
+    /// A PROXY protocol header comes first and is not taken off yet (`proxy_header.rs`).
+    awaits_proxy_header: bool,
 }
 
 /// A socket the driver accepts on, and what it speaks.
@@ -280,7 +283,8 @@ impl Driver {
                     .ok()
                     .map(BufWriter::new)
             });
-            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls });
+            let awaits_proxy_header = self.core.awaits_proxy_header(id);
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls, awaits_proxy_header });
         }
     }
 
@@ -351,7 +355,7 @@ impl Driver {
             }
             self.write_to(id);
         }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
+        if (event.is_readable() || event.is_read_closed() || event.is_error()) && self.take_proxy_header(id, event.is_read_closed()) {
             self.read_from(id);
         }
     }
@@ -507,7 +511,10 @@ impl Driver {
             Ok(stream)
         });
         match result {
-            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None, tls }),
+            Ok(stream) => {
+                let socket = Socket { id, stream, writable: false, connecting: true, dump: None, tls, awaits_proxy_header: false };
+                self.put_socket(socket)
+            }
             Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),
         }
     }
