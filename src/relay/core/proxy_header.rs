@@ -46,6 +46,12 @@ impl RelayCore {
         self.conns.get(id).is_some_and(|conn| conn.proxy == ProxyState::Awaiting)
     }
 
+    /// The address `id`'s logs and policy use: the socket's peer, or the client's from a
+    /// PROXY header.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.conns.get(id).map(|conn| conn.peer)
+    }
+
     /// The driver read `id`'s PROXY header, or found bytes that are not one. A proxied
     /// address becomes the connection's peer, checked against the per-IP limit (IP rules
     /// see it at connect, publish and play); an error closes the connection with a log

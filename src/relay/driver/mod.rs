@@ -13,6 +13,7 @@ mod transport;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,6 +81,8 @@ struct Socket {
     tls: Option<Box<TlsStream>>,
     /// A PROXY protocol header comes first and is not taken off yet (`proxy_header.rs`).
     awaits_proxy_header: bool,
+    /// The peer as logs name it: the socket's, or the client's from a PROXY header.
+    peer: SocketAddr,
 }
 
 /// A socket the driver accepts on, and what it speaks.
@@ -284,7 +287,7 @@ impl Driver {
                     .map(BufWriter::new)
             });
             let awaits_proxy_header = self.core.awaits_proxy_header(id);
-            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls, awaits_proxy_header });
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls, awaits_proxy_header, peer });
         }
     }
 
@@ -495,7 +498,7 @@ impl Driver {
         self.core.handle_reload(result, Instant::now());
     }
 
-    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr, server_name: Option<String>) {
+    fn connect(&mut self, id: ConnId, addr: SocketAddr, server_name: Option<String>) {
         let tls = match server_name {
             Some(name) => match self.tls.connect(&name, self.core.config()) {
                 Ok(client) => Some(Box::new(TlsStream::client(client))),
@@ -512,7 +515,8 @@ impl Driver {
         });
         match result {
             Ok(stream) => {
-                let socket = Socket { id, stream, writable: false, connecting: true, dump: None, tls, awaits_proxy_header: false };
+                let socket =
+                    Socket { id, stream, writable: false, connecting: true, dump: None, tls, awaits_proxy_header: false, peer: addr };
                 self.put_socket(socket)
             }
             Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),

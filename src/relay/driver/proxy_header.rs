@@ -99,7 +99,16 @@ impl Driver {
                 socket.awaits_proxy_header = false;
                 let ok = header.is_ok();
                 self.core.handle_proxy_header(id, header, now);
-                ok && self.core.is_open(id)
+                match self.core.peer_addr(id) {
+                    // Driver log lines (TLS) name the client too.
+                    Some(peer) if ok => {
+                        if let Some(socket) = socket_in(&mut self.sockets, id) {
+                            socket.peer = peer;
+                        }
+                        true
+                    }
+                    _ => false,
+                }
             }
             Peeked::Waiting { arrived } if read_closed && arrived > 0 => {
                 let reason = format!("the connection ended after {arrived} bytes of a PROXY header");
