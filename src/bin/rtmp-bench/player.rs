@@ -87,6 +87,8 @@ struct Progress {
     acknowledged: u64,
     received: u64,
     pings: Vec<u32>,
+    /// Sequence stamps seen so far (`sequence.rs`).
+    sequence: crate::sequence::SequenceCheck,
 }
 
 struct Player {
@@ -453,7 +455,11 @@ impl Player {
                         }
                     }
                 }
-                if message.type_id == 9 && !progress.keyframe && classify_video(message.head).is_ok_and(|h| h.is_keyframe()) {
+                let keyframe = message.type_id == 9 && classify_video(message.head).is_ok_and(|h| h.is_keyframe());
+                if let Some((generation, counter)) = crate::sequence::read_stamp(message.tail) {
+                    counters.sequence.count(progress.sequence.check(generation, counter, keyframe));
+                }
+                if keyframe && !progress.keyframe {
                     progress.keyframe = true;
                     keyframe_now = true;
                 }
