@@ -196,29 +196,28 @@ class Soak:
         self.faults["stall"] += 1
 
     def garbage(self):
-        def run():
-            with socket.create_connection(("127.0.0.1", self.edge_port), timeout=10) as s:
-                # Version 1 is not RTMP's 3 (or 6): the handshake fails at the first byte.
-                s.sendall(b"\x01" + os.urandom(random.randint(1, 4000)))
-                try:
-                    while s.recv(4096):
-                        pass
-                except OSError:
-                    pass
-        self.in_thread(run)
+        # Version 1 is not RTMP's 3 (or 6): the handshake fails at the first byte.
+        self.send_until_closed(b"\x01" + os.urandom(random.randint(1, 4000)), 10)
         self.faults["garbage"] += 1
 
     def half_handshake(self):
+        # C0 and half of C1, then nothing: the handshake timeout ends it.
+        self.send_until_closed(b"\x03" + os.urandom(700), 30)
+        self.faults["half_handshake"] += 1
+
+    def send_until_closed(self, payload, timeout):
+        """Connects to the edge, sends `payload` and reads until the edge closes, in a thread."""
         def run():
-            with socket.create_connection(("127.0.0.1", self.edge_port), timeout=30) as s:
-                s.sendall(b"\x03" + os.urandom(700))  # C0 and half of C1, then nothing
+            with socket.create_connection(("127.0.0.1", self.edge_port), timeout=timeout) as s:
+                s.sendall(payload)
                 try:
                     while s.recv(4096):
                         pass
                 except OSError:
                     pass
-        self.in_thread(run)
-        self.faults["half_handshake"] += 1
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
     def restart_publisher(self):
         self.publisher.kill()
@@ -231,11 +230,6 @@ class Soak:
         self.start_origin()
         self.start_publisher()
         self.faults["origin_restart"] += 1
-
-    def in_thread(self, run):
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
 
     def reap_stalls(self, everything=False):
         now = time.monotonic()
