@@ -152,13 +152,13 @@ class Soak:
     # ------------------------------------------------------------ processes
     def start_origin(self):
         self.origin = Process(self.work, "origin", [
-            f"{self.bin_dir}/rtmp-edge", "--listen", f"127.0.0.1:{self.origin_port}",
+            f"{self.bin_dir}/soak-relay", "--listen", f"127.0.0.1:{self.origin_port}",
             "--http-listen", f"127.0.0.1:{self.origin_api}"])
         wait_for("the origin's API", lambda: get_json(self.api(self.origin_api, "/api/v1/summary")) is not None)
 
     def start_publisher(self):
         self.publisher = Process(self.work, "publisher", [
-            f"{self.bin_dir}/rtmp-bench", "publish", f"rtmp://127.0.0.1:{self.origin_port}/{self.stream}",
+            f"{self.bin_dir}/soak-bench", "publish", f"rtmp://127.0.0.1:{self.origin_port}/{self.stream}",
             "--file", self.fixture, "--sequence", "--duration", "0"])
         self.publisher_starts += 1
         # Live at the origin, and the edge's pull delivering it: every probe will see this
@@ -175,7 +175,7 @@ class Soak:
 
     def start_edge(self):
         self.edge = Process(self.work, "edge", [
-            f"{self.bin_dir}/rtmp-edge", "--listen", f"127.0.0.1:{self.edge_port}",
+            f"{self.bin_dir}/soak-relay", "--listen", f"127.0.0.1:{self.edge_port}",
             "--http-listen", f"127.0.0.1:{self.edge_api}", "--origin", f"127.0.0.1:{self.origin_port}",
             "--max-connections", "100000", "--max-connections-per-ip", "100000"])
         wait_for("the edge's API", lambda: get_json(self.api(self.edge_api, "/api/v1/summary")) is not None)
@@ -279,11 +279,11 @@ class Soak:
         duration = self.minutes * 60
         edge_url = f"rtmp://127.0.0.1:{self.edge_port}/{self.stream}"
         probes = Process(self.work, "probes", [
-            f"{self.bin_dir}/rtmp-bench", "play", edge_url, "-n", str(PROBES), "--rate", "100",
+            f"{self.bin_dir}/soak-bench", "play", edge_url, "-n", str(PROBES), "--rate", "100",
             "--duration", str(duration + 20), "--json", os.path.join(self.work, "probes.json")])
         wait_for(f"{PROBES} probes playing", lambda: get_json(self.api(self.edge_api, "/api/v1/summary"))["players"] >= PROBES, 60)
         churn = Process(self.work, "churn", [
-            f"{self.bin_dir}/rtmp-bench", "churn", edge_url, "-n", str(CHURNERS), "--rate", "20",
+            f"{self.bin_dir}/soak-bench", "churn", edge_url, "-n", str(CHURNERS), "--rate", "20",
             "--duration", str(duration), "--json", os.path.join(self.work, "churn.json")])
         started = time.monotonic()
         log(f"{PROBES} probes playing, {CHURNERS} churning; faults for {self.minutes} min "
@@ -294,6 +294,11 @@ class Soak:
         end = started + duration
         while time.monotonic() < end - 15:
             time.sleep(random.uniform(3, 8))
+            ended = [p for p in (probes, churn) if not p.alive()]
+            if ended:
+                codes = ", ".join(f"{p.name}: exit {p.popen.returncode}" for p in ended)
+                log(f"players' runs ended early ({codes}; a negative code is the signal that ended them): stopping")
+                break
             now = time.monotonic()
             self.reap_stalls()
             if now >= next_origin and end - now > 60:
@@ -329,10 +334,14 @@ class Soak:
 
     # ------------------------------------------------------------ the verdict
     def verdict(self, final_closes, pull_reconnects):
-        with open(os.path.join(self.work, "probes.json")) as f:
-            probes = json.load(f)
-        with open(os.path.join(self.work, "churn.json")) as f:
-            churn = json.load(f)
+        try:
+            with open(os.path.join(self.work, "probes.json")) as f:
+                probes = json.load(f)
+            with open(os.path.join(self.work, "churn.json")) as f:
+                churn = json.load(f)
+        except (OSError, ValueError) as error:
+            print(f"verdict: FAIL (no rtmp-bench summary: {error})")
+            return 1
         rows = [row for row in self.samples if "edge_rss_mib" in row]
         self.print_table(rows)
         checks = []
@@ -392,6 +401,10 @@ class Soak:
 
 
 def main():
+    # Run in the background, SIGINT may come in ignored; either signal ends the run through
+    # the `finally` below, which kills every process it started.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, _frame: sys.exit(128 + number))
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 60
     bin_dir, fixture, work = sys.argv[2], sys.argv[3], sys.argv[4]
     soak = Soak(minutes, bin_dir, fixture, work)

@@ -38,6 +38,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 rm -rf "$work"
 mkdir -p "$work/bin"
 # The run restarts the origin and the publisher from these copies: a build during the
-# soak does not change what it runs.
-cp "$target_dir/release/rtmp-edge" "$target_dir/release/rtmp-bench" "$work/bin/"
+# soak does not change what it runs. Their own names keep them out of reach of a
+# `pkill rtmp-bench` meant for other runs on a shared machine (the first hour-long run
+# here lost its players to a SIGTERM from outside).
+cp "$target_dir/release/rtmp-edge" "$work/bin/soak-relay"
+cp "$target_dir/release/rtmp-bench" "$work/bin/soak-bench"
 exec python3 "$repo_root/scripts/soak.py" "$minutes" "$work/bin" "$repo_root/tests/fixtures/h264_aac.flv" "$work"
