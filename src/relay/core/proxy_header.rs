@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::close::CloseReason;
-use super::{ConnId, Refusal, RelayCore};
+use super::{ConnId, ListenerKind, Refusal, RelayCore};
 use crate::relay::access::canonical;
 use crate::relay::proxy_protocol::{ProxyError, ProxyHeader};
 
@@ -62,7 +62,7 @@ impl RelayCore {
             return;
         }
         let socket_peer = conn.peer;
-        let label = conn.protocol.label();
+        let kind = conn.protocol;
         match header {
             Err(error) => {
                 Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProxyHeaderFailed(error.to_string()));
@@ -76,8 +76,9 @@ impl RelayCore {
                 let client = SocketAddr::new(canonical(source.ip()), source.port());
                 conn.peer = client;
                 conn.proxy = ProxyState::Proxied { balancer: socket_peer };
-                if self.count_address(id) && label != "http" {
-                    log::info!("{client}: {label} connection {id} opened (PROXY header from {socket_peer})");
+                // HTTP connections (scrapes, checks) are logged at debug, as at accept.
+                if self.count_address(id) && kind != ListenerKind::Http {
+                    log::info!("{client}: {} connection {id} opened (PROXY header from {socket_peer})", kind.label());
                 }
             }
         }
