@@ -139,3 +139,39 @@ fn churn_reaches_keyframes_and_reports_time_to_first_keyframe() {
     assert_eq!(number(&json, None, "failed"), 0.0, "{json}");
     relay.shutdown().unwrap();
 }
+
+#[test]
+fn sequence_stamps_pass_the_relay_whole_and_a_publisher_restart_is_seen_once_per_player() {
+    let relay = spawn(Config { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() }).unwrap();
+    let url = format!("rtmp://{}/live/seq", relay.local_addr());
+    let json = std::env::temp_dir().join(format!("rtmp-bench-test-{}-seq-play.json", std::process::id()));
+    let mut players = Command::new(env!("CARGO_BIN_EXE_rtmp-bench"))
+        .args(["play", &url, "-n", "3", "--duration", "8", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("rtmp-bench play runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while relay.stats().players < 3 {
+        assert!(std::time::Instant::now() < deadline, "the players did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Two publishers in a row: the second is a restart with a later generation.
+    let mut stamped = 0.0;
+    for run in 0..2 {
+        let (code, stdout, published) = bench(&["publish", &url, "--file", FIXTURE, "--sequence", "--duration", "1.5"]);
+        assert_eq!(code, 0, "publisher run {run}: {stdout}");
+        // The AVC and AAC sequence headers are sent but not stamped.
+        stamped += number(&published, None, "published_media") - 2.0;
+    }
+    assert!(players.wait().expect("rtmp-bench play ends").success());
+    let played = std::fs::read_to_string(&json).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert!(stamped > 100.0, "{stamped}");
+    assert_eq!(number(&played, Some("sequence"), "messages"), 3.0 * stamped, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "lost"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "reordered"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "resumed"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "new_publisher"), 3.0, "{played}");
+    relay.shutdown().unwrap();
+}

@@ -29,7 +29,7 @@ pub use self::core::{
     Action, CloseReason, ConnId, HookId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey,
     StreamSummary,
 };
-pub use config::Config;
+pub use config::{Config, ProxyProtocolListeners};
 pub use driver::upstream_client_config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};

@@ -172,6 +172,9 @@ impl FlvScanner {
             timestamp: u32::from_be_bytes([h[7], h[4], h[5], h[6]]),
             length: self.body_length as u32,
             head: &self.body_head[..self.body_head_len],
+            // Tags are reported at their head, before their end arrives: FLV players do not
+            // check `--sequence` stamps.
+            tail: &[],
         });
     }
 }

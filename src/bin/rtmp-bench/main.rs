@@ -9,6 +9,7 @@ mod player;
 mod publisher;
 mod report;
 mod scan;
+mod sequence;
 mod shared;
 mod stats;
 mod tls;
@@ -60,6 +61,8 @@ struct Options {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// HTTP-FLV or WebSocket-FLV players: the request and whether it upgrades.
     flv: Option<(Vec<u8>, bool)>,
+    /// The publisher stamps each media message with a sequence number (`sequence.rs`).
+    sequence: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -79,6 +82,11 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     spec.optopt("", "tls-ca", "rtmps://: verify the server against these PEM CAs (default: the system's)", "FILE");
     spec.optflag("", "tls-insecure", "rtmps://: do not verify the server's certificate");
     spec.optopt("", "protocol", "players: rtmp (default), http-flv or ws-flv (PLAY_URL is then http://...)", "P");
+    spec.optflag(
+        "",
+        "sequence",
+        "publisher: end each audio/video message with a sequence stamp that players check (the media no longer decodes)",
+    );
     spec.optflag("h", "help", "print this help");
     let matches = spec.parse(args).map_err(|e| e.to_string())?;
     if matches.opt_present("h") || matches.free.is_empty() {
@@ -135,6 +143,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(Options {
         tls,
         flv,
+        sequence: matches.opt_present("sequence"),
         players: number("n", if churn { 50.0 } else { 1.0 })? as u64,
         rate: number("rate", if churn { 0.0 } else { 200.0 })?,
         duration: Duration::from_secs_f64(number("duration", 30.0)?),
@@ -235,9 +244,10 @@ fn start_publisher(options: &Options, shared: &Arc<Shared>, duration: Option<Dur
     let media = Arc::new(Media::load(file)?);
     let shared = Arc::clone(shared);
     let tls = options.tls.clone();
+    let stamps = options.sequence.then(sequence::generation_now);
     std::thread::Builder::new()
         .name("publisher".to_string())
-        .spawn(move || publisher::run(url, tls, media, shared, duration))
+        .spawn(move || publisher::run(url, tls, media, shared, duration, stamps))
         .map(Some)
         .map_err(|e| format!("cannot start the publisher: {e}"))
 }

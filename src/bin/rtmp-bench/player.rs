@@ -103,6 +103,8 @@ struct Progress {
     acknowledged: u64,
     received: u64,
     pings: Vec<u32>,
+    /// Sequence stamps seen so far (`sequence.rs`).
+    sequence: crate::sequence::SequenceCheck,
 }
 
 struct Player {
@@ -481,6 +483,10 @@ impl Player {
             8 | 9 => {
                 keyframe_now |=
                     account_media(progress, counters, shared, message.type_id, message.timestamp, message.head, now_us, publish_start);
+                let keyframe = message.type_id == 9 && classify_video(message.head).is_ok_and(|h| h.is_keyframe());
+                if let Some((generation, counter)) = crate::sequence::read_stamp(message.tail) {
+                    counters.sequence.count(progress.sequence.check(generation, counter, keyframe));
+                }
             }
             // User control PingRequest (event 6): answered with a PingResponse.
             4 if scanning_only && message.head.get(..2) == Some(&[0, 6]) => {

@@ -128,6 +128,46 @@ pub struct Counters {
     pub churn_cycles: u64,
     /// Churn: connect start to first keyframe, microseconds.
     pub first_keyframe: Histogram,
+    /// Sequence-stamped messages received (`sequence.rs`), and what the stamps showed.
+    pub sequence: SequenceCounts,
+}
+
+/// What players' sequence checks found, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceCounts {
+    /// Stamped messages received.
+    pub messages: u64,
+    /// Messages missing inside a run (the gap did not end at a keyframe).
+    pub lost: u64,
+    /// Messages that came after a later one, or twice.
+    pub reordered: u64,
+    /// Skips to a keyframe (frames a relay dropped, or a re-established pull).
+    pub resumed: u64,
+    /// Changes to a later publisher.
+    pub new_publisher: u64,
+}
+
+impl SequenceCounts {
+    /// Counts one verdict.
+    pub fn count(&mut self, verdict: crate::sequence::Verdict) {
+        use crate::sequence::Verdict;
+        self.messages += 1;
+        match verdict {
+            Verdict::InOrder => {}
+            Verdict::Resumed => self.resumed += 1,
+            Verdict::Lost(missing) => self.lost += missing,
+            Verdict::Reordered => self.reordered += 1,
+            Verdict::NewPublisher => self.new_publisher += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &SequenceCounts) {
+        self.messages += other.messages;
+        self.lost += other.lost;
+        self.reordered += other.reordered;
+        self.resumed += other.resumed;
+        self.new_publisher += other.new_publisher;
+    }
 }
 
 impl Counters {
@@ -156,6 +196,7 @@ impl Counters {
         self.early_messages += other.early_messages;
         self.churn_cycles += other.churn_cycles;
         self.first_keyframe.merge(&other.first_keyframe);
+        self.sequence.merge(&other.sequence);
     }
 }
 

@@ -207,6 +207,10 @@ impl RelayCore {
                     queue_bytes: conn.out.cost(),
                     frames_dropped: conn.frames_dropped,
                     protocol: Self::protocol_label(conn),
+                    proxied_by: match conn.proxy {
+                        super::proxy_header::ProxyState::Proxied { balancer } => Some(balancer.to_string()),
+                        _ => None,
+                    },
                 }
             })
             .collect()

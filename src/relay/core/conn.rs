@@ -105,7 +105,8 @@ pub struct Conn {
     /// The listener (protocol) it came in on; upstream connections say what they speak.
     pub protocol: super::ListenerKind,
     /// Accepted from a listener, so counted against its address's limit; false for the
-    /// connections the relay opens itself, even after their link lets go of them.
+    /// connections the relay opens itself, even after their link lets go of them, and for
+    /// one whose PROXY header has not named its address yet.
     pub accepted: bool,
     /// What the client's connect said about it, for hook requests.
     pub client: ClientInfo,
@@ -113,6 +114,8 @@ pub struct Conn {
     pub pending_decisions: u8,
     /// When its publish was allowed (for `publish_done`).
     pub publish_started: Option<Instant>,
+    /// Whether `peer` came from a PROXY protocol header (or is still to come).
+    pub proxy: super::proxy_header::ProxyState,
 }
 
 /// What a client's `connect` said that hooks pass on. Kept for the connection's life, so
@@ -176,7 +179,18 @@ impl Conn {
             client: ClientInfo::default(),
             pending_decisions: 0,
             publish_started: None,
+            proxy: super::proxy_header::ProxyState::Direct,
         }
+    }
+
+    /// Whether closing for `reason` ends what looks like a balancer's health check: a
+    /// connection on a PROXY listener that sent nothing beyond a LOCAL header, or nothing
+    /// at all, and went away by itself.
+    pub fn is_balancer_check(&self, reason: &CloseReason) -> bool {
+        use super::proxy_header::ProxyState;
+        matches!(self.proxy, ProxyState::Awaiting | ProxyState::Local)
+            && self.bytes_in == 0
+            && matches!(reason, CloseReason::PeerClosed | CloseReason::ReadFailed(_))
     }
 
     /// Whether an access denial was sent and the connection only waits to flush it; its

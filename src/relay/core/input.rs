@@ -22,6 +22,12 @@ impl RelayCore {
         if conn.closing.is_some() {
             return;
         }
+        if conn.proxy == super::proxy_header::ProxyState::Awaiting {
+            // The driver takes the header off first; bytes before it are not the client's.
+            let reason = CloseReason::ProxyHeaderFailed("bytes passed before the PROXY header was read".to_string());
+            Self::mark_close(&mut self.to_close, id, conn, reason);
+            return;
+        }
         conn.bytes_in += bytes.len() as u64;
         // A denied client gets nothing more decided (no second publish, no second hook
         // call); its bytes are counted and dropped until the denial is written.

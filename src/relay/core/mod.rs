@@ -46,6 +46,7 @@ mod ops;
 mod out_queue;
 mod peer_text;
 mod play;
+mod proxy_header;
 mod publish;
 mod rates;
 mod refusal;
@@ -332,14 +333,18 @@ impl RelayCore {
 
     /// A connection was accepted from `peer` on a `kind` listener. Refused connections are
     /// logged and counted here; the driver just drops the socket.
+    ///
+    /// On a listener that requires the PROXY protocol, `peer` is the balancer: the per-IP
+    /// limit waits for the header's address ([`handle_proxy_header`](Self::handle_proxy_header)).
     pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
+        let proxied = self.config.proxy_protocol.requires(kind);
         // The HTTP listener stays open in a shutdown, so health checks see the 503, until
         // the deadline closes everything.
         let refusal = if self.shutdown_deadline.is_some_and(|deadline| kind != ListenerKind::Http || now >= deadline) {
             Some(Refusal::ShuttingDown)
         } else if self.conns.len() >= self.config.max_connections {
             Some(Refusal::TooManyConnections { max: self.config.max_connections })
-        } else if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
+        } else if !proxied && self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
         } else if kind == ListenerKind::Http {
             self.http_admission(now)
@@ -360,14 +365,20 @@ impl RelayCore {
             conn.protocol = kind;
             conn
         };
-        conn.accepted = true;
+        if proxied {
+            // Counted against its address once the header names it.
+            conn.proxy = proxy_header::ProxyState::Awaiting;
+        } else {
+            conn.accepted = true;
+            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        }
         let id = self.conns.insert(conn);
-        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         self.stats.connections_open.fetch_add(1, Relaxed);
-        if kind == ListenerKind::Http {
-            // Health checks and scrapes would flood the info log.
-            log::debug!("{peer}: http connection {id} opened");
+        if kind == ListenerKind::Http || proxied {
+            // Health checks and scrapes would flood the info log; a proxied connection is
+            // logged with its client's address when the header names it.
+            log::debug!("{peer}: {} connection {id} opened", kind.label());
         } else {
             log::info!("{peer}: {} connection {id} opened", kind.label());
         }

@@ -39,6 +39,14 @@ impl RelayCore {
             if conn.upstream.is_some() {
                 continue;
             }
+            // Before the HTTP timers, which start at the request's first byte: the header
+            // comes before any.
+            if conn.proxy == super::proxy_header::ProxyState::Awaiting {
+                if now.saturating_duration_since(conn.opened_at) > handshake_timeout {
+                    to_close.push((id, CloseReason::ProxyHeaderTimeout(handshake_timeout)));
+                }
+                continue;
+            }
             if matches!(conn.phase, super::conn::Phase::Http(_)) {
                 to_close.extend(Self::http_expired(conn, now, &self.config).map(|reason| (id, reason)));
                 match Self::stream_timer(conn, now, idle_timeout) {

@@ -5,6 +5,7 @@
 
 mod hook_pool;
 mod process_stats;
+mod proxy_header;
 mod resolver;
 mod tls;
 mod tls_io;
@@ -12,6 +13,7 @@ mod transport;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -77,6 +79,10 @@ struct Socket {
     /// RTMPS: TLS between the socket and the core. `None` is plain TCP, whose writes go
     /// from the core's shared frames to the socket with no copy.
     tls: Option<Box<TlsStream>>,
+    /// A PROXY protocol header comes first and is not taken off yet (`proxy_header.rs`).
+    awaits_proxy_header: bool,
+    /// The peer as logs name it: the socket's, or the client's from a PROXY header.
+    peer: SocketAddr,
 }
 
 /// A socket the driver accepts on, and what it speaks.
@@ -280,7 +286,8 @@ impl Driver {
                     .ok()
                     .map(BufWriter::new)
             });
-            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls });
+            let awaits_proxy_header = self.core.awaits_proxy_header(id);
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls, awaits_proxy_header, peer });
         }
     }
 
@@ -351,7 +358,7 @@ impl Driver {
             }
             self.write_to(id);
         }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
+        if (event.is_readable() || event.is_read_closed() || event.is_error()) && self.take_proxy_header(id, event.is_read_closed()) {
             self.read_from(id);
         }
     }
@@ -496,7 +503,7 @@ impl Driver {
         self.core.handle_reload(result, Instant::now());
     }
 
-    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr, server_name: Option<String>) {
+    fn connect(&mut self, id: ConnId, addr: SocketAddr, server_name: Option<String>) {
         let tls = match server_name {
             Some(name) => match self.tls.connect(&name, self.core.config()) {
                 Ok(client) => Some(Box::new(TlsStream::client(client))),
@@ -512,7 +519,11 @@ impl Driver {
             Ok(stream)
         });
         match result {
-            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None, tls }),
+            Ok(stream) => {
+                let socket =
+                    Socket { id, stream, writable: false, connecting: true, dump: None, tls, awaits_proxy_header: false, peer: addr };
+                self.put_socket(socket)
+            }
             Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),
         }
     }

@@ -52,9 +52,8 @@ impl Driver {
     /// messages, and plaintext that waited for the handshake to end).
     pub(super) fn after_tls_read(&mut self, id: ConnId) {
         if let Some(socket) = socket_in(&mut self.sockets, id) {
-            // The peer's address costs a system call: only for the one log line.
-            if let Some(tls) = socket.tls.as_mut().filter(|tls| tls.handshake_log_due()) {
-                tls.log_handshake_done(socket.stream.peer_addr().ok());
+            if let Some(tls) = socket.tls.as_mut() {
+                tls.log_handshake_done(socket.peer);
             }
         }
         self.write_tls_to(id);
@@ -106,8 +105,7 @@ impl Driver {
     pub(super) fn close_tls(&mut self, mut socket: Socket) {
         if let Some(tls) = socket.tls.as_mut() {
             if tls.is_handshaking() {
-                let peer = socket.stream.peer_addr().map_or_else(|_| "?".to_string(), |peer| peer.to_string());
-                log::info!("{peer}: connection {} closed before its TLS handshake was done", socket.id);
+                log::info!("{}: connection {} closed before its TLS handshake was done", socket.peer, socket.id);
             }
             tls.close_notify();
         }

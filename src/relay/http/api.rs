@@ -111,6 +111,10 @@ pub struct ClientView {
     pub frames_dropped: u64,
     /// `rtmp`, `rtmps` or `http`.
     pub protocol: &'static str,
+    /// The balancer's address (`ADDR:PORT`) when `ip` and `port` came from a PROXY
+    /// protocol header; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxied_by: Option<String>,
 }
 
 /// `GET /api/v1/summary`: the relay as a whole.

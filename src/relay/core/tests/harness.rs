@@ -202,13 +202,41 @@ impl Harness {
 
     pub fn connect_client_from(&mut self, addr: SocketAddr) -> ConnId {
         let id = self.core.accept(addr, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
+        self.start_client(id);
+        id
+    }
+
+    /// A balancer at `balancer` connects to the RTMP listener and sends `header` (exact
+    /// bytes, read by the library's parser as the driver reads them); when the core keeps
+    /// the connection, the client behind it sends C0+C1.
+    pub fn connect_client_through(&mut self, balancer: SocketAddr, header: &[u8]) -> ConnId {
+        use crate::relay::proxy_protocol::{parse, Parsed};
+        let id = self.core.accept(balancer, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
+        assert!(self.core.awaits_proxy_header(id));
+        let parsed = match parse(header) {
+            Ok(Parsed::Done { header: parsed, consumed }) => {
+                assert_eq!(consumed, header.len(), "the bytes are exactly one header");
+                Ok(parsed)
+            }
+            Ok(Parsed::Incomplete) => panic!("an incomplete header"),
+            Err(error) => Err(error),
+        };
+        self.core.handle_proxy_header(id, parsed, self.now);
+        self.pump();
+        if self.core.is_open(id) {
+            self.start_client(id);
+        }
+        id
+    }
+
+    /// The client side of an accepted connection: its handshake starts (C0+C1 sent).
+    fn start_client(&mut self, id: ConnId) {
         let mut handshake = Handshake::new(HandshakeRole::Client, 0);
         let hello = handshake.start();
         let session = PeerSession::Client(Box::new(ClientSession::new(ClientSessionConfig::default())));
         self.new_peer(id, handshake, session);
         self.core.handle_input(id, &hello, self.now);
         self.pump();
-        id
     }
 
     /// A client that connects to `app` and publishes `name`; pumps until it is publishing.
