@@ -31,6 +31,11 @@
 # last core and a single worker to the first (taskset), each BENCH_REPEAT times:
 #   BENCH_LATENCY=1 scripts/bench.sh
 #   BENCH_WORKERS=1 scripts/bench.sh
+# What HTTP-FLV costs: BENCH_HTTP_FLV=1 runs rtmp-edge alone with its HTTP listener, and
+# the fan-out (default 1,000 players) over rtmp://, HTTP-FLV and WebSocket-FLV in turn, each
+# BENCH_HTTP_FLV_REPEAT times (default 2), in one process; the table gives CPU s per GB
+# delivered for each run and HTTP-FLV / RTMP, WebSocket-FLV / RTMP:
+#   BENCH_HTTP_FLV=1 scripts/bench.sh
 #
 # Needs: cargo, ffmpeg, nginx with libnginx-mod-rtmp, python3 (and curl for BENCH_SCRAPE,
 # openssl for BENCH_TLS, taskset for BENCH_WORKERS). Not part of CI.
@@ -59,6 +64,8 @@ WORKERS_COMPARE=${BENCH_WORKERS:-0}
 REPEAT=${BENCH_REPEAT:-2}
 BURST_STEADY=${BENCH_BURST_STEADY:-5000}
 BURST_NEW=${BENCH_BURST_NEW:-5000}
+HTTP_FLV_COMPARE=${BENCH_HTTP_FLV:-0}
+HTTP_FLV_REPEAT=${BENCH_HTTP_FLV_REPEAT:-2}
 TICKS=$(getconf CLK_TCK)
 # Extra rtmp-edge options for the next start, and CPU pinning of the server and of
 # rtmp-bench (e.g. (taskset -c 0)); empty: no pinning.
@@ -99,9 +106,9 @@ start_server() { # name
     case $1 in
     rtmp-edge)
         local http_args=()
-        [ "$SCRAPE" = 1 ] && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
+        { [ "$SCRAPE" = 1 ] || [ "$HTTP_FLV_COMPARE" = 1 ]; } && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
         [ "$TLS_COMPARE" = 1 ] && http_args+=(--tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert "$OUT/tls/relay.pem" --tls-key "$OUT/tls/relay.key")
-        "${SERVER_PIN[@]}" "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
+        "${SERVER_PIN[@]}" "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 --http-max-connections 30000 \
             --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" "${EDGE_EXTRA[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
         SERVER_PID=$!
         PORT=$EDGE_PORT
@@ -435,6 +442,65 @@ for n in fanouts:
               else f"| {n} | {label} | n/a | n/a | n/a | {per_write} | {latency} | {health} | |")
 PY
     } | tee "$OUT/tls-table.md"
+    exit 0
+fi
+
+if [ "$HTTP_FLV_COMPARE" = 1 ]; then
+    FANOUTS=${BENCH_FANOUTS:-1000}
+    echo "== rtmp-edge, RTMP, HTTP-FLV and WebSocket-FLV players in one process"
+    start_server rtmp-edge
+    for n in $FANOUTS; do
+        for run in $(seq "$HTTP_FLV_REPEAT"); do
+            for protocol in rtmp http-flv ws-flv; do
+                name=$protocol$n-$run
+                play=rtmp://127.0.0.1:$EDGE_PORT/live/$name
+                [ "$protocol" != rtmp ] && play=http://127.0.0.1:$EDGE_HTTP_PORT/live/$name.flv
+                measure "flv-compare-$protocol-$n-$run" relay "rtmp://127.0.0.1:$EDGE_PORT/live/$name" "$play" \
+                    --protocol "$protocol" --file "$MEDIA" -n "$n" --rate 1000 --duration "$FANOUT_SECS" --timeout 20
+            done
+        done
+    done
+    stop_server
+    {
+        echo "Machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), Linux $(uname -r); $(date -u +%Y-%m-%d)"
+        echo "Command: BENCH_HTTP_FLV=1 scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)') (fan-outs: $FANOUTS; $HTTP_FLV_REPEAT runs each)"
+        echo
+        python3 - "$OUT" "$FANOUTS" "$HTTP_FLV_REPEAT" <<'PY'
+import json, sys
+out, fanouts, repeat = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
+
+def run(name):
+    try:
+        bench = json.load(open(f"{out}/{name}.json"))
+        fields = open(f"{out}/{name}.server").read().split()
+        sampled = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    except (OSError, ValueError):
+        return None, {}
+    if not bench.get("bytes"):
+        return None, bench
+    bench["write_calls"] = sampled.get("write_calls", 0)
+    return sampled["cpu_s"] / (bench["bytes"] / 1e9), bench
+
+labels = {"rtmp": "RTMP", "http-flv": "HTTP-FLV", "ws-flv": "WebSocket-FLV"}
+print("| players | protocol | CPU s per GB, each run | mean | KB per write call | added latency p50 / p99 ms | failed / behind | messages per player (min / max) | / RTMP |")
+print("| ---: | --- | --- | ---: | --- | --- | --- | --- | ---: |")
+for n in fanouts:
+    means = {}
+    for protocol in ["rtmp", "http-flv", "ws-flv"]:
+        runs = [run(f"flv-compare-{protocol}-{n}-{r}") for r in range(1, repeat + 1)]
+        values = [v for v, _ in runs if v is not None]
+        mean = sum(values) / len(values) if values else None
+        means[protocol] = mean
+        per_write = ", ".join(f"{b['bytes'] / b['write_calls'] / 1e3:.1f}" if b.get("write_calls") else "n/a" for _, b in runs)
+        latency = ", ".join(f"{b.get('latency', {}).get('p50_ms', 0):.1f} / {b.get('latency', {}).get('p99_ms', 0):.1f}" for _, b in runs)
+        health = ", ".join(f"{b.get('failed', 'n/a')} / {b.get('peak_behind', 'n/a')}" for _, b in runs)
+        messages = ", ".join(f"{b.get('min_player_messages', 'n/a')} / {b.get('max_player_messages', 'n/a')}" for _, b in runs)
+        ratio = f"{mean / means['rtmp']:.2f}x" if protocol != "rtmp" and mean and means.get("rtmp") else ""
+        shown = ", ".join(f"{v:.2f}" for v in values) or "n/a"
+        print(f"| {n} | {labels[protocol]} | {shown} | {mean:.2f} | {per_write} | {latency} | {health} | {messages} | {ratio} |" if mean
+              else f"| {n} | {labels[protocol]} | n/a | n/a | {per_write} | {latency} | {health} | {messages} | |")
+PY
+    } | tee "$OUT/http-flv-table.md"
     exit 0
 fi
 

@@ -154,17 +154,14 @@ RTMP_EDGE_NEW_FFMPEG=$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.g
     || die "the imageio-ffmpeg binary does not run: $RTMP_EDGE_NEW_FFMPEG"
 export RTMP_EDGE_NEW_FFMPEG
 
-# ---------------------------------------------------------------- metrics checkers
-# /metrics is checked by Debian's promtool (package prometheus) and parsed by Debian's
-# python3-prometheus-client, run with the system /usr/bin/python3.
-install_metrics_checkers() {
-    local packages=()
-    command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
-    /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
-    [ "${#packages[@]}" -eq 0 ] && return 0
-    # The prometheus package comes with a server that apt would start on port 9090; only
-    # promtool is wanted. policy-rc.d exit 101 is Debian's "do not start services".
-    local policy=/usr/sbin/policy-rc.d created=0 rc=0
+# ---------------------------------------------------------------- packages with a service
+# install_without_starting "PACKAGES" "SERVICES": apt-get install, with Debian's "do not
+# start services" switch (policy-rc.d exit 101) on for the install, then the services
+# stopped and disabled in case a service manager started them anyway. The tests run their
+# own instances on their own ports.
+install_without_starting() {
+    local packages=($1) services=($2)
+    local policy=/usr/sbin/policy-rc.d created=0 rc=0 service
     if [ ! -e "$policy" ]; then
         as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
         created=1
@@ -173,11 +170,33 @@ install_metrics_checkers() {
     [ "$created" -eq 1 ] && as_root rm -f "$policy"
     [ "$rc" -eq 0 ] || die "apt-get install ${packages[*]} failed ($rc)"
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+        for service in "${services[@]}"; do
+            as_root systemctl disable --now "$service" >/dev/null 2>&1 || true
+        done
     fi
+}
+
+# ---------------------------------------------------------------- metrics checkers
+# /metrics is checked by Debian's promtool (package prometheus) and parsed by Debian's
+# python3-prometheus-client, run with the system /usr/bin/python3. The prometheus package
+# comes with a server that apt would start on port 9090; only promtool is wanted.
+install_metrics_checkers() {
+    local packages=()
+    command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+    /usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
+    [ "${#packages[@]}" -eq 0 ] && return 0
+    install_without_starting "${packages[*]}" "prometheus"
     command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
 }
 install_metrics_checkers
+
+# ---------------------------------------------------------------- HAProxy
+# The PROXY protocol tests (tests/proxy_protocol.rs) and scripts/cluster-test.sh run
+# Debian's HAProxy in the foreground with their own configuration; the packaged service
+# (which would bind nothing useful) is never started.
+have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
+have_haproxy || install_without_starting "haproxy" "haproxy"
+have_haproxy || die "haproxy still missing after install"
 
 # ---------------------------------------------------------------- browser
 # Debian's Chromium, driven by playwright-core at the version pinned in
@@ -203,6 +222,7 @@ log "ffmpeg:      $(ffmpeg -hide_banner -version | head -n1)"
 log "new ffmpeg:  $("$RTMP_EDGE_NEW_FFMPEG" -hide_banner -version | head -n1) ($RTMP_EDGE_NEW_FFMPEG)"
 log "nginx:       $( (nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1) | head -n1)"
 log "promtool:    $(promtool --version 2>&1 | head -n1)"
+log "haproxy:     $( (haproxy -v 2>/dev/null || /usr/sbin/haproxy -v) | head -n1)"
 log "chromium:    $(chromium --version 2>/dev/null | tail -n1)"
 log "cargo:       $(cargo --version)"
 step_done "tool check/install"
@@ -234,6 +254,18 @@ step_done "cargo test --release --all-targets"
 log "cargo test --release --doc"
 cargo test --release --doc
 step_done "cargo test --release --doc"
+
+# The tiered deployment (origin, two edges behind HAProxy with the PROXY protocol,
+# players) in network namespaces: it needs root and a kernel that lets us make namespaces
+# and bridges; scripts/cluster-test.sh says why when it cannot run (exit 77).
+log "scripts/cluster-test.sh"
+cluster_rc=0
+bash scripts/cluster-test.sh || cluster_rc=$?
+case "$cluster_rc" in
+    0) step_done "scripts/cluster-test.sh" ;;
+    77) log "scripts/cluster-test.sh skipped (the reason is above)" ;;
+    *) die "scripts/cluster-test.sh failed ($cluster_rc)" ;;
+esac
 
 # Every cargo-fuzz target for a short time, on stable through RUSTC_BOOTSTRAP=1 (about 3 min
 # on 2 cores: a 96 s sanitizer build, then 7 targets 20 s each, two at a time).

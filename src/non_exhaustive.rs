@@ -89,7 +89,7 @@ non_exhaustive_enums! {
     sessions::SessionError {
         Chunk, Message, UnknownRequest, WrongRequestKind, AlreadyConnected, NotConnected,
         ConnectRejected, NotPublishing, NoStreamName, TooManyMessagesBeforeConnect,
-        TooManyStreams
+        TooManyBytesBeforeConnect, TooManyStreams
     }
     sessions::ServerSessionEvent {
         ConnectionRequested, PublishRequested, PublishFinished, PlayRequested, PlayFinished,

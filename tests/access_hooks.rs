@@ -17,7 +17,7 @@ use rtmp_edge::relay::access::{AccessConfig, HookFailPolicy};
 const FIXTURE: &str = "h264_aac.flv";
 
 /// What the hook server is sent for each action: exactly these fields.
-const DECISION_FIELDS: [&str; 8] = ["action", "app", "client_id", "ip", "param", "server_id", "stream", "tc_url"];
+const DECISION_FIELDS: [&str; 9] = ["action", "app", "client_id", "ip", "param", "protocol", "server_id", "stream", "tc_url"];
 
 fn with_done_fields(fields: &[&str]) -> Vec<String> {
     let mut all: Vec<String> = fields.iter().chain(["bytes_in", "bytes_out", "duration_ms"].iter()).map(|f| f.to_string()).collect();

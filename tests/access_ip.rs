@@ -5,8 +5,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::hooks::*;
@@ -17,24 +15,6 @@ use rtmp_edge::relay::access::{AccessConfig, IpRules};
 use rtmp_edge::relay::{config_file, spawn_with_reloader, Config};
 
 const FIXTURE: &str = "h264_aac.flv";
-
-/// The newer ffmpeg (which has `-local_addr`) publishing or playing from `local_addr`.
-fn ffmpeg_from(local_addr: &str, url: &str, out: Option<&Path>, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
-    let (stderr, log) = log_file(dir, &format!("{label}.log"));
-    let mut command = Command::new(new_ffmpeg());
-    command.args(["-nostdin", "-hide_banner", "-loglevel", "warning"]);
-    match out {
-        Some(out) => {
-            command.args(["-local_addr", local_addr, "-i", url, "-c", "copy", "-f", "flv", "-y"]).arg(out);
-        }
-        None => {
-            command.args(["-re", "-i"]).arg(fixture(FIXTURE));
-            command.args(["-c", "copy", "-local_addr", local_addr, "-f", "flv", url]);
-        }
-    }
-    command.stdout(Stdio::null()).stderr(stderr);
-    (ChildGuard::spawn(command, label), log)
-}
 
 const NOT_ALLOWED: &str = "Access denied: not allowed from this address.";
 

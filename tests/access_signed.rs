@@ -130,6 +130,17 @@ fn an_edge_checks_every_player_itself_and_its_pull_carries_the_openers_signature
 
 #[test]
 fn a_sighup_reads_the_secret_file_again_for_the_next_plays() {
+    sighup_rereads_the_secret_file(true);
+}
+
+// Review finding: without --config a reload had nothing to re-read, so a secret file given
+// on the command line was never read again.
+#[test]
+fn a_sighup_rereads_a_secret_file_given_on_the_command_line_alone() {
+    sighup_rereads_the_secret_file(false);
+}
+
+fn sighup_rereads_the_secret_file(with_config_file: bool) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     use std::sync::{Arc, Mutex};
@@ -137,10 +148,15 @@ fn a_sighup_reads_the_secret_file_again_for_the_next_plays() {
     let dir = TempDir::new("signed-reload");
     let secret_file = dir.join("play.secret");
     std::fs::write(&secret_file, "first-secret\n").unwrap();
-    let config = dir.join("rtmp-edge.toml");
-    std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\nplay-secret-file = {:?}\n", secret_file.display().to_string())).unwrap();
     let mut command = Command::new(BINARY);
-    command.arg("--config").arg(&config).args(["--log-level", "info"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    if with_config_file {
+        let config = dir.join("rtmp-edge.toml");
+        std::fs::write(&config, format!("listen = \"127.0.0.1:0\"\nplay-secret-file = {:?}\n", secret_file.display().to_string())).unwrap();
+        command.arg("--config").arg(&config);
+    } else {
+        command.args(["--listen", "127.0.0.1:0", "--play-secret-file"]).arg(&secret_file);
+    }
+    command.args(["--log-level", "info"]).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut relay = ChildGuard::spawn(command, "rtmp-edge");
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
     let lines = BufReader::new(relay.take_stderr().unwrap()).lines();

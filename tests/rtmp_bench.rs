@@ -67,6 +67,37 @@ fn relay_mode_counts_every_published_message_with_bounded_latency() {
 }
 
 #[test]
+fn http_flv_and_websocket_flv_players_count_every_message_on_the_publishers_clock() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let relay = spawn(config).unwrap();
+    for protocol in ["http-flv", "ws-flv"] {
+        let publish = format!("rtmp://{}/live/{protocol}", relay.local_addr());
+        let play = format!("http://{}/live/{protocol}.flv", relay.http_addr().unwrap());
+        let args = ["relay", &publish, &play, "--protocol", protocol, "--file", FIXTURE, "-n", "4", "--duration", "2", "--drain", "0.5"];
+        let (code, stdout, json) = bench(&args);
+        assert_eq!(code, 0, "{protocol}: {stdout}");
+        let published = number(&json, None, "published_media");
+        assert!(published > 100.0, "{protocol}: published {published}\n{json}");
+        assert_eq!(number(&json, None, "min_player_messages"), published, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "media_messages"), 4.0 * published, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "failed"), 0.0, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "playing"), 4.0, "{protocol}: {json}");
+        // Timestamps start at 0 at the player; put back on the publisher's clock, every
+        // message is timed and none arrives before it was due.
+        assert_eq!(number(&json, Some("latency"), "count"), 4.0 * published, "{protocol}: {json}");
+        assert!(number(&json, Some("latency"), "max_ms") < 1000.0, "{protocol}: {json}");
+        assert_eq!(number(&json, None, "early_messages"), 0.0, "{protocol}: {json}");
+    }
+    let (code, stdout, _) = bench(&["play", "http://127.0.0.1:1/x.flv", "--protocol", "dash"]);
+    assert_eq!(code, 2, "{stdout}");
+    relay.shutdown().unwrap();
+}
+
+#[test]
 fn refused_connections_are_counted_by_reason() {
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -106,5 +137,41 @@ fn churn_reaches_keyframes_and_reports_time_to_first_keyframe() {
     assert_eq!(number(&json, Some("first_keyframe"), "count"), cycles, "{json}");
     assert!(number(&json, Some("first_keyframe"), "p50_ms") > 0.0, "{json}");
     assert_eq!(number(&json, None, "failed"), 0.0, "{json}");
+    relay.shutdown().unwrap();
+}
+
+#[test]
+fn sequence_stamps_pass_the_relay_whole_and_a_publisher_restart_is_seen_once_per_player() {
+    let relay = spawn(Config { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() }).unwrap();
+    let url = format!("rtmp://{}/live/seq", relay.local_addr());
+    let json = std::env::temp_dir().join(format!("rtmp-bench-test-{}-seq-play.json", std::process::id()));
+    let mut players = Command::new(env!("CARGO_BIN_EXE_rtmp-bench"))
+        .args(["play", &url, "-n", "3", "--duration", "8", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("rtmp-bench play runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while relay.stats().players < 3 {
+        assert!(std::time::Instant::now() < deadline, "the players did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Two publishers in a row: the second is a restart with a later generation.
+    let mut stamped = 0.0;
+    for run in 0..2 {
+        let (code, stdout, published) = bench(&["publish", &url, "--file", FIXTURE, "--sequence", "--duration", "1.5"]);
+        assert_eq!(code, 0, "publisher run {run}: {stdout}");
+        // The AVC and AAC sequence headers are sent but not stamped.
+        stamped += number(&published, None, "published_media") - 2.0;
+    }
+    assert!(players.wait().expect("rtmp-bench play ends").success());
+    let played = std::fs::read_to_string(&json).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert!(stamped > 100.0, "{stamped}");
+    assert_eq!(number(&played, Some("sequence"), "messages"), 3.0 * stamped, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "lost"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "reordered"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "resumed"), 0.0, "{played}");
+    assert_eq!(number(&played, Some("sequence"), "new_publisher"), 3.0, "{played}");
     relay.shutdown().unwrap();
 }

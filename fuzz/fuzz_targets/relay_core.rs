@@ -38,7 +38,8 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use rtmp_edge::relay::{Action, CloseReason, Config, ConnId, ListenerKind, Refusal, RelayCore};
+use rtmp_edge::relay::access::{AccessConfig, HookOutcome};
+use rtmp_edge::relay::{Action, CloseReason, Config, ConnId, HookId, ListenerKind, Refusal, RelayCore};
 use rtmp_edge::url::RtmpUrl;
 
 use peers::{Origin, OriginOp, OutputCheck};
@@ -113,8 +114,27 @@ fn config(variant: u8) -> Config {
         http_max_connections: 2,
         http_header_timeout: Duration::from_secs(3),
         http_idle_timeout: Duration::from_secs(10),
-        // Access control, TLS, workers and the backlog: as shipped.
+        // Every connect, publish and play waits for a hook, answered by `answer_hook`.
+        access: if variant & 16 != 0 {
+            AccessConfig {
+                hook_url: "http://127.0.0.1:9/hook".parse().ok(),
+                hook_timeout: Duration::from_secs(1),
+                ..AccessConfig::default()
+            }
+        } else {
+            AccessConfig::default()
+        },
         ..Config::default()
+    }
+}
+
+/// What the fake hook server says to call `id`: allow, deny, or nothing (the core's own
+/// timeout decides), in turn.
+fn answer_hook(id: HookId) -> Option<HookOutcome> {
+    match id.to_u64() % 3 {
+        0 => Some(HookOutcome::Answered { status: 200, body: b"{\"code\":0}".to_vec() }),
+        1 => Some(HookOutcome::Answered { status: 403, body: Vec::new() }),
+        _ => None,
     }
 }
 
@@ -181,6 +201,21 @@ impl World {
 
     /// Drains and checks the core's actions, then checks its state.
     fn settle(&mut self) {
+        let mut answers = Vec::new();
+        loop {
+            for (id, outcome) in answers.drain(..) {
+                self.core.handle_hook_result(id, outcome, self.now);
+            }
+            self.drain_actions(&mut answers);
+            if answers.is_empty() {
+                break;
+            }
+        }
+        self.check_state();
+    }
+
+    /// Checks each action the core has; hook calls to answer go to `answers`.
+    fn drain_actions(&mut self, answers: &mut Vec<(HookId, HookOutcome)>) {
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Write(id) => assert!(self.core.is_open(id), "Write for {id}, which is not open"),
@@ -200,10 +235,10 @@ impl World {
                     assert_eq!(self.core.connection_count(), 0, "Stopped with connections open");
                     self.stopped = true;
                 }
-                Action::ReloadConfig | Action::Hook { .. } | Action::TellSiblings { .. } => {}
+                Action::ReloadConfig | Action::TellSiblings { .. } => {}
+                Action::Hook { id, .. } => answers.extend(answer_hook(id).map(|outcome| (id, outcome))),
             }
         }
-        self.check_state();
     }
 
     fn check_state(&self) {

@@ -127,6 +127,12 @@ fn options() -> Options {
         &format!("upstream connections being set up at once (default {})", defaults.max_upstream_connects),
         "N",
     );
+    options.optflagopt(
+        "",
+        "proxy-protocol",
+        "connections to these listeners (default rtmp) start with a PROXY v1/v2 header, e.g. from HAProxy; its client address is used everywhere",
+        "rtmp,rtmps,http|off",
+    );
     access_options(&mut options, &defaults.access);
     options.optopt("", "dump", "write each connection's raw inbound bytes to a file in DIR", "DIR");
     options.optopt("", "log-level", "error, warn, info (default), debug or trace; RUST_LOG also works", "LEVEL");
@@ -307,6 +313,12 @@ fn apply_flags(matches: &Matches, config: &mut Config) -> Result<(), String> {
     if let Some(dir) = matches.opt_str("dump") {
         config.dump_dir = Some(PathBuf::from(dir));
     }
+    if matches.opt_present("proxy-protocol") {
+        let names = matches.opt_str("proxy-protocol").unwrap_or_else(|| "rtmp".to_string());
+        let names: Vec<&str> = names.split(',').collect();
+        config.proxy_protocol =
+            relay::ProxyProtocolListeners::parse(&names).map_err(|error| format!("--proxy-protocol: {error}"))?;
+    }
     apply_access_flags(matches, &mut config.access)
 }
 
@@ -433,11 +445,31 @@ fn raise_open_files_limit() {
     }
 }
 
+/// `--proxy-protocol` alone means the RTMP listener, so its value must be attached
+/// (`--proxy-protocol=rtmp,http`) for the option parser; a following argument made only of
+/// listener names is taken as its value too, as operators write it.
+fn join_proxy_protocol_value(args: Vec<String>) -> Vec<String> {
+    let mut joined = Vec::with_capacity(args.len());
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let is_list = |next: &String| next.split(',').all(|name| ["rtmp", "rtmps", "http", "off"].contains(&name));
+        match args.peek() {
+            Some(next) if arg == "--proxy-protocol" && is_list(next) => {
+                let value = args.next().unwrap_or_default();
+                joined.push(format!("--proxy-protocol={value}"));
+            }
+            _ => joined.push(arg),
+        }
+    }
+    joined
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("sign") {
         return sign(args.get(1..).unwrap_or_default());
     }
+    let args = join_proxy_protocol_value(args);
     let options = options();
     let matches = match options.parse(&args) {
         Ok(matches) => matches,
@@ -497,11 +529,9 @@ fn main() -> ExitCode {
         }
     };
     raise_open_files_limit();
-    // A reload reads the file again and puts the command line on top, as at start.
-    let reloader: Option<relay::Reloader> = match matches.opt_present("config") {
-        true => Some(Box::new(move || load_config(&matches))),
-        false => None,
-    };
+    // A reload reads the file again (if any) and puts the command line on top, as at start:
+    // secret files, certificates and the file are all read afresh.
+    let reloader: Option<relay::Reloader> = Some(Box::new(move || load_config(&matches)));
     match relay::run_with_reloader(config, reloader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -539,8 +569,20 @@ mod tests {
             .filter(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
             .collect();
         let usage = usage(&options());
+        // Option lines only ("    -h, --help" or "        --listen ADDR"), not the brief.
         let flags: std::collections::BTreeSet<&str> = usage
-            .split_whitespace()
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let first = words.next()?;
+                if first.starts_with("--") {
+                    Some(first)
+                } else if first.starts_with('-') && first.ends_with(',') {
+                    words.next()
+                } else {
+                    None
+                }
+            })
             .filter_map(|word| word.strip_prefix("--"))
             .map(|word| word.trim_end_matches(|c: char| !(c.is_ascii_lowercase() || c == '-')))
             // `--secret` belongs to the `sign` subcommand named in the usage text.
@@ -575,6 +617,27 @@ mod tests {
         assert!(error.contains("tls-listen needs tls-cert and tls-key"), "{error}");
         let error = config_from(&["--origin", "rtmps://o.example/live"]).unwrap_err();
         assert!(error.contains("--origin rtmps://o.example/live"), "{error}");
+    }
+
+    #[test]
+    fn proxy_protocol_alone_is_the_rtmp_listener_and_takes_a_list() {
+        let parsed = |args: &[&str]| {
+            let args = join_proxy_protocol_value(args.iter().map(|arg| arg.to_string()).collect());
+            config_from(&args.iter().map(String::as_str).collect::<Vec<_>>()).map(|config| config.proxy_protocol.names())
+        };
+        assert_eq!(parsed(&["--proxy-protocol"]).unwrap(), ["rtmp"]);
+        assert_eq!(parsed(&["--proxy-protocol", "--chunk-size", "4096"]).unwrap(), ["rtmp"]);
+        let http = ["--http-listen", "127.0.0.1:0"];
+        assert_eq!(parsed(&[&http[..], &["--proxy-protocol", "rtmp,http"]].concat()).unwrap(), ["rtmp", "http"]);
+        assert_eq!(parsed(&[&http[..], &["--proxy-protocol=http"]].concat()).unwrap(), ["http"]);
+        assert_eq!(parsed(&["--proxy-protocol=off"]).unwrap(), Vec::<&str>::new());
+        let error = parsed(&["--proxy-protocol=rtmp,ftp"]).unwrap_err();
+        assert!(error.contains("--proxy-protocol: \"ftp\" is not a listener"), "{error}");
+        let error = parsed(&["--proxy-protocol", "http"]).unwrap_err();
+        assert!(error.contains("proxy-protocol names http, but http-listen is not set"), "{error}");
+        let file = file_with("proxy-protocol = [\"rtmp\"]\n");
+        let config = config_from(&["--config", file.to_str().unwrap(), "--proxy-protocol=off"]).unwrap();
+        assert_eq!(config.proxy_protocol.names(), Vec::<&str>::new(), "the command line wins");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::core::ListenerKind;
+
 /// The largest `hook-max-pending`: the hook pool may run twice as many threads.
 pub const MAX_HOOK_PENDING: usize = 4096;
 /// The most workers (`--workers`): connection ids carry the worker in 7 bits.
@@ -137,6 +139,66 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// Who may publish and play: IP rules, signed URLs, the HTTP hook.
     pub access: super::access::AccessConfig,
+    /// Listeners whose connections start with a PROXY protocol header (from HAProxy or
+    /// another L4 balancer): the client's address comes from it.
+    pub proxy_protocol: ProxyProtocolListeners,
+}
+
+/// Which listeners require a PROXY protocol header (v1 or v2) before their first byte.
+/// Given as names: `rtmp`, `rtmps`, `http` (`--proxy-protocol rtmp,rtmps`).
+///
+/// ```
+/// use rtmp_edge::relay::{ListenerKind, ProxyProtocolListeners};
+///
+/// let listeners = ProxyProtocolListeners::parse(&["rtmp", "http"]).unwrap();
+/// assert!(listeners.requires(ListenerKind::Rtmp) && !listeners.requires(ListenerKind::Rtmps));
+/// assert_eq!(listeners.names(), ["rtmp", "http"]);
+/// assert!(ProxyProtocolListeners::parse(&["ftp"]).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyProtocolListeners {
+    /// The plain RTMP listener.
+    pub rtmp: bool,
+    /// The RTMPS listener: the header comes before the TLS bytes.
+    pub rtmps: bool,
+    /// The HTTP listener (API, metrics, status page).
+    pub http: bool,
+}
+
+impl ProxyProtocolListeners {
+    /// Reads listener names; `off` alone means none.
+    pub fn parse(names: &[&str]) -> Result<ProxyProtocolListeners, String> {
+        let mut listeners = ProxyProtocolListeners::default();
+        for name in names {
+            match name.trim() {
+                "rtmp" => listeners.rtmp = true,
+                "rtmps" => listeners.rtmps = true,
+                "http" => listeners.http = true,
+                "off" if names.len() == 1 => {}
+                other => return Err(format!("{other:?} is not a listener: give rtmp, rtmps and/or http, or off")),
+            }
+        }
+        Ok(listeners)
+    }
+
+    /// Whether connections accepted on a `kind` listener must start with a PROXY header.
+    pub fn requires(&self, kind: ListenerKind) -> bool {
+        match kind {
+            ListenerKind::Rtmp => self.rtmp,
+            ListenerKind::Rtmps => self.rtmps,
+            ListenerKind::Http => self.http,
+            // Workers' private loopback listener: only siblings connect, directly.
+            ListenerKind::Sibling => false,
+        }
+    }
+
+    /// The listeners named, in the order rtmp, rtmps, http.
+    pub fn names(&self) -> Vec<&'static str> {
+        [(self.rtmp, "rtmp"), (self.rtmps, "rtmps"), (self.http, "http")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
 }
 
 impl Default for Config {
@@ -182,6 +244,7 @@ impl Default for Config {
             http_header_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             access: super::access::AccessConfig::default(),
+            proxy_protocol: ProxyProtocolListeners::default(),
         }
     }
 }
@@ -246,6 +309,15 @@ impl Config {
         // Each decision and each notification in flight may hold a hook thread.
         if !(1..=MAX_HOOK_PENDING).contains(&self.access.hook_max_pending) {
             problems.push(format!("hook-max-pending must be between 1 and {MAX_HOOK_PENDING}"));
+        }
+        for (required, open, name, listener) in [
+            (self.proxy_protocol.rtmp, self.rtmp_listener, "rtmp", "listen is off"),
+            (self.proxy_protocol.rtmps, self.tls_listen.is_some(), "rtmps", "tls-listen is not set"),
+            (self.proxy_protocol.http, self.http_listen.is_some(), "http", "http-listen is not set"),
+        ] {
+            if required && !open {
+                problems.push(format!("proxy-protocol names {name}, but {listener}"));
+            }
         }
         if problems.is_empty() {
             Ok(())

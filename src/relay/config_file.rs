@@ -104,6 +104,7 @@ pub struct FileConfig {
     hook_timeout: Option<Spanned<u64>>,
     hook_fail: Option<Spanned<String>>,
     hook_max_pending: Option<Spanned<usize>>,
+    proxy_protocol: Option<Spanned<Vec<String>>>,
     #[serde(skip)]
     text: String,
 }
@@ -263,6 +264,13 @@ impl FileConfig {
         }
         set(&mut config.http_header_timeout, self.http_header_timeout.map(|s| Duration::from_secs(s.max(1))));
         set(&mut config.http_idle_timeout, self.http_idle_timeout.map(|s| Duration::from_secs(s.max(1))));
+        if let Some(listeners) = &self.proxy_protocol {
+            let names: Vec<&str> = listeners.get_ref().iter().map(String::as_str).collect();
+            match super::ProxyProtocolListeners::parse(&names) {
+                Ok(parsed) => config.proxy_protocol = parsed,
+                Err(error) => problem(listeners.span(), format!("proxy-protocol: {error}")),
+            }
+        }
         self.apply_access(&mut config.access, &mut problem);
         problems.sort_by_key(|problem| (problem.line, problem.column));
         if problems.is_empty() {
@@ -461,6 +469,22 @@ mod tests {
         let mut config = Config::default();
         too_many.apply(&mut config).unwrap();
         assert_eq!(config.validate().unwrap_err(), ["hook-max-pending must be between 1 and 4096"]);
+    }
+
+    #[test]
+    fn proxy_protocol_names_listeners() {
+        let mut config = Config { http_listen: Some("127.0.0.1:8080".parse().unwrap()), ..Config::default() };
+        parse("proxy-protocol = [\"rtmp\", \"http\"]\n").unwrap().apply(&mut config).unwrap();
+        assert_eq!(config.proxy_protocol.names(), ["rtmp", "http"]);
+        config.validate().unwrap();
+        parse("proxy-protocol = [\"off\"]\n").unwrap().apply(&mut config).unwrap();
+        assert_eq!(config.proxy_protocol.names(), Vec::<&str>::new());
+        let found = problems("\nproxy-protocol = [\"rtmp\", \"smtp\"]\n");
+        assert_eq!((found[0].line, found[0].column), (Some(2), Some(18)), "{found:?}");
+        assert!(found[0].message.contains("\"smtp\" is not a listener"), "{}", found[0]);
+        let mut tls_off = Config::default();
+        parse("proxy-protocol = [\"rtmps\"]\n").unwrap().apply(&mut tls_off).unwrap();
+        assert_eq!(tls_off.validate().unwrap_err(), ["proxy-protocol names rtmps, but tls-listen is not set"]);
     }
 
     #[test]

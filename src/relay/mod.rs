@@ -29,7 +29,7 @@ pub use self::core::{
     Action, CloseReason, ConnId, HookId, LinkPurpose, ListenerKind, ProcessStats, Refusal, RelayCore, StreamKey,
     StreamSummary,
 };
-pub use config::{Config, Workers, MAX_WORKERS};
+pub use config::{Config, ProxyProtocolListeners, Workers, MAX_WORKERS};
 pub use driver::upstream_client_config;
 pub use inspect::inspect;
 pub use stats::{Stats, StatsSnapshot};

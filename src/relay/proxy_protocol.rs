@@ -288,6 +288,82 @@ mod tests {
         assert_eq!(parse(&short), Err(ProxyError::BadV2("IPv4 address block too short")));
     }
 
+    /// Bytes HAProxy 2.6.12 (Debian 12) wrote to a backend on loopback, captured from the
+    /// socket, each followed by the client's first byte (0x03, RTMP's C0).
+    #[test]
+    fn haproxy_2_6_as_captured() {
+        let local_host = |port: u16| -> SocketAddr { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port) };
+        // `send-proxy`.
+        let v1 = b"PROXY TCP4 127.0.0.1 127.0.0.1 55482 47102\r\n\x03";
+        let proxied = ProxyHeader::Proxied { source: local_host(55482), destination: local_host(47102) };
+        assert_eq!(done(v1), (proxied, 44));
+        // `send-proxy-v2`.
+        let v2: [u8; 29] = [
+            0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c, 0x7f, 0x00,
+            0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0xd5, 0x06, 0xb7, 0xfd, 0x03,
+        ];
+        let proxied = ProxyHeader::Proxied { source: local_host(54534), destination: local_host(47101) };
+        assert_eq!(done(&v2), (proxied, 28));
+        // `send-proxy-v2 proxy-v2-options unique-id`: a PP2_TYPE_UNIQUE_ID TLV ("abc123").
+        let with_tlv: [u8; 38] = [
+            0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0x00, 0x15, 0x7f, 0x00,
+            0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0xc2, 0x90, 0xb8, 0x01, 0x05, 0x00, 0x06, b'a', b'b', b'c', b'1', b'2',
+            b'3', 0x03,
+        ];
+        let proxied = ProxyHeader::Proxied { source: local_host(49808), destination: local_host(47105) };
+        assert_eq!(done(&with_tlv), (proxied, 37));
+        // A health check (`check` on a `send-proxy-v2` server): LOCAL, and nothing else.
+        let check: [u8; 16] = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00];
+        assert_eq!(done(&check), (ProxyHeader::Local, 16));
+    }
+
+    #[test]
+    fn bounds_hold_to_the_byte() {
+        // The longest v1 line is accepted; one byte more without CRLF is refused.
+        let mut longest = b"PROXY UNKNOWN ".to_vec();
+        longest.resize(V1_MAX_LENGTH - 2, b'x');
+        longest.extend_from_slice(b"\r\n");
+        assert_eq!(done(&longest), (ProxyHeader::Local, V1_MAX_LENGTH));
+        let mut too_long = longest.clone();
+        too_long.insert(20, b'x');
+        assert_eq!(parse(&too_long), Err(ProxyError::TooLong));
+        assert_eq!(parse(&too_long[..V1_MAX_LENGTH - 1]), Ok(Parsed::Incomplete));
+        // The longest v2 header (TLVs to the bound) is accepted, one byte more is refused
+        // from the fixed 16 bytes alone, before the rest arrives.
+        let v2_with = |length: usize| {
+            let mut header = V2_SIGNATURE.to_vec();
+            header.extend_from_slice(&[0x21, 0x11]);
+            header.extend_from_slice(&(length as u16).to_be_bytes());
+            header.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2, 0, 1, 0, 2]);
+            header.resize(16 + length, 0x04);
+            header
+        };
+        assert_eq!(done(&v2_with(V2_MAX_LENGTH - 16)).1, V2_MAX_LENGTH);
+        assert_eq!(parse(&v2_with(V2_MAX_LENGTH - 15)[..16]), Err(ProxyError::TooLong));
+        // A CR alone is not the end of a v1 line; non-ASCII is refused.
+        assert_eq!(parse(b"PROXY TCP4 1.2.3.4\r"), Ok(Parsed::Incomplete));
+        assert_eq!(parse(b"PROXY TCP4 \xff\r\n"), Err(ProxyError::BadV1("not ASCII")));
+    }
+
+    #[test]
+    fn v2_commands_and_families_we_do_not_map() {
+        let with = |command: u8, family: u8, block: &[u8]| {
+            let mut header = V2_SIGNATURE.to_vec();
+            header.extend_from_slice(&[command, family]);
+            header.extend_from_slice(&(block.len() as u16).to_be_bytes());
+            header.extend_from_slice(block);
+            header
+        };
+        // UNSPEC and AF_UNIX: the balancer's own addresses.
+        assert_eq!(done(&with(0x21, 0x00, &[])), (ProxyHeader::Local, 16));
+        assert_eq!(done(&with(0x21, 0x31, &[0; 216])), (ProxyHeader::Local, 232));
+        assert_eq!(parse(&with(0x22, 0x11, &[0; 12])), Err(ProxyError::BadV2("unknown command")));
+        assert_eq!(parse(&with(0x21, 0x21, &[0; 35])), Err(ProxyError::BadV2("IPv6 address block too short")));
+        // UDP over IPv4 maps like TCP (the address is all that is used).
+        let udp = with(0x21, 0x12, &[192, 0, 2, 9, 10, 0, 0, 1, 0x13, 0x88, 0x07, 0x8f]);
+        assert_eq!(done(&udp).0, ProxyHeader::Proxied { source: "192.0.2.9:5000".parse().unwrap(), destination: "10.0.0.1:1935".parse().unwrap() });
+    }
+
     proptest::proptest! {
         #[test]
         fn any_input_parses_or_fails_without_panicking(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {

@@ -74,7 +74,7 @@ pub use events::{
     ClientSessionEvent, ConnectRequest, MediaKind, PublishMode, RejectedRequestKind, ServerSessionEvent, StatusInfo,
     StreamMetadata,
 };
-pub use server::{media_chunk_stream, ServerSession, ServerSessionConfig};
+pub use server::{media_chunk_stream, ServerSession, ServerSessionConfig, MAX_DEFERRED_BYTES};
 pub use status::codes;
 
 use std::fmt;
@@ -84,8 +84,9 @@ use crate::messages::MessageError;
 
 /// Why a session could not go on, or refused a call.
 ///
-/// [`Chunk`](SessionError::Chunk) and
-/// [`TooManyMessagesBeforeConnect`](SessionError::TooManyMessagesBeforeConnect) come from
+/// [`Chunk`](SessionError::Chunk),
+/// [`TooManyMessagesBeforeConnect`](SessionError::TooManyMessagesBeforeConnect) and
+/// [`TooManyBytesBeforeConnect`](SessionError::TooManyBytesBeforeConnect) come from
 /// `handle_input` and mean the peer broke the protocol: close the connection. The others
 /// answer a call that does not fit the session's state, and the session carries on.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,6 +117,12 @@ pub enum SessionError {
         /// The most that are held.
         max: usize,
     },
+    /// The client's commands held while its `connect` awaited an answer passed `max`
+    /// bytes.
+    TooManyBytesBeforeConnect {
+        /// The most bytes that are held.
+        max: usize,
+    },
     /// The peer opened more message streams than allowed.
     TooManyStreams {
         /// The configured maximum.
@@ -137,6 +144,9 @@ impl fmt::Display for SessionError {
             SessionError::NoStreamName => write!(f, "the URL names no stream (rtmp://HOST/APP/STREAM)"),
             SessionError::TooManyMessagesBeforeConnect { max } => {
                 write!(f, "peer sent more than {max} messages before connect was answered")
+            }
+            SessionError::TooManyBytesBeforeConnect { max } => {
+                write!(f, "peer sent more than {max} bytes of commands before connect was answered")
             }
             SessionError::TooManyStreams { max } => write!(f, "peer opened more than {max} streams"),
         }

@@ -15,7 +15,7 @@ use rtmp_edge::relay::RelayHandle;
 use rtmp_edge::sessions::MediaKind;
 
 use super::{
-    assert_contiguous_run, fixture, log_file, Item, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
+    assert_contiguous_run, fixture, log_file, new_ffmpeg, Item, own_loopback_addr, probe_packets, require_program, tail, ChildGuard, Packet,
     TempDir,
 };
 
@@ -396,4 +396,27 @@ impl Nginx {
     pub fn error_log(&self) -> String {
         tail(&self.dir.join("error.log"))
     }
+}
+
+/// The newer ffmpeg (it has `-local_addr`) playing `url` into `out`, or publishing the
+/// fixture `h264_aac.flv` to it when `out` is `None`, from the loopback address `from`.
+pub fn ffmpeg_from(from: &str, url: &str, out: Option<&Path>, dir: &TempDir, label: &str) -> (ChildGuard, PathBuf) {
+    let (stderr, log) = log_file(dir, &format!("{label}.log"));
+    let mut command = Command::new(new_ffmpeg());
+    command.args(["-nostdin", "-hide_banner", "-loglevel", "warning"]);
+    match out {
+        Some(out) => {
+            if url.starts_with("rtmps://") {
+                // This ffmpeg verifies certificates by default; the test CA is not the system's.
+                command.args(["-tls_verify", "0"]);
+            }
+            command.args(["-local_addr", from, "-i", url, "-c", "copy", "-f", "flv", "-y"]).arg(out);
+        }
+        None => {
+            command.args(["-re", "-i"]).arg(fixture("h264_aac.flv"));
+            command.args(["-c", "copy", "-local_addr", from, "-f", "flv", url]);
+        }
+    }
+    command.stdout(Stdio::null()).stderr(stderr);
+    (ChildGuard::spawn(command, label), log)
 }

@@ -26,11 +26,13 @@ use rtmp_edge::sessions::{
 };
 use rtmp_edge::time::RtmpTimestamp;
 
+pub mod flv_http;
 pub mod hooks;
 pub mod http;
 pub mod interop;
 pub mod library;
 pub mod ports;
+pub mod proxy;
 pub mod runs;
 
 pub use ports::*;
@@ -286,7 +288,14 @@ pub struct RtmpTestClient {
 impl RtmpTestClient {
     /// Connects, handshakes and sends `connect` for `app`, then waits for it to be accepted.
     pub fn connect(addr: SocketAddr, app: &str) -> Result<Self, String> {
-        let mut client = Self::handshake_only(addr)?;
+        let stream = open_socket(addr)?;
+        Self::connect_on(stream, app)
+    }
+
+    /// [`connect`](Self::connect) on a socket already open (after a PROXY header, say).
+    pub fn connect_on(stream: TcpStream, app: &str) -> Result<Self, String> {
+        let addr = stream.peer_addr().map_err(|e| e.to_string())?;
+        let mut client = Self::handshake_on(stream)?;
         client
             .session
             .connect(app, &format!("rtmp://{addr}/{app}"))
@@ -305,7 +314,12 @@ impl RtmpTestClient {
 
     /// Opens the TCP connection and completes the handshake; no RTMP command sent yet.
     pub fn handshake_only(addr: SocketAddr) -> Result<Self, String> {
-        let mut stream = open_socket(addr)?;
+        Self::handshake_on(open_socket(addr)?)
+    }
+
+    /// [`handshake_only`](Self::handshake_only) on a socket already open.
+    pub fn handshake_on(mut stream: TcpStream) -> Result<Self, String> {
+        stream.set_read_timeout(Some(READ_STEP)).map_err(|e| e.to_string())?;
         let mut handshake = Handshake::new(HandshakeRole::Client, 0);
         stream
             .write_all(&handshake.start())

@@ -116,15 +116,27 @@ fn fragment(w: &mut Writer, fragment: &Fragment) {
 fn http(w: &mut Writer, request: &HttpRequest) {
     match request {
         HttpRequest::Get { path, close } => {
-            w.variant(0, 6);
+            w.variant(0, 8);
             w.u8(*path);
             w.bool(*close);
         }
         HttpRequest::Kick { slot } => {
-            w.variant(2, 6);
+            w.variant(2, 8);
             w.u8(*slot);
         }
-        HttpRequest::Reload => w.variant(3, 6),
+        HttpRequest::Reload => w.variant(3, 8),
+        HttpRequest::Upgrade { path, good_key } => {
+            w.variant(6, 8);
+            w.u8(*path);
+            w.bool(*good_key);
+        }
+        HttpRequest::WsFrame { opcode, masked, length, claimed } => {
+            w.variant(7, 8);
+            w.u8(*opcode);
+            w.bool(*masked);
+            w.u8(*length);
+            w.u16(*claimed);
+        }
         other => unimplemented!("no seed encoding for {other:?}"),
     }
 }
@@ -291,7 +303,26 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         Step::Read { slot: 2, max: 0 },
     ]);
 
+    // HTTP-FLV and WebSocket-FLV players of a live stream, one of them sending a ping, a
+    // close, then an unmasked frame.
+    let mut flv = live_stream();
+    flv.extend([
+        Step::Accept { ip: 2, http: true },
+        Step::Http { slot: 2, request: HttpRequest::Get { path: 8, close: false } },
+        Step::Accept { ip: 3, http: true },
+        Step::Http { slot: 3, request: HttpRequest::Upgrade { path: 9, good_key: true } },
+        Step::Read { slot: 2, max: 0 },
+        Step::Read { slot: 3, max: 0 },
+        frames(5),
+        Step::Http { slot: 3, request: HttpRequest::WsFrame { opcode: 9, masked: true, length: 4, claimed: 4 } },
+        Step::Read { slot: 3, max: 0 },
+        Step::Http { slot: 3, request: HttpRequest::WsFrame { opcode: 2, masked: false, length: 1, claimed: 1 } },
+        Step::Read { slot: 2, max: 0 },
+        Step::Advance { ms: 1000 },
+    ]);
+
     vec![
+        ("http_flv_players", Scenario { variant: 0, steps: flv }),
         ("playing", Scenario { variant: 0, steps: playing }),
         ("stalled_player", Scenario { variant: 0, steps: stalled }),
         ("edge_pull", Scenario { variant: 1, steps: pull }),

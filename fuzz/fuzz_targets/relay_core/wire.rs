@@ -292,10 +292,26 @@ pub enum HttpRequest {
     /// A head cut short: the rest never comes (or comes as raw bytes later).
     Partial { path: u8 },
     Raw(Vec<u8>),
+    /// A WebSocket-FLV upgrade of a stream path (a good key, or a bad one).
+    Upgrade { path: u8, good_key: bool },
+    /// A WebSocket frame from the client: masked or not, with the opcode and a payload of
+    /// this length (and the length field it claims).
+    WsFrame { opcode: u8, masked: bool, length: u8, claimed: u16 },
 }
 
-const PATHS: [&str; 8] =
-    ["/", "/healthz", "/metrics", "/api/v1/summary", "/api/v1/streams", "/api/v1/clients", "/nope", "/api/v1/clients/1"];
+const PATHS: [&str; 11] = [
+    "/",
+    "/healthz",
+    "/metrics",
+    "/api/v1/summary",
+    "/api/v1/streams",
+    "/api/v1/clients",
+    "/nope",
+    "/api/v1/clients/1",
+    "/live/s.flv",
+    "/live/s.flv?token=a",
+    "/live/%zz.flv",
+];
 
 impl HttpRequest {
     /// The request's bytes; `kick_id` is the client id a `Kick` names.
@@ -312,6 +328,30 @@ impl HttpRequest {
             HttpRequest::Partial { path } => format!("GET {} HTTP/1.1\r\nHost: re", pick(&PATHS, *path)),
             HttpRequest::Raw(bytes) => {
                 out.extend_from_slice(bytes);
+                return;
+            }
+            HttpRequest::Upgrade { path, good_key } => {
+                let key = if *good_key { "dGhlIHNhbXBsZSBub25jZQ==" } else { "c2hvcnQ=" };
+                format!(
+                    "GET {} HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                    pick(&PATHS, *path)
+                )
+            }
+            HttpRequest::WsFrame { opcode, masked, length, claimed } => {
+                let length = usize::from(*length);
+                out.extend_from_slice(&[0x80 | (opcode & 0x0F)]);
+                let mask_bit = if *masked { 0x80 } else { 0 };
+                if *claimed >= 126 {
+                    out.extend_from_slice(&[mask_bit | 126]);
+                    out.extend_from_slice(&claimed.to_be_bytes());
+                } else {
+                    out.extend_from_slice(&[mask_bit | (*claimed as u8)]);
+                }
+                if *masked {
+                    out.extend_from_slice(&[1, 2, 3, 4]);
+                }
+                out.extend(std::iter::repeat_n(0x5A, length));
                 return;
             }
         };

@@ -5,10 +5,12 @@
 //! there is one, has a thread of its own. The main thread only steers the run and prints a
 //! status line every second, then a summary (and `--json FILE`).
 
+mod flv_scan;
 mod player;
 mod publisher;
 mod report;
 mod scan;
+mod sequence;
 mod shared;
 mod stats;
 mod tls;
@@ -35,7 +37,9 @@ Usage:
   rtmp-bench churn [PUB_URL] PLAY_URL [--file F.flv] -n CONCURRENCY [--duration S]
   rtmp-bench burst PLAY_URL -n N --rate R [--timeout S]
 
-URLs are rtmp:// or rtmps:// (TLS, verified against --tls-ca or the system's roots).";
+URLs are rtmp:// or rtmps:// (TLS, verified against --tls-ca or the system's roots).
+With --protocol http-flv or ws-flv, players read PLAY_URL, http://HOST:PORT/APP/NAME.flv,
+as HTTP-FLV or WebSocket-FLV (rtmp-edge's --http-listen); publishing stays RTMP.";
 
 /// What the command line asked for.
 #[derive(Clone, Debug)]
@@ -57,6 +61,10 @@ struct Options {
     drain: Duration,
     /// TLS settings, when a URL is `rtmps://`.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// HTTP-FLV or WebSocket-FLV players: the request and whether it upgrades.
+    flv: Option<(Vec<u8>, bool)>,
+    /// The publisher stamps each media message with a sequence number (`sequence.rs`).
+    sequence: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
@@ -75,6 +83,12 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     spec.optopt("", "drain", "relay: seconds to keep reading after the publisher stops (default 1)", "S");
     spec.optopt("", "tls-ca", "rtmps://: verify the server against these PEM CAs (default: the system's)", "FILE");
     spec.optflag("", "tls-insecure", "rtmps://: do not verify the server's certificate");
+    spec.optopt("", "protocol", "players: rtmp (default), http-flv or ws-flv (PLAY_URL is then http://...)", "P");
+    spec.optflag(
+        "",
+        "sequence",
+        "publisher: end each audio/video message with a sequence stamp that players check (the media no longer decodes)",
+    );
     spec.optflag("h", "help", "print this help");
     let matches = spec.parse(args).map_err(|e| e.to_string())?;
     if matches.opt_present("h") || matches.free.is_empty() {
@@ -87,7 +101,28 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         }
     };
     let mode = matches.free[0].clone();
-    let urls = matches.free[1..].iter().map(|u| RtmpUrl::parse(u)).collect::<Result<Vec<_>, _>>()?;
+    let protocol = matches.opt_str("protocol").unwrap_or_else(|| "rtmp".to_string());
+    let websocket = match protocol.as_str() {
+        "rtmp" => None,
+        "http-flv" => Some(false),
+        "ws-flv" => Some(true),
+        other => return Err(format!("--protocol: {other}: rtmp, http-flv or ws-flv")),
+    };
+    let mut flv = None;
+    let play_index = matches.free.len().saturating_sub(1);
+    let urls = matches.free[1..]
+        .iter()
+        .enumerate()
+        .map(|(index, text)| match websocket {
+            // The play URL is the last one; the publisher still publishes over RTMP.
+            Some(websocket) if index + 1 == play_index && mode != "publish" => {
+                let (url, request) = url::parse_flv(text, websocket)?;
+                flv = Some((request, websocket));
+                Ok(url)
+            }
+            _ => RtmpUrl::parse(text),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let (publish_url, play_url) = match (mode.as_str(), urls.as_slice()) {
         ("play", [play]) => (None, Some(play.clone())),
         ("publish", [publish]) => (Some(publish.clone()), None),
@@ -109,6 +144,8 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     };
     Ok(Options {
         tls,
+        flv,
+        sequence: matches.opt_present("sequence"),
         players: number("n", if churn { 50.0 } else { 1.0 })? as u64,
         rate: number("rate", if churn { 0.0 } else { 200.0 })?,
         duration: Duration::from_secs_f64(number("duration", 30.0)?),
@@ -190,6 +227,7 @@ fn start_loops(options: &Options, shared: &Arc<Shared>, mode: PlayerMode) -> Res
         rate: options.rate / threads as f64,
         setup_timeout: options.setup_timeout,
         tls: options.tls.clone(),
+        flv: options.flv.clone(),
     };
     (0..threads)
         .map(|index| {
@@ -208,9 +246,10 @@ fn start_publisher(options: &Options, shared: &Arc<Shared>, duration: Option<Dur
     let media = Arc::new(Media::load(file)?);
     let shared = Arc::clone(shared);
     let tls = options.tls.clone();
+    let stamps = options.sequence.then(sequence::generation_now);
     std::thread::Builder::new()
         .name("publisher".to_string())
-        .spawn(move || publisher::run(url, tls, media, shared, duration))
+        .spawn(move || publisher::run(url, tls, media, shared, duration, stamps))
         .map(Some)
         .map_err(|e| format!("cannot start the publisher: {e}"))
 }

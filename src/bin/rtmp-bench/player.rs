@@ -5,6 +5,11 @@
 //! dropped and only the [`ChunkScanner`] stays: it has seen every byte from the start, so
 //! it already knows the chunk size and header state, and it skips payloads in place. The
 //! player then answers pings and sends acknowledgements itself.
+//!
+//! An HTTP-FLV or WebSocket-FLV player (`--protocol`) sends its request and scans the FLV
+//! tags of the answer the same way ([`FlvScanner`]); its timestamps start at 0 where it
+//! joined, so they are put back on the publisher's clock (the publisher's latest keyframe
+//! when the first tag arrived) before the same latency and progress accounting.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -23,6 +28,7 @@ use rtmp_edge::time::RtmpTimestamp;
 use rustls::{ClientConfig, ClientConnection};
 use slab::Slab;
 
+use crate::flv_scan::FlvScanner;
 use crate::scan::{read_u32, ChunkScanner, ScannedMessage};
 use crate::shared::{Shared, NOT_STARTED};
 use crate::stats::{Counters, Gauges};
@@ -54,6 +60,9 @@ pub struct LoopConfig {
     pub setup_timeout: Duration,
     /// TLS settings for an `rtmps://` URL.
     pub tls: Option<Arc<ClientConfig>>,
+    /// HTTP-FLV or WebSocket-FLV instead of RTMP: the request to send, and whether it is a
+    /// WebSocket upgrade.
+    pub flv: Option<(Vec<u8>, bool)>,
 }
 
 /// A player more than this far behind real time is "behind".
@@ -64,6 +73,8 @@ enum Phase {
     Handshaking(Box<Handshake>),
     Session(Box<ClientSession>),
     Playing,
+    /// HTTP-FLV or WebSocket-FLV: the request is sent; tags are scanned.
+    Flv(Box<FlvScanner>),
 }
 
 impl Phase {
@@ -73,6 +84,8 @@ impl Phase {
             Phase::Handshaking(_) => "handshake",
             Phase::Session(_) => "connect/play setup",
             Phase::Playing => "playing",
+            Phase::Flv(scanner) if scanner.answered() => "playing",
+            Phase::Flv(_) => "HTTP request",
         }
     }
 }
@@ -86,10 +99,15 @@ struct Progress {
     first_media: Option<(u64, u32)>,
     last_timestamp: Option<u32>,
     keyframe: bool,
+    /// HTTP-FLV / WebSocket-FLV: what to add to a tag's timestamp to put it on the
+    /// publisher's clock, set when the first tag arrives.
+    flv_offset: Option<u32>,
     window: u32,
     acknowledged: u64,
     received: u64,
     pings: Vec<u32>,
+    /// Sequence stamps seen so far (`sequence.rs`).
+    sequence: crate::sequence::SequenceCheck,
 }
 
 struct Player {
@@ -204,7 +222,7 @@ pub fn run_loop(index: usize, config: LoopConfig, shared: Arc<Shared>) -> io::Re
             let mut expired = Vec::new();
             for (key, player) in players.iter() {
                 let waiting = matches!(player.phase, Phase::Connecting | Phase::Handshaking(_))
-                    || (matches!(player.phase, Phase::Session(_)) && player.progress.joined_us.is_none());
+                    || (matches!(player.phase, Phase::Session(_) | Phase::Flv(_)) && player.progress.joined_us.is_none());
                 if waiting && now.saturating_duration_since(player.started) > config.setup_timeout {
                     expired.push((key, player.phase.name()));
                 }
@@ -240,7 +258,7 @@ fn gauges(players: &Slab<Player>, shared: &Shared, now_us: u64) -> Gauges {
     for (_, player) in players.iter() {
         gauges.open += 1;
         let progress = &player.progress;
-        if matches!(player.phase, Phase::Playing) {
+        if matches!(player.phase, Phase::Playing) || matches!(&player.phase, Phase::Flv(scanner) if scanner.answered()) {
             gauges.playing += 1;
         }
         gauges.min_player_messages = gauges.min_player_messages.min(progress.messages);
@@ -320,9 +338,14 @@ impl Player {
                 Err(error) => return Outcome::Failed(reason_for(&error)),
             }
             let _ = self.socket.set_nodelay(true);
-            let mut handshake = Box::new(Handshake::new(HandshakeRole::Client, 0));
-            self.out.extend_from_slice(&handshake.start());
-            self.phase = Phase::Handshaking(handshake);
+            if let Some((request, websocket)) = &config.flv {
+                self.out.extend_from_slice(request);
+                self.phase = Phase::Flv(Box::new(FlvScanner::new(*websocket)));
+            } else {
+                let mut handshake = Box::new(Handshake::new(HandshakeRole::Client, 0));
+                self.out.extend_from_slice(&handshake.start());
+                self.phase = Phase::Handshaking(handshake);
+            }
         }
         loop {
             let n = match tls::read(self.tls.as_deref_mut(), &mut self.socket, buffer) {
@@ -374,6 +397,32 @@ impl Player {
         counters: &mut Counters,
         shared: &Shared,
     ) -> Outcome {
+        if let Phase::Flv(scanner) = &mut self.phase {
+            counters.bytes += input.len() as u64;
+            let was_answered = scanner.answered();
+            let progress = &mut self.progress;
+            let mut keyframe_now = false;
+            let scanned = scanner.feed(input, &mut |message| {
+                if progress.flv_offset.is_none() {
+                    progress.flv_offset = Some(shared.last_keyframe_timestamp.load(Ordering::Relaxed));
+                }
+                let timestamp = message.timestamp.wrapping_add(progress.flv_offset.unwrap_or(0));
+                keyframe_now |= account_media(progress, counters, shared, message.type_id, timestamp, message.head, now_us, publish_start);
+            });
+            if !was_answered && scanner.answered() {
+                counters.connected += 1;
+                counters.playing += 1;
+                self.progress.joined_us = Some(now_us);
+            }
+            if let Err(error) = scanned {
+                return Outcome::Failed(format!("HTTP-FLV: {error}"));
+            }
+            if keyframe_now && config.mode == PlayerMode::Churn {
+                counters.first_keyframe.record(now.saturating_duration_since(self.started).as_micros() as u64);
+                return Outcome::Done;
+            }
+            return Outcome::Continue;
+        }
         let mut chunk_bytes = input;
         let remaining;
         if let Phase::Handshaking(handshake) = &mut self.phase {
@@ -437,30 +486,11 @@ impl Player {
         let mut keyframe_now = false;
         let scanned = self.scanner.feed(chunk_bytes, &mut |message: ScannedMessage<'_>| match message.type_id {
             8 | 9 => {
-                progress.messages += 1;
-                counters.media_messages += 1;
-                if progress.first_media.is_none() {
-                    progress.first_media = Some((now_us, message.timestamp));
-                }
-                progress.last_timestamp = Some(message.timestamp);
-                if publish_start != NOT_STARTED {
-                    let scheduled = publish_start.saturating_add(u64::from(message.timestamp) * 1000);
-                    // Only messages sent after this player joined: older ones came from a
-                    // GOP cache and say nothing about the delay the server adds.
-                    if progress.joined_us.is_some_and(|joined| scheduled >= joined) {
-                        if now_us + 5_000 < scheduled {
-                            counters.early_messages += 1;
-                        } else {
-                            counters.latency.record(now_us.saturating_sub(scheduled));
-                        }
-                        if let Some(sent) = shared.sent_at(message.timestamp) {
-                            counters.latency_from_send.record(now_us.saturating_sub(sent));
-                        }
-                    }
-                }
-                if message.type_id == 9 && !progress.keyframe && classify_video(message.head).is_ok_and(|h| h.is_keyframe()) {
-                    progress.keyframe = true;
-                    keyframe_now = true;
+                keyframe_now |=
+                    account_media(progress, counters, shared, message.type_id, message.timestamp, message.head, now_us, publish_start);
+                let keyframe = message.type_id == 9 && classify_video(message.head).is_ok_and(|h| h.is_keyframe());
+                if let Some((generation, counter)) = crate::sequence::read_stamp(message.tail) {
+                    counters.sequence.count(progress.sequence.check(generation, counter, keyframe));
                 }
             }
             // User control PingRequest (event 6): answered with a PingResponse.
@@ -507,4 +537,48 @@ impl Player {
         }
         self.out.extend_from_slice(&control);
     }
+}
+
+/// Counts an audio or video message (`timestamp` on the publisher's clock) and its latency;
+/// true when it is the player's first video keyframe.
+#[allow(clippy::too_many_arguments)]
+fn account_media(
+    progress: &mut Progress,
+    counters: &mut Counters,
+    shared: &Shared,
+    type_id: u8,
+    timestamp: u32,
+    head: &[u8],
+    now_us: u64,
+    publish_start: u64,
+) -> bool {
+    if type_id != 8 && type_id != 9 {
+        return false;
+    }
+    progress.messages += 1;
+    counters.media_messages += 1;
+    if progress.first_media.is_none() {
+        progress.first_media = Some((now_us, timestamp));
+    }
+    progress.last_timestamp = Some(timestamp);
+    if publish_start != NOT_STARTED {
+        let scheduled = publish_start.saturating_add(u64::from(timestamp) * 1000);
+        // Only messages sent after this player joined: older ones came from a GOP cache and
+        // say nothing about the delay the server adds.
+        if progress.joined_us.is_some_and(|joined| scheduled >= joined) {
+            if now_us + 5_000 < scheduled {
+                counters.early_messages += 1;
+            } else {
+                counters.latency.record(now_us.saturating_sub(scheduled));
+            }
+            if let Some(sent) = shared.sent_at(timestamp) {
+                counters.latency_from_send.record(now_us.saturating_sub(sent));
+            }
+        }
+    }
+    if type_id == 9 && !progress.keyframe && classify_video(head).is_ok_and(|h| h.is_keyframe()) {
+        progress.keyframe = true;
+        return true;
+    }
+    false
 }

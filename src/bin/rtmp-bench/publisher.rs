@@ -54,10 +54,18 @@ impl Media {
     }
 }
 
-/// Publishes until `shared.stop_publisher` or `duration`, whichever is first.
+/// Publishes until `shared.stop_publisher` or `duration`, whichever is first, stamping
+/// each media message with a sequence number of generation `stamps` when given.
 /// Errors end up in `shared.publisher_error`.
-pub fn run(url: RtmpUrl, tls: Option<Arc<rustls::ClientConfig>>, media: Arc<Media>, shared: Arc<Shared>, duration: Option<Duration>) {
-    if let Err(error) = publish(&url, tls.as_ref(), &media, &shared, duration) {
+pub fn run(
+    url: RtmpUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    media: Arc<Media>,
+    shared: Arc<Shared>,
+    duration: Option<Duration>,
+    stamps: Option<u32>,
+) {
+    if let Err(error) = publish(&url, tls.as_ref(), &media, &shared, duration, stamps) {
         eprintln!("publisher: {error}");
         if let Ok(mut slot) = shared.publisher_error.lock() {
             *slot = Some(error);
@@ -76,6 +84,7 @@ fn publish(
     media: &Media,
     shared: &Shared,
     duration: Option<Duration>,
+    stamps: Option<u32>,
 ) -> Result<(), String> {
     let tcp = TcpStream::connect_timeout(&url.addr, Duration::from_secs(5)).map_err(|e| io_reason("publisher connect", &e))?;
     tcp.set_nodelay(true).map_err(|e| io_reason("publisher", &e))?;
@@ -139,6 +148,7 @@ fn publish(
     shared.publisher_live.store(true, Ordering::SeqCst);
     let end = duration.map(|d| start + d);
     let mut loop_offset: u32 = 0;
+    let mut stamped: u32 = 0;
     'outer: for pass in 0u64.. {
         for tag in &media.tags {
             if pass > 0 && is_configuration(tag) {
@@ -179,12 +189,22 @@ fn publish(
             }
             let lag = Instant::now().saturating_duration_since(due);
             let rtmp_timestamp = RtmpTimestamp::new(timestamp);
+            let data = match stamps {
+                Some(generation) if !is_configuration(tag) => {
+                    stamped = stamped.wrapping_add(1);
+                    crate::sequence::stamp(&tag.data, generation, stamped - 1)
+                }
+                _ => tag.data.clone(),
+            };
             // publish_tag sends onMetaData script tags as @setDataFrame metadata.
-            session.publish_tag(&FlvTag { timestamp: rtmp_timestamp, ..tag.clone() }).map_err(session_error)?;
+            session.publish_tag(&FlvTag { timestamp: rtmp_timestamp, data, ..tag.clone() }).map_err(session_error)?;
             let sent_us = shared.micros_since_base(Instant::now());
             if tag.tag_type != FlvTagType::Script {
                 // Before the write: a player may read the message before write_all returns.
                 shared.record_sent(timestamp, sent_us);
+                if tag.tag_type == FlvTagType::Video && classify_video(&tag.data).is_ok_and(|h| h.is_keyframe() && !h.is_sequence_header()) {
+                    shared.last_keyframe_timestamp.store(timestamp, Ordering::SeqCst);
+                }
             }
             write_all(&mut socket, &session.take_outbound()).map_err(|e| io_reason("publisher", &e))?;
             if tag.tag_type != FlvTagType::Script {

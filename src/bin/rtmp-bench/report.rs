@@ -319,6 +319,14 @@ impl Report {
                 format!("{:.1} / {:.1} / {:.1}", ms(k.quantile(0.5)), ms(k.quantile(0.9)), ms(k.quantile(0.99))),
             ));
         }
+        let sequence = &c.sequence;
+        if sequence.messages > 0 {
+            rows.push((
+                "sequence: stamped / lost / reordered",
+                format!("{} / {} / {}", sequence.messages, sequence.lost, sequence.reordered),
+            ));
+            rows.push(("sequence: resumed at keyframe / new publisher", format!("{} / {}", sequence.resumed, sequence.new_publisher)));
+        }
         rows.push(("load generator CPU s", format!("{:.2}", self.loadgen_cpu_seconds)));
         rows
     }
@@ -404,6 +412,12 @@ impl Report {
         let _ = writeln!(out, "  \"handshake\": {},", histogram(&c.handshake));
         let _ = writeln!(out, "  \"handshakes_over_1s\": {},", c.handshake.count_above(1_000_000));
         let _ = writeln!(out, "  \"play_start\": {},", histogram(&c.play_start));
+        let q = &c.sequence;
+        let _ = writeln!(
+            out,
+            "  \"sequence\": {{\"messages\": {}, \"lost\": {}, \"reordered\": {}, \"resumed\": {}, \"new_publisher\": {}}},",
+            q.messages, q.lost, q.reordered, q.resumed, q.new_publisher
+        );
         let _ = writeln!(out, "  \"loadgen_cpu_s\": {:.3}", self.loadgen_cpu_seconds);
         out.push_str("}\n");
         out

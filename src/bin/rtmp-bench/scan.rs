@@ -13,6 +13,9 @@ use std::fmt;
 /// and for the FLV video/audio tag header (legacy or Enhanced RTMP FourCC).
 pub const HEAD_LEN: usize = 16;
 
+/// Bytes kept from the end of every message: a sequence stamp (`sequence.rs`).
+pub const TAIL_LEN: usize = crate::sequence::STAMP_LEN;
+
 /// Most chunk streams a server may use on one connection (nginx-rtmp and rtmp-edge use 5).
 const MAX_CHUNK_STREAMS: usize = 16;
 
@@ -60,6 +63,8 @@ pub struct ScannedMessage<'a> {
     pub length: u32,
     /// The first `min(length, HEAD_LEN)` bytes of the body.
     pub head: &'a [u8],
+    /// The last `min(length, TAIL_LEN)` bytes of the body.
+    pub tail: &'a [u8],
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +81,7 @@ struct ChunkStream {
     remaining: u32,
     head: [u8; HEAD_LEN],
     head_len: u8,
+    tail: [u8; TAIL_LEN],
 }
 
 /// Follows a chunk stream (after the handshake) without keeping payloads.
@@ -113,6 +119,15 @@ impl ChunkScanner {
                     if let (Some(dst), Some(src)) = (stream.head.get_mut(start..start + want), taken.get(..want)) {
                         dst.copy_from_slice(src);
                         stream.head_len += want as u8;
+                    }
+                }
+                // The part of these bytes that falls in the message's last TAIL_LEN.
+                let tail_start = (stream.length as usize).saturating_sub(TAIL_LEN);
+                let end = already + taken.len();
+                if end > tail_start {
+                    let from = already.max(tail_start);
+                    if let (Some(dst), Some(src)) = (stream.tail.get_mut(from - tail_start..end - tail_start), taken.get(from - already..)) {
+                        dst.copy_from_slice(src);
                     }
                 }
                 input = rest;
@@ -214,6 +229,7 @@ impl ChunkScanner {
                     remaining: 0,
                     head: [0; HEAD_LEN],
                     head_len: 0,
+                    tail: [0; TAIL_LEN],
                 });
                 self.streams.len() - 1
             }
@@ -255,13 +271,14 @@ impl ChunkScanner {
     fn complete(&mut self, index: usize, on_message: &mut dyn FnMut(ScannedMessage<'_>)) -> Result<(), ScanError> {
         let Some(stream) = self.streams.get(index) else { return Ok(()) };
         let head = &stream.head[..usize::from(stream.head_len)];
+        let tail = stream.tail.get(..(stream.length as usize).min(TAIL_LEN)).unwrap_or_default();
         let (type_id, timestamp, length) = (stream.type_id, stream.timestamp, stream.length);
         // SetChunkSize and Abort change how the next bytes are read.
         let control = match type_id {
             1 | 2 => Some(head.get(..4).map(read_u32).ok_or(ScanError::ShortControlMessage(type_id))?),
             _ => None,
         };
-        on_message(ScannedMessage { type_id, timestamp, length, head });
+        on_message(ScannedMessage { type_id, timestamp, length, head, tail });
         match (type_id, control) {
             (1, Some(size)) => {
                 let size = size & 0x7FFF_FFFF;
@@ -307,12 +324,12 @@ mod tests {
     use rtmp_edge::chunk_io::{ChunkEncoder, MessagePayload};
     use rtmp_edge::time::RtmpTimestamp;
 
-    /// (type id, timestamp, length, head) of each message.
-    type Seen = Vec<(u8, u32, u32, Vec<u8>)>;
+    /// (type id, timestamp, length, head, tail) of each message.
+    type Seen = Vec<(u8, u32, u32, Vec<u8>, Vec<u8>)>;
 
     fn collect(scanner: &mut ChunkScanner, input: &[u8]) -> Result<Seen, ScanError> {
         let mut out = Vec::new();
-        scanner.feed(input, &mut |m| out.push((m.type_id, m.timestamp, m.length, m.head.to_vec())))?;
+        scanner.feed(input, &mut |m| out.push((m.type_id, m.timestamp, m.length, m.head.to_vec(), m.tail.to_vec())))?;
         Ok(out)
     }
 
@@ -343,6 +360,22 @@ mod tests {
         assert_eq!(summary, vec![(9, 1000, 300), (9, 1040, 300), (8, 1000, 10), (8, 1023, 10), (8, 1046, 10)]);
         assert_eq!(got[0].3, (0..16).collect::<Vec<u8>>());
         assert_eq!(got[2].3, (0..10).collect::<Vec<u8>>());
+        // The last 12 bytes, in the last of three chunks (bytes are i % 251).
+        assert_eq!(got[0].4, (288..300).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        assert_eq!(got[2].4, (0..10).collect::<Vec<u8>>(), "a message shorter than the tail");
+    }
+
+    #[test]
+    fn a_tail_split_over_chunks_and_reads_is_whole() {
+        // 260 bytes at 128-byte chunks: the last 12 span the second and third chunks.
+        let wire = encoded(&[(6, 9, 0, 260)], 128);
+        let expected: Vec<u8> = (248..260).map(|i| (i % 251) as u8).collect();
+        for cut in 1..wire.len() {
+            let mut scanner = ChunkScanner::default();
+            let mut got = collect(&mut scanner, &wire[..cut]).unwrap();
+            got.extend(collect(&mut scanner, &wire[cut..]).unwrap());
+            assert_eq!(got[0].4, expected, "cut at {cut}");
+        }
     }
 
     #[test]

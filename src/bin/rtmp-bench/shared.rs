@@ -36,6 +36,9 @@ pub struct Shared {
     pub publish_start_us: AtomicU64,
     /// Timestamp of the latest audio/video message sent.
     pub publisher_timestamp: AtomicU32,
+    /// Timestamp of the latest video keyframe sent: where an HTTP-FLV player that joins now
+    /// starts its timestamps at 0.
+    pub last_keyframe_timestamp: AtomicU32,
     /// Whether the publisher is sending now.
     pub publisher_live: AtomicBool,
     /// Set when the publisher thread has ended.
@@ -63,6 +66,7 @@ impl Shared {
             stop_publisher: AtomicBool::new(false),
             publish_start_us: AtomicU64::new(NOT_STARTED),
             publisher_timestamp: AtomicU32::new(0),
+            last_keyframe_timestamp: AtomicU32::new(0),
             publisher_live: AtomicBool::new(false),
             publisher_done: AtomicBool::new(false),
             published_media: AtomicU64::new(0),

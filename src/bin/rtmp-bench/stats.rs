@@ -138,6 +138,46 @@ pub struct Counters {
     pub handshake: Histogram,
     /// Connect start (TCP) to NetStream.Play.Start, microseconds.
     pub play_start: Histogram,
+    /// Sequence-stamped messages received (`sequence.rs`), and what the stamps showed.
+    pub sequence: SequenceCounts,
+}
+
+/// What players' sequence checks found, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SequenceCounts {
+    /// Stamped messages received.
+    pub messages: u64,
+    /// Messages missing inside a run (the gap did not end at a keyframe).
+    pub lost: u64,
+    /// Messages that came after a later one, or twice.
+    pub reordered: u64,
+    /// Skips to a keyframe (frames a relay dropped, or a re-established pull).
+    pub resumed: u64,
+    /// Changes to a later publisher.
+    pub new_publisher: u64,
+}
+
+impl SequenceCounts {
+    /// Counts one verdict.
+    pub fn count(&mut self, verdict: crate::sequence::Verdict) {
+        use crate::sequence::Verdict;
+        self.messages += 1;
+        match verdict {
+            Verdict::InOrder => {}
+            Verdict::Resumed => self.resumed += 1,
+            Verdict::Lost(missing) => self.lost += missing,
+            Verdict::Reordered => self.reordered += 1,
+            Verdict::NewPublisher => self.new_publisher += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &SequenceCounts) {
+        self.messages += other.messages;
+        self.lost += other.lost;
+        self.reordered += other.reordered;
+        self.resumed += other.resumed;
+        self.new_publisher += other.new_publisher;
+    }
 }
 
 impl Counters {
@@ -168,6 +208,7 @@ impl Counters {
         self.first_keyframe.merge(&other.first_keyframe);
         self.handshake.merge(&other.handshake);
         self.play_start.merge(&other.play_start);
+        self.sequence.merge(&other.sequence);
     }
 }
 

@@ -35,6 +35,30 @@ impl RtmpUrl {
     }
 }
 
+/// `http://HOST[:PORT]/APP/NAME.flv` for an HTTP-FLV or WebSocket-FLV player: where to
+/// connect (as an [`RtmpUrl`] whose `stream` is the path), and the request to send.
+pub fn parse_flv(text: &str, websocket: bool) -> Result<(RtmpUrl, Vec<u8>), String> {
+    let rest = text.strip_prefix("http://").ok_or_else(|| format!("{text}: an HTTP-FLV URL starts with http://"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if path.is_empty() {
+        return Err(format!("{text}: no path (/APP/NAME.flv)"));
+    }
+    let (host, port) = rtmp_edge::url::parse_host_port(authority, 80).map_err(|e| format!("{text}: {e}"))?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{text}: cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text}: {authority} resolves to nothing"))?;
+    let upgrade = if websocket {
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: cnRtcC1iZW5jaC1rZXkxNg==\r\nSec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: rtmp-bench\r\n{upgrade}\r\n").into_bytes();
+    let url = RtmpUrl { addr, app: String::new(), stream: path.to_string(), tc_url: text.to_string(), tls_server_name: None };
+    Ok((url, request))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +78,16 @@ mod tests {
         assert_eq!(secure.tls_server_name.as_deref(), Some("localhost"));
         assert_eq!(secure.tc_url, "rtmps://localhost:1941/live");
         assert_eq!(RtmpUrl::parse("rtmps://127.0.0.1/live/x").unwrap().addr.port(), 443);
+    }
+
+    #[test]
+    fn flv_urls_give_the_address_and_the_request() {
+        let (url, request) = parse_flv("http://127.0.0.1:8080/live/x.flv?k=v", false).unwrap();
+        assert_eq!((url.addr.port(), url.stream.as_str()), (8080, "/live/x.flv?k=v"));
+        assert_eq!(request, b"GET /live/x.flv?k=v HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: rtmp-bench\r\n\r\n");
+        let (_, upgrade) = parse_flv("http://127.0.0.1/live/x.flv", true).unwrap();
+        assert!(String::from_utf8(upgrade).unwrap().contains("Upgrade: websocket\r\n"));
+        assert!(parse_flv("rtmp://127.0.0.1/live/x", false).is_err());
+        assert!(parse_flv("http://127.0.0.1", false).is_err());
     }
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Longest value of a peer-controlled field (app, stream, param, tcUrl, pageUrl) put in a
-/// hook request. A longer one is not sent: a decision is denied, a notification dropped.
-pub const MAX_FIELD_BYTES: usize = 4096;
+pub use super::MAX_FIELD_BYTES;
 
 /// What a hook request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,6 +133,8 @@ impl FromStr for HookUrl {
 pub struct HookPayload {
     /// `connect`, `publish`, `play`, `publish_done` or `play_done`.
     pub action: &'static str,
+    /// How the client came: `rtmp`, `rtmps`, `http-flv` or `ws-flv`.
+    pub protocol: &'static str,
     /// The connection's id, as the API's `client_id`.
     pub client_id: u64,
     /// The client's address.
@@ -231,10 +231,15 @@ pub enum HookVerdict {
 impl HookOutcome {
     /// The verdict, as SRS and nginx-rtmp answers read: a 2xx with an empty body, `0`, or a
     /// JSON object whose `code` is 0 allows; a non-zero `code`, any other 2xx body, and any
-    /// other status deny.
+    /// other status deny. But 502, 503 and 504 are a proxy or balancer saying the hook server
+    /// behind it is down or slow, not the hook's answer: `--hook-fail` decides, as when the
+    /// relay reaches no server itself.
     pub fn verdict(&self) -> HookVerdict {
         match self {
             HookOutcome::Answered { status, body } if (200..300).contains(status) => read_body(body),
+            HookOutcome::Answered { status: status @ (502 | 503 | 504), .. } => {
+                HookVerdict::Unavailable { timed_out: *status == 504, why: format!("hook unavailable: HTTP {status}") }
+            }
             HookOutcome::Answered { status, .. } => HookVerdict::Deny(format!("hook answered HTTP {status}")),
             HookOutcome::TimedOut => HookVerdict::Unavailable { timed_out: true, why: "hook did not answer in time".to_string() },
             HookOutcome::Failed(why) => HookVerdict::Unavailable { timed_out: false, why: format!("hook call failed: {why}") },
@@ -281,6 +286,13 @@ mod tests {
         assert_eq!(answered(403, ""), HookVerdict::Deny("hook answered HTTP 403".to_string()));
         assert_eq!(answered(302, ""), HookVerdict::Deny("hook answered HTTP 302".to_string()));
         assert_eq!(answered(500, "{\"code\":0}"), HookVerdict::Deny("hook answered HTTP 500".to_string()));
+        // A gateway saying the hook server is down or slow: --hook-fail decides.
+        for status in [502u16, 503, 504] {
+            assert!(
+                matches!(answered(status, ""), HookVerdict::Unavailable { timed_out, .. } if timed_out == (status == 504)),
+                "{status}"
+            );
+        }
         assert!(matches!(HookOutcome::TimedOut.verdict(), HookVerdict::Unavailable { timed_out: true, .. }));
         assert!(matches!(HookOutcome::Failed("refused".into()).verdict(), HookVerdict::Unavailable { timed_out: false, .. }));
     }
@@ -289,6 +301,7 @@ mod tests {
     fn the_payload_has_exactly_the_documented_fields_in_order() {
         let mut payload = HookPayload {
             action: "play",
+            protocol: "rtmp",
             client_id: 4294967300,
             ip: "127.0.0.1".to_string(),
             app: "live".to_string(),
@@ -301,14 +314,14 @@ mod tests {
         };
         assert_eq!(
             payload.to_json(),
-            r#"{"action":"play","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","server_id":"00ff"}"#
+            r#"{"action":"play","protocol":"rtmp","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","server_id":"00ff"}"#
         );
         payload.action = "play_done";
         payload.page_url = Some("http://example/page".to_string());
         payload.done = Some(DoneFields { duration_ms: 1500, bytes_in: 3, bytes_out: 4 });
         assert_eq!(
             payload.to_json(),
-            r#"{"action":"play_done","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","page_url":"http://example/page","server_id":"00ff","duration_ms":1500,"bytes_in":3,"bytes_out":4}"#
+            r#"{"action":"play_done","protocol":"rtmp","client_id":4294967300,"ip":"127.0.0.1","app":"live","stream":"cam\"1","param":"?token=a&b=c","tc_url":"rtmp://127.0.0.1:1935/live","page_url":"http://example/page","server_id":"00ff","duration_ms":1500,"bytes_in":3,"bytes_out":4}"#
         );
         assert!(payload.fits());
         payload.stream = "x".repeat(MAX_FIELD_BYTES + 1);

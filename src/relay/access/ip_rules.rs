@@ -96,6 +96,14 @@ impl FromStr for Cidr {
         if mask(bits, u32::from(width), prefix) != bits {
             return Err(CidrError(format!("{text:?} has bits set past its /{prefix} prefix")));
         }
+        // Peers are matched by their canonical address (an IPv4-mapped one as IPv4), so a
+        // block of mapped addresses is the IPv4 block it names; as written it would never
+        // match anyone.
+        if let IpAddr::V6(v6) = network {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Cidr { network: IpAddr::V4(v4), prefix: prefix - 96 });
+            }
+        }
         Ok(Cidr { network, prefix })
     }
 }
@@ -182,6 +190,20 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    // Review finding: a rule written as a block of IPv4-mapped IPv6 addresses parsed, and
+    // never matched, since peers are compared by their canonical (IPv4) address.
+    #[test]
+    fn a_block_of_mapped_addresses_is_the_ipv4_block_it_names() {
+        let mapped: Cidr = "::ffff:192.0.2.0/120".parse().unwrap();
+        assert_eq!(mapped, "192.0.2.0/24".parse::<Cidr>().unwrap());
+        assert!(mapped.contains("192.0.2.7".parse().unwrap()));
+        assert!(mapped.contains("::ffff:192.0.2.7".parse().unwrap()));
+        assert!(!mapped.contains("192.0.3.7".parse().unwrap()));
+        // Wider than the mapped range: an IPv6 block, as written.
+        let wide: Cidr = "::/64".parse().unwrap();
+        assert_eq!(wide.to_string(), "::/64");
     }
 
     #[test]

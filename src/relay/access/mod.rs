@@ -20,6 +20,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest peer-controlled field of a request the relay accepts: a connect's app, tcUrl,
+/// pageUrl and relay chain (`rtmpEdgeVia`), a publish's or play's stream name (query
+/// included). Real clients send a few hundred bytes. A longer one is denied
+/// ([`Denial::RequestTooLong`]), hook or not: no connection keeps megabytes of names for
+/// its life, and none goes into a log line or a hook request.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
 pub use hook::{DoneFields, HookAction, HookCall, HookOutcome, HookPayload, HookUrl, HookVerdict};
 pub use ip_rules::{canonical, Cidr, CidrError, IpRule, IpRules, RuleVerdict};
 pub use signed_url::SignatureError;
@@ -139,7 +146,7 @@ pub enum Denial {
     HookError(String),
     /// Too many decisions are waiting for the hook; which bound was reached.
     HookOverloaded(String),
-    /// A field is too long to put in a hook request.
+    /// A field passes [`MAX_FIELD_BYTES`].
     RequestTooLong,
 }
 
@@ -194,7 +201,7 @@ impl fmt::Display for Denial {
             Denial::HookTimeout => write!(f, "hook did not answer in time (hook-fail closed)"),
             Denial::HookError(why) => write!(f, "{why} (hook-fail closed)"),
             Denial::HookOverloaded(bound) => write!(f, "not sent to the hook: {bound}"),
-            Denial::RequestTooLong => write!(f, "a field is over {} bytes, too long for a hook request", hook::MAX_FIELD_BYTES),
+            Denial::RequestTooLong => write!(f, "a field is over {MAX_FIELD_BYTES} bytes"),
         }
     }
 }

@@ -90,6 +90,12 @@ fn mac(secret: &[u8], app: &str, name: &str, exp: &str) -> Option<Hmac<Sha256>> 
 /// `app`, at `now_unix` seconds. The comparison runs in constant time. A URL is valid up to
 /// and including the second `exp`.
 pub fn verify(secret: &[u8], app: &str, stream_name: &str, now_unix: u64) -> Result<(), SignatureError> {
+    // `{app}/{name}` cannot tell app `a` with name `b/c` from app `a/b` with name `c`, which
+    // are different streams: a signature for one would admit the other. Apps are one path
+    // segment (names may nest), so a signed app never contains a slash.
+    if app.contains('/') {
+        return Err(SignatureError::Malformed("a signed app must not contain '/'"));
+    }
     let (name, query) = stream_name.split_once('?').unwrap_or((stream_name, ""));
     let (exp_text, sig_text) = signature_params(query)?;
     if exp_text.is_empty() || exp_text.len() > MAX_EXP_DIGITS || !exp_text.bytes().all(|b| b.is_ascii_digit()) {
@@ -197,6 +203,17 @@ mod tests {
     const LEADING_ZEROS: &str = "d06c0017e1e572cc5e7a4d552743f1c377d05eb24e6f662788f25fefc0a7c40e";
 
     #[test]
+    fn a_signature_for_a_nested_name_does_not_admit_a_nested_app() {
+        let query = format!("name?exp=4102444800&sig={NESTED}");
+        assert_eq!(verify(b"k", "app", &format!("sub/{query}"), 0), Ok(()));
+        // The same bytes under the MAC, another stream: app "app/sub", name "name".
+        assert_eq!(
+            verify(b"k", "app/sub", &query, 0),
+            Err(SignatureError::Malformed("a signed app must not contain '/'"))
+        );
+    }
+
+    #[test]
     fn signatures_match_known_vectors() {
         assert_eq!(sign(b"s3cret", "live", "cam1", "1700000000"), CAM1);
         assert_eq!(sign(b"k", "app", "sub/name", "4102444800"), NESTED);
@@ -228,8 +245,8 @@ mod tests {
         assert_eq!(verify(b"S3cret", "live", &format!("cam1{signed}"), 0), Err(SignatureError::Mismatch));
         let later = format!("cam1?exp=1800000000&sig={CAM1}");
         assert_eq!(verify(b"s3cret", "live", &later, 0), Err(SignatureError::Mismatch));
-        // The app/name boundary is signed: app "live/cam1" with name "" is another message.
-        assert_eq!(verify(b"s3cret", "live/cam1", &signed, 0), Err(SignatureError::Mismatch));
+        // The app/name boundary: app "live/cam1" with name "" is refused before any MAC.
+        assert!(matches!(verify(b"s3cret", "live/cam1", &signed, 0), Err(SignatureError::Malformed(_))));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::stream::StreamKey;
 use super::{Action, ConnId, RelayCore};
 use crate::relay::access::{
     canonical, signed_url, Denial, DoneFields, HookAction, HookCall, HookFailPolicy, HookOutcome, HookPayload, HookVerdict,
-    RuleVerdict, DENIAL_LABELS,
+    RuleVerdict, DENIAL_LABELS, MAX_FIELD_BYTES,
 };
 use crate::sessions::{codes, SessionError};
 
@@ -186,13 +186,20 @@ impl RelayCore {
         self.ask_hook(id, gated, now);
     }
 
-    fn check_locally(&self, id: ConnId, gated: &Gated, now: Instant) -> Result<(), Denial> {
+    pub(super) fn check_locally(&self, id: ConnId, gated: &Gated, now: Instant) -> Result<(), Denial> {
         let access = &self.config.access;
         let (rules, secret, request) = match gated {
-            Gated::Connect { .. } => return Ok(()),
+            Gated::Connect { app, .. } => {
+                let oversized = self.conns.get(id).is_some_and(|conn| conn.client.oversized);
+                return if oversized || app.len() > MAX_FIELD_BYTES { Err(Denial::RequestTooLong) } else { Ok(()) };
+            }
             Gated::Publish(request) => (&access.publish_rules, &access.publish_secret, request),
             Gated::Play(request) => (&access.play_rules, &access.play_secret, request),
         };
+        // Before anything reads it: no signature is computed over megabytes.
+        if request.stream_name.len() > MAX_FIELD_BYTES {
+            return Err(Denial::RequestTooLong);
+        }
         if let Some(conn) = self.conns.get(id) {
             if let RuleVerdict::Denied(rule) = rules.check(conn.peer.ip()) {
                 return Err(Denial::IpRule(rule));
@@ -268,6 +275,7 @@ impl RelayCore {
         };
         Some(HookPayload {
             action: action.label(),
+            protocol: Self::protocol_label(conn),
             client_id: id.to_u64(),
             ip: canonical(conn.peer.ip()).to_string(),
             app: app.to_string(),
@@ -366,9 +374,11 @@ impl RelayCore {
             Gated::Connect { request_id, .. } => {
                 let Some(conn) = self.conns.get_mut(id) else { return };
                 let Some(session) = conn.session() else { return };
+                // Accepting runs what the client sent behind its connect: an error there is
+                // the client's.
                 match session.accept_request(request_id) {
                     Ok(()) | Err(SessionError::UnknownRequest(_)) => {}
-                    Err(error) => Self::mark_close(&mut self.to_close, id, conn, CloseReason::EncodeFailed(error.to_string())),
+                    Err(error) => Self::mark_close(&mut self.to_close, id, conn, CloseReason::ProtocolError(error.to_string())),
                 }
                 // Messages held back behind the connect run now.
                 self.dispatch_server_events(id, now);
@@ -391,11 +401,17 @@ impl RelayCore {
             Gated::Publish(_) => codes::PUBLISH_BAD_NAME,
             Gated::Play(_) => codes::PLAY_FAILED,
         };
+        if self.is_stream_request(id) {
+            self.refuse_stream(id, 403, &denial.description(), now);
+        }
         // A request the client withdrew meanwhile has nobody to answer; it still closes.
         self.reject_pending(id, gated.request_id(), Some(code), &denial.description());
         self.sync_output(id, now);
         let Some(conn) = self.conns.get_mut(id) else { return };
         let reason = CloseReason::AccessDenied(format!("{action} denied: {}", denial.label()));
+        // The grace to read the denial runs from now, not from the client's last traffic,
+        // which a long hook wait left far behind.
+        conn.last_activity = now;
         conn.close_after_flush = Some(reason.clone());
         if conn.out.is_empty() {
             Self::mark_close(&mut self.to_close, id, conn, reason);

@@ -93,6 +93,7 @@ impl RelayCore {
             return "sibling";
         }
         match (&conn.phase, &conn.role) {
+            (Phase::Http(_), Role::Player { .. }) => "player",
             (Phase::Http(_), _) => "http",
             (_, Role::Publisher { .. }) => "publisher",
             (_, Role::Player { .. }) => "player",
@@ -101,9 +102,15 @@ impl RelayCore {
         }
     }
 
-    /// `GET /api/v1/streams`, sorted by app and name.
+    /// `GET /api/v1/streams`, sorted by app and name: the streams that have or had a source,
+    /// or a pull or push: not those only players wait for, whose names are any client's choice.
     pub fn stream_views(&self) -> Vec<StreamView> {
-        let mut views: Vec<StreamView> = self.streams.iter().map(|(key, stream)| self.stream_view(key, stream)).collect();
+        let mut views: Vec<StreamView> = self
+            .streams
+            .iter()
+            .filter(|(_, stream)| stream.is_reported())
+            .map(|(key, stream)| self.stream_view(key, stream))
+            .collect();
         views.sort_by(|a, b| (&a.app, &a.name).cmp(&(&b.app, &b.name)));
         views
     }
@@ -212,8 +219,12 @@ impl RelayCore {
                     queue_ms: conn.out.oldest_wait(now).as_millis() as u64,
                     queue_bytes: conn.out.cost(),
                     frames_dropped: conn.frames_dropped,
-                    protocol: conn.protocol.label(),
+                    protocol: Self::protocol_label(conn),
                     worker: id.worker(),
+                    proxied_by: match conn.proxy {
+                        super::proxy_header::ProxyState::Proxied { balancer } => Some(balancer.to_string()),
+                        _ => None,
+                    },
                 }
             })
             .collect()
@@ -248,6 +259,7 @@ impl RelayCore {
         let mut streams: Vec<StreamMetrics> = self
             .streams
             .iter()
+            .filter(|(_, stream)| stream.is_reported())
             .map(|(key, stream)| StreamMetrics {
                 app: key.app().to_string(),
                 name: key.name().to_string(),
@@ -278,6 +290,7 @@ impl RelayCore {
             hook_notifications: self.access.notifications.to_vec(),
             hook_pending: self.access.decisions_pending() as u64,
             access_denials: self.access.denials.to_vec(),
+            streams_open: self.streams.len() as u64,
             streams,
         }
     }

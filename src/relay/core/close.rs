@@ -93,6 +93,13 @@ pub enum CloseReason {
     HttpEvicted,
     /// A connect, publish or play was denied (IP rule, signature, hook); the denial was sent.
     AccessDenied(String),
+    /// On a PROXY protocol listener: no valid PROXY header (holds why, as the parser or
+    /// the driver said it).
+    ProxyHeaderFailed(String),
+    /// On a PROXY protocol listener: the header did not arrive within the handshake timeout.
+    ProxyHeaderTimeout(Duration),
+    /// Refused once its PROXY header named the client (the per-IP limit).
+    Refused(super::Refusal),
 }
 
 impl CloseReason {
@@ -129,6 +136,9 @@ impl CloseReason {
             CloseReason::HttpDone => "http_done",
             CloseReason::HttpEvicted => "http_evicted",
             CloseReason::AccessDenied(_) => "access_denied",
+            CloseReason::ProxyHeaderFailed(_) => "proxy_header_failed",
+            CloseReason::ProxyHeaderTimeout(_) => "proxy_header_timeout",
+            CloseReason::Refused(_) => "refused",
         }
     }
 
@@ -143,6 +153,9 @@ impl CloseReason {
                 | CloseReason::TooSlow { .. }
                 | CloseReason::NotReading { .. }
                 | CloseReason::HttpBadRequest(_)
+                | CloseReason::ProxyHeaderFailed(_)
+                | CloseReason::ProxyHeaderTimeout(_)
+                | CloseReason::Refused(_)
         )
     }
 
@@ -156,6 +169,7 @@ impl CloseReason {
                 | CloseReason::ProtocolError(_)
                 | CloseReason::NotReading { .. }
                 | CloseReason::HttpBadRequest(_)
+                | CloseReason::ProxyHeaderFailed(_)
         )
     }
 
@@ -223,6 +237,11 @@ impl fmt::Display for CloseReason {
             CloseReason::HttpDone => write!(f, "HTTP exchange done"),
             CloseReason::HttpEvicted => write!(f, "idle HTTP connection closed to make room for a new one"),
             CloseReason::AccessDenied(what) => write!(f, "access denied: {what}"),
+            CloseReason::ProxyHeaderFailed(why) => f.write_str(why),
+            CloseReason::ProxyHeaderTimeout(after) => {
+                write!(f, "no PROXY protocol header within {} s", after.as_secs_f64())
+            }
+            CloseReason::Refused(refusal) => write!(f, "refused: {refusal}"),
         }
     }
 }
@@ -273,9 +292,15 @@ impl RelayCore {
             "{}: connection {id} closed: {} after {seconds:.1}s, {} bytes in, {} bytes out: {reason}",
             conn.peer, conn.summary, conn.bytes_in, conn.bytes_out
         );
-        if reason.is_peer_fault() {
+        // HTTP-FLV and WebSocket-FLV players are players: their closes are worth a line.
+        let http_client = conn.protocol == ListenerKind::Http && Self::protocol_label(&conn) == ListenerKind::Http.label();
+        if conn.is_balancer_check(&reason) {
+            // A balancer's health check connects (with a LOCAL header, or none) and
+            // closes: every few seconds, for every backend. Not worth more than debug.
+            log::debug!("{line}");
+        } else if reason.is_peer_fault() {
             log::warn!("{line}");
-        } else if conn.protocol == ListenerKind::Http {
+        } else if http_client {
             log::debug!("{line}");
         } else {
             log::info!("{line}");
@@ -328,6 +353,8 @@ mod tests {
             (CloseReason::UpstreamProtocolError("bad chunk".into()), (0, 0, 0)),
             (CloseReason::HttpHeaderTimeout(Duration::from_secs(10)), (0, 0, 0)),
             (CloseReason::Kicked, (0, 0, 0)),
+            (CloseReason::ProxyHeaderFailed("no PROXY protocol header".into()), (1, 0, 0)),
+            (CloseReason::ProxyHeaderTimeout(Duration::from_secs(10)), (0, 0, 0)),
         ] {
             assert_eq!(counted(reason.clone()), expected, "{reason:?} ({})", reason.label());
         }

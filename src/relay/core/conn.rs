@@ -70,6 +70,8 @@ pub struct Conn {
     pub out: OutQueue,
     /// A write was requested and not yet handed to the driver.
     pub write_requested: bool,
+    /// Its queue grew during the current input (listed in `RelayCore::grown`).
+    pub queue_grew: bool,
     /// What it publishes or plays.
     pub role: Role,
     /// What the connection did, for its close log line (kept after the role ends).
@@ -103,7 +105,8 @@ pub struct Conn {
     /// The listener (protocol) it came in on; upstream connections say what they speak.
     pub protocol: super::ListenerKind,
     /// Accepted from a listener, so counted against its address's limit; false for the
-    /// connections the relay opens itself, even after their link lets go of them.
+    /// connections the relay opens itself, even after their link lets go of them, and for
+    /// one whose PROXY header has not named its address yet.
     pub accepted: bool,
     /// What the client's connect said about it, for hook requests.
     pub client: ClientInfo,
@@ -111,6 +114,8 @@ pub struct Conn {
     pub pending_decisions: u8,
     /// When its publish was allowed (for `publish_done`).
     pub publish_started: Option<Instant>,
+    /// Whether `peer` came from a PROXY protocol header (or is still to come).
+    pub proxy: super::proxy_header::ProxyState,
 }
 
 /// What a client's `connect` said that hooks pass on. Kept for the connection's life, so
@@ -123,15 +128,16 @@ pub struct ClientInfo {
     pub page_url: Option<String>,
     /// The query of the connect's `app` (`?` included), or empty.
     pub app_param: String,
-    /// One of them was too long to keep (and to send to a hook).
+    /// One of them, or the connect's relay chain, was too long to keep (the connect is
+    /// denied).
     pub oversized: bool,
 }
 
 impl ClientInfo {
     /// What to keep of a connect's `tcUrl`, `pageUrl` and app query.
     pub fn new(tc_url: Option<&str>, page_url: Option<&str>, app_query: Option<&str>) -> ClientInfo {
-        let max = crate::relay::access::hook::MAX_FIELD_BYTES;
-        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() < max);
+        let max = crate::relay::access::MAX_FIELD_BYTES;
+        let fits = |text: Option<&str>| text.is_none_or(|text| text.len() <= max);
         if !(fits(tc_url) && fits(page_url) && fits(app_query)) {
             return ClientInfo { oversized: true, ..ClientInfo::default() };
         }
@@ -152,6 +158,7 @@ impl Conn {
             phase,
             out: OutQueue::default(),
             write_requested: false,
+            queue_grew: false,
             role: Role::Undecided,
             summary: "did not publish or play".to_string(),
             opened_at: now,
@@ -172,7 +179,18 @@ impl Conn {
             client: ClientInfo::default(),
             pending_decisions: 0,
             publish_started: None,
+            proxy: super::proxy_header::ProxyState::Direct,
         }
+    }
+
+    /// Whether closing for `reason` ends what looks like a balancer's health check: a
+    /// connection on a PROXY listener that sent nothing beyond a LOCAL header, or nothing
+    /// at all, and went away by itself.
+    pub fn is_balancer_check(&self, reason: &CloseReason) -> bool {
+        use super::proxy_header::ProxyState;
+        matches!(self.proxy, ProxyState::Awaiting | ProxyState::Local)
+            && self.bytes_in == 0
+            && matches!(reason, CloseReason::PeerClosed | CloseReason::ReadFailed(_))
     }
 
     /// Whether an access denial was sent and the connection only waits to flush it; its

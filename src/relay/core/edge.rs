@@ -333,7 +333,7 @@ impl RelayCore {
         conn.phase = Phase::Handshake(Box::new(handshake));
         conn.out.push(hello, now);
         conn.last_activity = now;
-        Self::request_write(&mut self.actions, id, conn);
+        Self::request_write(&mut self.actions, &mut self.grown, id, conn);
         self.finish(now);
     }
 

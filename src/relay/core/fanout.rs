@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::close::CloseReason;
 use super::conn::{Conn, Role};
+use super::flv_egress::{queue_start, queue_tag};
 use super::frame::{SharedFrame, SHARED_STREAM_ID};
 use super::out_queue::OutQueue;
 use super::stream::{CacheLimits, Player, PlayerState, StreamKey};
@@ -44,10 +45,18 @@ impl QueueLimits {
     }
 }
 
+/// Most bytes of answers to its own commands (and status messages, pings, acks) a client
+/// may leave unread. Real clients read them as they come; the limits for media (32 MiB by
+/// default) are far above what a client that sends commands and never reads should cost.
+pub const MAX_UNREAD_REPLY_BYTES: usize = 256 * 1024;
+
 /// The hard limit `conn`'s queue breaks, if any, as the close reason its role gives:
-/// a player is too slow, an upstream stopped reading what we publish, anyone else sends
-/// commands without reading the answers.
+/// a player is too slow, an upstream stopped reading what we publish, anyone else (or a
+/// player past [`MAX_UNREAD_REPLY_BYTES`]) sends commands without reading the answers.
 pub fn queue_overflow(conn: &Conn, limits: &QueueLimits, now: Instant) -> Option<CloseReason> {
+    if conn.out.reply_bytes() > MAX_UNREAD_REPLY_BYTES {
+        return Some(CloseReason::NotReading { queued_bytes: conn.out.cost() });
+    }
     let reason = limits.broken_by(&conn.out, now)?;
     Some(match (&conn.role, &conn.upstream) {
         (Role::Player { .. }, _) => reason,
@@ -148,17 +157,19 @@ impl RelayCore {
 
     /// Holds every queue something was added to during this input to the hard limits: past
     /// one, the connection closes at the end of the input, before the driver writes to it
-    /// again. Every addition is followed by a write request (a `Write` still waiting in
-    /// `actions`) or a place in the batch, so this looks at those and nothing else. A queue
-    /// nothing is added to is caught by its wait, at the tick.
+    /// again. Every addition notes its connection once (`note_growth`), so this looks at
+    /// those and nothing else: a frame to N players costs N checks, not a scan of every
+    /// pending write per written connection. A queue nothing is added to is caught by its
+    /// wait, at the tick.
     pub(super) fn hold_queues_to_limits(&mut self, now: Instant) {
+        if self.grown.is_empty() {
+            return;
+        }
         let limits = self.queue_limits();
-        let written = self.actions.iter().filter_map(|action| match action {
-            super::Action::Write(id) => Some(*id),
-            _ => None,
-        });
-        for id in written.chain(self.batched.iter().copied()) {
+        let mut grown = std::mem::take(&mut self.grown);
+        for id in grown.drain(..) {
             let Some(conn) = self.conns.get_mut(id) else { continue };
+            conn.queue_grew = false;
             if conn.closing.is_some() {
                 continue;
             }
@@ -166,6 +177,8 @@ impl RelayCore {
                 Self::mark_close(&mut self.to_close, id, conn, reason);
             }
         }
+        // Keep the allocation for the next input.
+        self.grown = grown;
     }
 
     pub(super) fn cache_limits(&self) -> CacheLimits {
@@ -212,9 +225,17 @@ impl RelayCore {
         let batch = self.config.write_batch;
         let Some(stream) = self.streams.get_mut(key) else { return };
         let has_video = stream.has_video;
-        for player in &mut stream.players {
+        let flags = stream.flv_flags();
+        let parts = stream.delivery_parts();
+        parts.timelines.begin_frame();
+        for player in parts.players.iter_mut() {
             let Some(conn) = self.conns.get_mut(player.conn) else { continue };
             if conn.closing.is_some() {
+                continue;
+            }
+            // An FLV player that has not started is sent nothing before the frame it starts
+            // at; the cached headers go with that frame.
+            if player.flv.is_some_and(|flv| flv.timeline.is_none()) && !frame.droppable {
                 continue;
             }
             let was_skipping = player.state == PlayerState::Skipping;
@@ -238,18 +259,45 @@ impl RelayCore {
                     continue;
                 }
             }
-            queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
+            let queued = match &mut player.flv {
+                None => {
+                    queue_frame(conn, player.stream_id, frame, now, &mut self.to_close, player.conn);
+                    frame.bytes.len()
+                }
+                Some(flv) => {
+                    // A body too long for an FLV tag (over 16 MiB) is left out.
+                    let Some(tail) = &frame.flv_tail else { continue };
+                    let mut queued = 0;
+                    let slot = match flv.timeline {
+                        Some(slot) => slot,
+                        None => {
+                            let slot = parts.timelines.assign(frame.timestamp);
+                            flv.timeline = Some(slot);
+                            let prelude = parts.prelude.frames();
+                            queued += queue_start(&mut conn.out, flv.protocol, flags, prelude, [].iter(), frame.timestamp, now);
+                            slot
+                        }
+                    };
+                    if let Some(head) = parts.timelines.head(slot, frame) {
+                        queued += queue_tag(&mut conn.out, flv.protocol, head, tail, now);
+                    }
+                    queued
+                }
+            };
             if !player.sibling {
-                stream.meter.count_out(frame.bytes.len());
+                parts.meter.count_out(queued);
             }
             if batch.is_zero() || !frame.droppable {
-                Self::request_write(&mut self.actions, player.conn, conn);
-            } else if !conn.write_requested {
-                // Counted as requested so the player is batched once per batch.
-                conn.write_requested = true;
-                self.batched.push(player.conn);
-                if self.batch_deadline.is_none() {
-                    self.batch_deadline = Some(now + batch);
+                Self::request_write(&mut self.actions, &mut self.grown, player.conn, conn);
+            } else {
+                Self::note_growth(&mut self.grown, player.conn, conn);
+                if !conn.write_requested {
+                    // Counted as requested so the player is batched once per batch.
+                    conn.write_requested = true;
+                    self.batched.push(player.conn);
+                    if self.batch_deadline.is_none() {
+                        self.batch_deadline = Some(now + batch);
+                    }
                 }
             }
         }

@@ -28,16 +28,20 @@ pub struct SharedFrame {
     pub is_keyframe: bool,
     /// Whether dropping it for a slow player is allowed (never for headers and metadata).
     pub droppable: bool,
+    /// For HTTP-FLV and WebSocket-FLV players: the body and its PreviousTagSize, made
+    /// once when the stream has such players (`core/flv_egress.rs`).
+    pub flv_tail: Option<Bytes>,
     body_shares_bytes: bool,
 }
 
 impl SharedFrame {
     /// Bytes of memory this frame keeps alive.
     pub fn held_bytes(&self) -> usize {
+        let tail = self.flv_tail.as_ref().map_or(0, Bytes::len);
         if self.body_shares_bytes {
-            self.bytes.len()
+            self.bytes.len() + tail
         } else {
-            self.bytes.len() + self.body.len()
+            self.bytes.len() + self.body.len() + tail
         }
     }
 }
@@ -181,6 +185,7 @@ pub fn encode_frame(
         body,
         is_keyframe: classification.is_keyframe,
         droppable: !classification.is_header,
+        flv_tail: None,
         body_shares_bytes,
     })
 }

@@ -4,10 +4,10 @@
 //! on the connection's queue like any other bytes, so a slow HTTP client costs its own
 //! queue and nothing else.
 //!
-//! HTTP-FLV and WebSocket-FLV players (a later issue) start in [`RelayCore::answer`]: their
-//! route would not be answered but turn the connection into a player (`conn.role` becomes
-//! a `Role::Player`, and the stream's fan-out queues FLV-framed bytes on the same queue,
-//! under the same slow-player policy).
+//! HTTP-FLV and WebSocket-FLV players start in [`RelayCore::answer`]: their route is not
+//! answered here but turns the connection into a player (`core/http_play.rs`). Such a
+//! connection no longer counts against `http_max_connections` (players are held to the
+//! connection limits, like RTMP players) and is never evicted for a new one.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use super::conn::{Conn, Phase};
 use super::{Action, ConnId, ListenerKind, Refusal, RelayCore};
 use crate::relay::http::{
     has_bearer_token, render_metrics, route, Awaiting, HttpConn, HttpError, KickedView, Method, ReloadView, Request,
-    RequestLimits, Response, Route, HTML, PROMETHEUS_TEXT, STATUS_PAGE, TEXT,
+    RequestLimits, Response, Route, HTML, JAVASCRIPT, PLAYER_SCRIPT, PROMETHEUS_TEXT, STATUS_PAGE, TEXT,
 };
 use crate::relay::Config;
 
@@ -30,8 +30,10 @@ const MAX_QUEUED_ANSWERS_BYTES: usize = 256 * 1024;
 
 /// The status page may use its own inline script and style and talk to this relay, nothing
 /// else.
-const STATUS_PAGE_POLICY: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:";
+/// The player script comes from this relay (`/mpegts.js`), and plays through Media Source
+/// Extensions, whose media is a `blob:` URL.
+const STATUS_PAGE_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
+connect-src 'self'; img-src data:; media-src blob:";
 
 impl RelayCore {
     /// Room for one more HTTP connection: at the limit, the connection idle longest (or,
@@ -39,7 +41,11 @@ impl RelayCore {
     /// Connections waiting for an answer or writing one are never taken.
     pub(super) fn http_admission(&mut self, now: Instant) -> Option<Refusal> {
         let max = self.config.http_max_connections;
-        let open = self.conns.iter().filter(|(_, conn)| conn.protocol == ListenerKind::Http && conn.closing.is_none()).count();
+        let open = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.protocol == ListenerKind::Http && conn.closing.is_none() && !is_stream_conn(conn))
+            .count();
         if open < max {
             return None;
         }
@@ -48,7 +54,7 @@ impl RelayCore {
             .iter()
             .filter(|(_, conn)| conn.closing.is_none() && conn.out.is_empty())
             .filter_map(|(id, conn)| match &conn.phase {
-                Phase::Http(http) if http.awaiting.is_none() => {
+                Phase::Http(http) if http.awaiting.is_none() && http.stream.is_none() => {
                     let key = match http.request_started {
                         Some(started) if !http.reader.is_empty() => (1, started),
                         _ => (0, conn.last_activity),
@@ -93,6 +99,9 @@ impl RelayCore {
                 return;
             }
             let Phase::Http(http) = &mut conn.phase else { return };
+            if http.stream.is_some() {
+                return self.stream_input(id, rest, now);
+            }
             if http.request_started.is_none() && http.awaiting.is_none() && !rest.is_empty() {
                 http.request_started = Some(now);
             }
@@ -121,7 +130,8 @@ impl RelayCore {
             }
             let queued = conn.out.cost();
             let Phase::Http(http) = &mut conn.phase else { break };
-            if http.awaiting.is_some() {
+            // A stream request is the connection's last: it plays (or is refused) from here.
+            if http.awaiting.is_some() || http.stream.is_some() {
                 break;
             }
             match http.reader.next_request() {
@@ -187,6 +197,20 @@ impl RelayCore {
                 Route::MethodNotAllowed { allow } => {
                     Response::error(405, &format!("{} takes {allow}", request.path)).with_header("Allow", allow)
                 }
+                Route::Stream { app, name } => {
+                    self.log_request(id, request, None);
+                    return self.on_stream_route(id, request, app, name, now);
+                }
+                Route::StreamPreflight => Response::new(204, TEXT, "")
+                    .with_header("Access-Control-Allow-Origin", "*")
+                    .with_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+                    .with_header("Access-Control-Allow-Headers", request.header("access-control-request-headers").unwrap_or("*"))
+                    .with_header("Access-Control-Max-Age", "86400"),
+                Route::PlayerScript => Response::new(200, JAVASCRIPT, Bytes::from_static(PLAYER_SCRIPT))
+                    .with_cache_control("public, max-age=31536000, immutable")
+                    .with_header("X-Content-Type-Options", "nosniff"),
+                Route::BadStreamPath => Response::error(400, "a stream path is /APP/NAME.flv, percent-encoded UTF-8")
+                    .with_header("Access-Control-Allow-Origin", "*"),
                 Route::NotFound => Response::error(404, "no such endpoint"),
             }
         };
@@ -194,7 +218,7 @@ impl RelayCore {
         self.send_response(id, &response, keep_alive, head_only, now);
     }
 
-    fn log_request(&self, id: ConnId, request: &Request, status: Option<u16>) {
+    pub(super) fn log_request(&self, id: ConnId, request: &Request, status: Option<u16>) {
         if let Some(conn) = self.conns.get(id) {
             let status = status.map_or_else(|| "waits".to_string(), |status| status.to_string());
             log::debug!("{}: {} {} -> {status}", conn.peer, request.method.as_str(), request.path);
@@ -208,7 +232,7 @@ impl RelayCore {
         let (head, body) = response.encode(keep_alive, head_only);
         conn.out.push(head, now);
         conn.out.push(body, now);
-        Self::request_write(&mut self.actions, id, conn);
+        Self::request_write(&mut self.actions, &mut self.grown, id, conn);
         if !keep_alive && conn.close_after_flush.is_none() {
             conn.close_after_flush = Some(CloseReason::HttpDone);
         }
@@ -322,9 +346,13 @@ impl RelayCore {
         new.listen_backlog = old.listen_backlog;
     }
 
-    /// Whether an HTTP connection's header-read or keep-alive timer has run out.
+    /// Whether an HTTP connection's header-read or keep-alive timer has run out (stream
+    /// connections have their own, `core/http_play.rs`).
     pub(super) fn http_expired(conn: &Conn, now: Instant, config: &Config) -> Option<CloseReason> {
         let Phase::Http(http) = &conn.phase else { return None };
+        if http.stream.is_some() {
+            return None;
+        }
         if let Some(started) = http.request_started {
             let timeout = config.http_header_timeout;
             return (now.saturating_duration_since(started) > timeout).then_some(CloseReason::HttpHeaderTimeout(timeout));
@@ -332,4 +360,9 @@ impl RelayCore {
         let idle = now.saturating_duration_since(conn.last_activity);
         (http.awaiting.is_none() && conn.out.is_empty() && idle > config.http_idle_timeout).then_some(CloseReason::Idle(idle))
     }
+}
+
+/// Whether an HTTP connection asked for a stream (and is, or is about to be, a player).
+fn is_stream_conn(conn: &Conn) -> bool {
+    matches!(&conn.phase, Phase::Http(http) if http.stream.is_some())
 }

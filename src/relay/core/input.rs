@@ -8,8 +8,10 @@ use super::conn::{ClientInfo, Phase};
 use super::links::UpstreamStage;
 use super::siblings::WORKER_SECRET_PROPERTY;
 use super::ListenerKind;
+use super::peer_text::PeerText;
 use super::{ConnId, RelayCore};
 use crate::chunk_io::ChunkDecoderLimits;
+use crate::relay::access::MAX_FIELD_BYTES;
 use crate::handshake::HandshakeProgress;
 use crate::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
 
@@ -20,6 +22,12 @@ impl RelayCore {
     pub(super) fn input(&mut self, id: ConnId, bytes: &[u8], now: Instant) {
         let Some(conn) = self.conns.get_mut(id) else { return };
         if conn.closing.is_some() {
+            return;
+        }
+        if conn.proxy == super::proxy_header::ProxyState::Awaiting {
+            // The driver takes the header off first; bytes before it are not the client's.
+            let reason = CloseReason::ProxyHeaderFailed("bytes passed before the PROXY header was read".to_string());
+            Self::mark_close(&mut self.to_close, id, conn, reason);
             return;
         }
         conn.bytes_in += bytes.len() as u64;
@@ -35,11 +43,11 @@ impl RelayCore {
             Phase::Handshake(handshake) => match handshake.process(bytes) {
                 Ok(HandshakeProgress::InProgress { response }) => {
                     conn.out.push(response, now);
-                    Self::request_write(&mut self.actions, id, conn);
+                    Self::request_write(&mut self.actions, &mut self.grown, id, conn);
                 }
                 Ok(HandshakeProgress::Completed { response, remaining }) => {
                     conn.out.push(response, now);
-                    Self::request_write(&mut self.actions, id, conn);
+                    Self::request_write(&mut self.actions, &mut self.grown, id, conn);
                     if self.start_session(id, now) {
                         self.session_input(id, &remaining, now);
                     }
@@ -137,17 +145,17 @@ impl RelayCore {
     }
 
     /// Moves whatever the session wrote into the connection's queue. (A client that sends
-    /// commands and never reads the answers is held to the queue limits at the end of the
-    /// input, like every queue.)
+    /// commands and never reads the answers is held to the queue limits, and its answers to
+    /// `MAX_UNREAD_REPLY_BYTES`, at the end of the input, like every queue.)
     pub(super) fn sync_output(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(id) else { return };
-        let bytes = match &mut conn.phase {
-            Phase::Server(session) if session.has_outbound() => session.take_outbound(),
-            Phase::Client(session) if session.has_outbound() => session.take_outbound(),
+        match &mut conn.phase {
+            Phase::Server(session) if session.has_outbound() => conn.out.push_reply(session.take_outbound(), now),
+            // What an upstream link writes is ours (what it publishes, among it).
+            Phase::Client(session) if session.has_outbound() => conn.out.push(session.take_outbound(), now),
             _ => return,
-        };
-        conn.out.push(bytes, now);
-        Self::request_write(&mut self.actions, id, conn);
+        }
+        Self::request_write(&mut self.actions, &mut self.grown, id, conn);
     }
 
     fn server_event(&mut self, id: ConnId, event: ServerSessionEvent, now: Instant) {
@@ -178,7 +186,7 @@ impl RelayCore {
             }
             ServerSessionEvent::UnhandledCommand { name, .. } => {
                 if let Some(conn) = self.conns.get(id) {
-                    log::debug!("{}: unhandled command {name}", conn.peer);
+                    log::debug!("{}: unhandled command {}", conn.peer, PeerText(&name));
                 }
             }
             ServerSessionEvent::AcknowledgementReceived { .. } | ServerSessionEvent::PingResponseReceived { .. } => {}
@@ -193,21 +201,27 @@ impl RelayCore {
         log::info!(
             "{}: connect app={} tcUrl={} flashVer={}",
             conn.peer,
-            request.app,
-            request.tc_url.as_deref().unwrap_or("-"),
-            request.flash_ver.as_deref().unwrap_or("-")
+            PeerText(&request.app),
+            PeerText(request.tc_url.as_deref().unwrap_or("-")),
+            PeerText(request.flash_ver.as_deref().unwrap_or("-"))
         );
         let via = match request.properties.get(VIA_PROPERTY) {
-            Some(crate::Amf0Value::Utf8String(via)) => via.clone(),
-            _ => String::new(),
+            Some(crate::Amf0Value::Utf8String(via)) => via.as_str(),
+            _ => "",
         };
         let looped = via.split(',').any(|hop| hop == node_id);
-        conn.via = via;
         let page_url = match request.properties.get("pageUrl") {
             Some(crate::Amf0Value::Utf8String(page_url)) => Some(page_url.as_str()),
             _ => None,
         };
         conn.client = ClientInfo::new(request.tc_url.as_deref(), page_url, request.query.as_deref());
+        // Kept for the connection's life and passed upstream: only when it fits (access
+        // control denies the connect otherwise).
+        if via.len() <= MAX_FIELD_BYTES {
+            conn.via = via.to_string();
+        } else {
+            conn.client.oversized = true;
+        }
         let peer = conn.peer;
         if looped {
             log::warn!("{peer}: connect refused: this request already passed through this relay (loop)");

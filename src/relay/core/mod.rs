@@ -34,15 +34,19 @@ mod close;
 mod conn;
 mod edge;
 mod fanout;
+mod flv_egress;
 mod frame;
 mod http_conn;
+mod http_play;
 mod ids;
 mod input;
 mod links;
 mod media_info;
 mod ops;
 mod out_queue;
+mod peer_text;
 mod play;
+mod proxy_header;
 mod publish;
 mod rates;
 mod refusal;
@@ -57,6 +61,7 @@ mod tests;
 
 pub use access::HookId;
 pub use close::CloseReason;
+pub use http_play::MAX_PINGS_PER_SECOND;
 pub use frame::SharedFrame;
 pub use ids::ConnId;
 pub use links::LinkPurpose;
@@ -153,7 +158,8 @@ pub enum ListenerKind {
     Rtmp,
     /// RTMP over TLS (the driver decrypts; the core sees RTMP bytes).
     Rtmps,
-    /// HTTP/1.1: the API, metrics and status page (`core/http_conn.rs`).
+    /// HTTP/1.1: the API, metrics, status page, and HTTP-FLV and WebSocket-FLV players
+    /// (`core/http_conn.rs`, `core/http_play.rs`).
     Http,
     /// A worker's private loopback listener, where sibling workers pull streams published
     /// here (`core/siblings.rs`): plain RTMP, from peers that prove they are siblings.
@@ -204,6 +210,8 @@ pub struct RelayCore {
     to_close: Vec<(ConnId, CloseReason)>,
     /// Players whose live frames wait for the next batch write (`Config::write_batch`).
     batched: Vec<ConnId>,
+    /// Connections whose queue grew during the current input, each once.
+    grown: Vec<ConnId>,
     batch_deadline: Option<Instant>,
     stats: Arc<Stats>,
     shutdown_deadline: Option<Instant>,
@@ -254,6 +262,7 @@ impl RelayCore {
             actions: VecDeque::new(),
             to_close: Vec::new(),
             batched: Vec::new(),
+            grown: Vec::new(),
             batch_deadline: None,
             stats,
             shutdown_deadline: None,
@@ -357,7 +366,11 @@ impl RelayCore {
 
     /// A connection was accepted from `peer` on a `kind` listener. Refused connections are
     /// logged and counted here; the driver just drops the socket.
+    ///
+    /// On a listener that requires the PROXY protocol, `peer` is the balancer: the per-IP
+    /// limit waits for the header's address ([`handle_proxy_header`](Self::handle_proxy_header)).
     pub fn accept(&mut self, peer: SocketAddr, kind: ListenerKind, now: Instant) -> Result<ConnId, Refusal> {
+        let proxied = self.config.proxy_protocol.requires(kind);
         // The HTTP listener stays open in a shutdown, so health checks see the 503, until
         // the deadline closes everything.
         // A sibling's pulls are bounded by streams times workers, and must not be refused
@@ -370,7 +383,7 @@ impl RelayCore {
             None
         } else if self.conns.len() >= max_connections {
             Some(Refusal::TooManyConnections { max: max_connections })
-        } else if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
+        } else if !proxied && self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
         } else if kind == ListenerKind::Http {
             self.http_admission(now)
@@ -391,16 +404,22 @@ impl RelayCore {
             conn.protocol = kind;
             conn
         };
-        conn.accepted = true;
-        let id = self.conns.insert(conn);
-        if !sibling {
-            *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        if proxied {
+            // Counted against its address once the header names it.
+            conn.proxy = proxy_header::ProxyState::Awaiting;
+        } else {
+            conn.accepted = true;
+            if !sibling {
+                *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+            }
         }
+        let id = self.conns.insert(conn);
         self.stats.connections_accepted.fetch_add(1, Relaxed);
         self.stats.connections_open.fetch_add(1, Relaxed);
-        if kind == ListenerKind::Http {
-            // Health checks and scrapes would flood the info log.
-            log::debug!("{peer}: http connection {id} opened");
+        if kind == ListenerKind::Http || proxied {
+            // Health checks and scrapes would flood the info log; a proxied connection is
+            // logged with its client's address when the header names it.
+            log::debug!("{peer}: {} connection {id} opened", kind.label());
         } else if let Some(place) = &self.siblings {
             log::info!("{peer}: {} connection {id} opened on worker {}", kind.label(), place.index);
         } else {
@@ -550,11 +569,21 @@ impl RelayCore {
         (self.next_random() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Asks the driver to write `id`'s queue (once until the driver picks it up).
-    fn request_write(actions: &mut VecDeque<Action>, id: ConnId, conn: &mut Conn) {
+    /// Asks the driver to write `id`'s queue (once until the driver picks it up), and notes
+    /// that the queue grew, so that the end of the input holds it to the limits.
+    fn request_write(actions: &mut VecDeque<Action>, grown: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
+        Self::note_growth(grown, id, conn);
         if !conn.write_requested {
             conn.write_requested = true;
             actions.push_back(Action::Write(id));
+        }
+    }
+
+    /// Notes once per input that `id`'s queue grew (see `hold_queues_to_limits`).
+    fn note_growth(grown: &mut Vec<ConnId>, id: ConnId, conn: &mut Conn) {
+        if !conn.queue_grew {
+            conn.queue_grew = true;
+            grown.push(id);
         }
     }
 

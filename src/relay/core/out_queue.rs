@@ -19,6 +19,8 @@ pub const ENTRY_OVERHEAD: usize = 64;
 struct Entry {
     bytes: Bytes,
     queued_at: Instant,
+    /// Written by the connection's own session (see [`OutQueue::push_reply`]).
+    reply: bool,
 }
 
 /// Bytes waiting to go to one peer, in order.
@@ -30,16 +32,37 @@ struct Entry {
 pub struct OutQueue {
     entries: VecDeque<Entry>,
     payload_bytes: usize,
+    reply_bytes: usize,
 }
 
 impl OutQueue {
     /// Queues bytes (nothing for an empty buffer).
     pub fn push(&mut self, bytes: Bytes, now: Instant) {
+        self.push_entry(bytes, now, false);
+    }
+
+    /// Queues bytes the connection's own session wrote: answers to its commands, status
+    /// messages, pings and acks. They are counted apart ([`reply_bytes`](Self::reply_bytes)):
+    /// unlike shared frames, each costs its full size for this one connection, and a client
+    /// that sends commands without reading the answers decides how many there are.
+    pub fn push_reply(&mut self, bytes: Bytes, now: Instant) {
+        self.push_entry(bytes, now, true);
+    }
+
+    fn push_entry(&mut self, bytes: Bytes, now: Instant, reply: bool) {
         if bytes.is_empty() {
             return;
         }
         self.payload_bytes += bytes.len();
-        self.entries.push_back(Entry { bytes, queued_at: now });
+        if reply {
+            self.reply_bytes += bytes.len();
+        }
+        self.entries.push_back(Entry { bytes, queued_at: now, reply });
+    }
+
+    /// Unsent bytes queued with [`push_reply`](Self::push_reply).
+    pub fn reply_bytes(&self) -> usize {
+        self.reply_bytes
     }
 
     /// Unsent bytes, without overhead.
@@ -85,11 +108,15 @@ impl OutQueue {
             let Some(front) = self.entries.front_mut() else {
                 return;
             };
-            if written >= front.bytes.len() {
-                written -= front.bytes.len();
+            let taken = written.min(front.bytes.len());
+            if front.reply {
+                self.reply_bytes = self.reply_bytes.saturating_sub(taken);
+            }
+            written -= taken;
+            if taken == front.bytes.len() {
                 self.entries.pop_front();
             } else {
-                front.bytes.advance(written);
+                front.bytes.advance(taken);
                 return;
             }
         }
@@ -147,6 +174,20 @@ mod tests {
         assert_eq!(queue.oldest_wait(later), Duration::from_millis(500), "half-sent entry still waits");
         queue.consume(1);
         assert_eq!(queue.oldest_wait(later), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn replies_are_counted_apart_through_partial_writes() {
+        let now = Instant::now();
+        let mut queue = OutQueue::default();
+        queue.push(Bytes::from_static(b"frame"), now);
+        queue.push_reply(Bytes::from_static(b"reply"), now);
+        queue.push(Bytes::from_static(b"frame"), now);
+        assert_eq!((queue.payload_bytes(), queue.reply_bytes()), (15, 5));
+        queue.consume(7);
+        assert_eq!(queue.reply_bytes(), 3, "two bytes of the reply were written");
+        assert_eq!(drain(&mut queue, 2), b"plyframe");
+        assert_eq!(queue.reply_bytes(), 0);
     }
 
     #[test]

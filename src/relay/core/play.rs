@@ -7,6 +7,7 @@ use super::access::{Gated, StreamRequest};
 use super::close::CloseReason;
 use super::conn::Role;
 use super::fanout::queue_frame;
+use super::flv_egress::{queue_start, FlvProtocol, FlvSubscriber};
 use super::stream::{Player, PlayerState, StreamKey};
 use super::{ConnId, RelayCore};
 use crate::sessions::{MediaKind, SessionError};
@@ -44,6 +45,9 @@ impl RelayCore {
         if self.refused_as_publisher(id, request) {
             return;
         }
+        if self.is_stream_request(id) {
+            return self.start_flv_play(id, request, now);
+        }
         let (key, stream_id, request_id) = (request.key(), request.stream_id, request.request_id);
         let stream_name = request.stream_name.as_str();
         let Some(conn) = self.conns.get_mut(id) else { return };
@@ -80,27 +84,56 @@ impl RelayCore {
             self.stats.players.fetch_add(1, Relaxed);
         }
         self.sync_output(id, now);
-        self.join(id, &key, stream_id, sibling, now);
+        self.join(id, &key, stream_id, None, sibling, now);
     }
 
     /// Adds the player to the stream; a live stream sends it what a joiner needs at once.
-    fn join(&mut self, id: ConnId, key: &StreamKey, stream_id: u32, sibling: bool, now: Instant) {
+    /// An FLV player (`flv`) gets it as FLV tags, on a timeline that starts at the GOP's
+    /// keyframe; without a GOP it starts at the frame a decoder can start from. A
+    /// `sibling` worker's pull is not a viewer: its bytes are not counted as out.
+    pub(super) fn join(
+        &mut self,
+        id: ConnId,
+        key: &StreamKey,
+        stream_id: u32,
+        flv: Option<FlvProtocol>,
+        sibling: bool,
+        now: Instant,
+    ) {
         let stream = self.streams.entry(key.clone()).or_default();
         let mut player = Player::new(id, stream_id, now);
         player.sibling = sibling;
+        if flv.is_some() {
+            stream.add_flv_subscriber();
+        }
+        player.flv = flv.map(FlvSubscriber::new);
         if stream.is_live() {
             let Some(conn) = self.conns.get_mut(id) else { return };
-            for frame in stream.join_frames() {
-                queue_frame(conn, stream_id, frame, now, &mut self.to_close, id);
-            }
-            if !sibling {
-                stream.meter.count_out(stream.join_frames().map(|frame| frame.bytes.len()).sum());
+            let gop_start = stream.gop_frames().next().map(|first| first.timestamp);
+            match (&mut player.flv, gop_start) {
+                (None, _) => {
+                    for frame in stream.join_frames() {
+                        queue_frame(conn, stream_id, frame, now, &mut self.to_close, id);
+                    }
+                    if !sibling {
+                        stream.meter.count_out(stream.join_frames().map(|frame| frame.bytes.len()).sum());
+                    }
+                }
+                (Some(subscriber), Some(base)) if stream.has_gop() => {
+                    subscriber.timeline = Some(stream.flv.assign(base));
+                    let flags = stream.flv_flags();
+                    let queued =
+                        queue_start(&mut conn.out, subscriber.protocol, flags, stream.prelude().frames(), stream.gop_frames(), base, now);
+                    stream.meter.count_out(queued);
+                }
+                // Started by the first frame a decoder can start from (`fanout.rs`).
+                (Some(_), _) => {}
             }
             if stream.has_gop() || !stream.has_video {
                 player.state = PlayerState::Live;
             }
             player.needs_keyframe = !stream.has_gop();
-            Self::request_write(&mut self.actions, id, conn);
+            Self::request_write(&mut self.actions, &mut self.grown, id, conn);
         }
         stream.players.push(player);
         stream.linger_until = None;
@@ -124,11 +157,10 @@ impl RelayCore {
             self.notify_done(id, false, key, joined_at, now);
         }
         if let Some(stream) = self.streams.get_mut(key) {
-            let before = stream.audience().count();
-            stream.players.retain(|p| !(p.conn == id && p.stream_id == stream_id));
-            let left = before.saturating_sub(stream.audience().count());
-            if left > 0 {
-                self.stats.players.fetch_sub(left as u64, Relaxed);
+            while let Some(player) = stream.remove_player(id, stream_id) {
+                if !player.sibling {
+                    self.stats.players.fetch_sub(1, Relaxed);
+                }
             }
             if stream.players.is_empty() && stream.pull.is_some() && stream.linger_until.is_none() {
                 stream.linger_until = Some(now + self.config.pull_linger);

@@ -16,9 +16,9 @@ use crate::sessions::{MediaKind, ServerSession, SessionError, StreamMetadata};
 use crate::time::RtmpTimestamp;
 
 impl RelayCore {
-    /// A publish request: refused at once when the name is taken, else it goes through
-    /// access control (`core/access.rs`), which calls [`start_publish`](Self::start_publish)
-    /// once it is allowed.
+    /// A publish request goes through access control (`core/access.rs`) first, which calls
+    /// [`start_publish`](Self::start_publish) once it is allowed. Only then is a taken name
+    /// refused: a client that may not publish learns nothing of which streams are live.
     pub(super) fn on_publish_requested(&mut self, id: ConnId, request: StreamRequest, now: Instant) {
         if self.is_sibling(id) {
             // A sibling worker only ever pulls.
@@ -26,15 +26,13 @@ impl RelayCore {
             self.fail(id, CloseReason::ProtocolError("a sibling worker's connection asked to publish".to_string()));
             return;
         }
-        if !self.refused_as_busy(id, &request, false) {
-            self.gate(id, Gated::Publish(request), now);
-        }
+        self.gate(id, Gated::Publish(request), now);
     }
 
-    /// Refuses the publish when the stream has a publisher (here, or on another worker) or
-    /// the connection a role (checked before access control, and again once allowed:
-    /// another may have taken the name while the hook was asked). With `claim`, a publish
-    /// that is not refused takes the stream in the workers' directory.
+    /// Refuses an allowed publish when the stream has a publisher (here, or on another
+    /// worker) or the connection a role (another may have taken the name while the hook
+    /// was asked). With `claim`, a publish that is not refused takes the stream in the
+    /// workers' directory.
     fn refused_as_busy(&mut self, id: ConnId, request: &StreamRequest, claim: bool) -> bool {
         let key = request.key();
         let Some(conn) = self.conns.get(id) else { return true };

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::flv_egress::{encode_tail, FlvSubscriber, FlvTimelines};
 use super::frame::{classify, encode_frame, Classification, HeaderSlot, SharedFrame};
 use super::ids::ConnId;
 use super::links::UpstreamLink;
 use super::media_info::MediaInfo;
+use super::peer_text::PeerText;
 use super::rates::StreamMeter;
 use crate::chunk_io::ChunkError;
 use crate::sessions::MediaKind;
@@ -52,9 +54,11 @@ impl StreamKey {
     }
 }
 
+/// `app/name`, for log lines: each part as [`PeerText`] shows it (cut short, control
+/// characters escaped), since both are the peer's to choose.
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.app, self.name)
+        write!(f, "{}/{}", PeerText(&self.app), PeerText(&self.name))
     }
 }
 
@@ -92,6 +96,8 @@ pub struct Player {
     /// A sibling worker's pull, not a viewer: left out of player counts, byte counts and
     /// hooks.
     pub sibling: bool,
+    /// For an HTTP-FLV or WebSocket-FLV player: its protocol and timeline. `None` for RTMP.
+    pub flv: Option<FlvSubscriber>,
 }
 
 impl Player {
@@ -107,6 +113,7 @@ impl Player {
             receive_audio: true,
             receive_video: true,
             sibling: false,
+            flv: None,
         }
     }
 
@@ -163,6 +170,36 @@ pub struct LiveStream {
     pub pushes: Vec<UpstreamLink>,
     /// Counters and media description for the API and metrics.
     pub meter: StreamMeter,
+    /// The time bases of its HTTP-FLV and WebSocket-FLV players.
+    pub flv: FlvTimelines,
+    /// A source (a publisher, or a pull that went live) has fed it.
+    had_source: bool,
+}
+
+/// What [`LiveStream::delivery_parts`] lends the fan-out at once.
+pub struct DeliveryParts<'a> {
+    /// The players.
+    pub players: &'a mut Vec<Player>,
+    /// The FLV players' timelines.
+    pub timelines: &'a mut FlvTimelines,
+    /// Counters.
+    pub meter: &'a mut StreamMeter,
+    /// Metadata and sequence headers, for an FLV player that starts now.
+    pub prelude: Prelude<'a>,
+}
+
+/// Metadata then sequence headers: what an FLV player gets before its first frame.
+#[derive(Clone, Copy)]
+pub struct Prelude<'a> {
+    metadata: &'a Option<SharedFrame>,
+    sequence_headers: &'a [(HeaderSlot, SharedFrame)],
+}
+
+impl<'a> Prelude<'a> {
+    /// The frames, in order.
+    pub fn frames(self) -> impl Iterator<Item = &'a SharedFrame> + Clone {
+        self.metadata.iter().chain(self.sequence_headers.iter().map(|(_, frame)| frame))
+    }
 }
 
 impl Default for LiveStream {
@@ -191,6 +228,8 @@ impl LiveStream {
             via: String::new(),
             pushes: Vec::new(),
             meter: StreamMeter::default(),
+            flv: FlvTimelines::default(),
+            had_source: false,
         }
     }
 
@@ -204,6 +243,14 @@ impl LiveStream {
         self.players.iter().filter(|player| !player.sibling)
     }
 
+    /// Whether the API and metrics show this stream: it has or had a source, or a pull or
+    /// push. A stream that only players asked for, and nobody published, is left out: its
+    /// name is any player's choice, so showing it would let anonymous clients add objects
+    /// to every API answer, and series to every scrape, at will (16 per connection).
+    pub fn is_reported(&self) -> bool {
+        self.had_source || self.publisher.is_some() || self.pull.is_some() || !self.pushes.is_empty()
+    }
+
     /// Whether nothing references this stream any more.
     pub fn is_unused(&self) -> bool {
         self.publisher.is_none() && self.players.is_empty() && self.pull.is_none() && self.pushes.is_empty()
@@ -212,6 +259,7 @@ impl LiveStream {
     /// A source (publisher or pull) starts or restarts: caches are reset, players wait for
     /// a keyframe, and timestamps will continue after what players already saw.
     pub fn restart_source(&mut self) {
+        self.had_source = true;
         self.clear_caches();
         self.meter.media = MediaInfo::default();
         self.has_video = false;
@@ -270,7 +318,10 @@ impl LiveStream {
         self.meter.count_in(kind, &body);
         let classification = classify(kind, &body);
         let timestamp = self.map_timestamp(timestamp);
-        let frame = encode_frame(kind, timestamp, body, chunk_size, classification)?;
+        let mut frame = encode_frame(kind, timestamp, body, chunk_size, classification)?;
+        if self.flv.wanted() {
+            frame.flv_tail = encode_tail(&frame.body);
+        }
         if kind == MediaKind::Video && !classification.is_header {
             self.has_video = true;
         }
@@ -322,7 +373,10 @@ impl LiveStream {
         self.meter.count_in(MediaKind::Data, &raw);
         self.meter.media.observe_metadata(&raw);
         let timestamp = self.last_sent_timestamp.unwrap_or(RtmpTimestamp::ZERO);
-        let frame = encode_frame(MediaKind::Data, timestamp, raw, chunk_size, Classification::METADATA)?;
+        let mut frame = encode_frame(MediaKind::Data, timestamp, raw, chunk_size, Classification::METADATA)?;
+        if self.flv.wanted() {
+            frame.flv_tail = encode_tail(&frame.body);
+        }
         self.metadata = if frame.body.len() <= MAX_HEADER_BYTES { Some(frame.clone()) } else { None };
         Ok(frame)
     }
@@ -334,6 +388,59 @@ impl LiveStream {
             .iter()
             .chain(self.sequence_headers.iter().map(|(_, frame)| frame))
             .chain(self.gop.iter())
+    }
+
+    /// Metadata and sequence headers, as an FLV player gets them first.
+    pub fn prelude(&self) -> Prelude<'_> {
+        Prelude { metadata: &self.metadata, sequence_headers: &self.sequence_headers }
+    }
+
+    /// The cached GOP, from its keyframe.
+    pub fn gop_frames(&self) -> impl Iterator<Item = &SharedFrame> + Clone {
+        self.gop.iter()
+    }
+
+    /// The players, the FLV timelines, the meter and the prelude, borrowed together.
+    pub fn delivery_parts(&mut self) -> DeliveryParts<'_> {
+        DeliveryParts {
+            players: &mut self.players,
+            timelines: &mut self.flv,
+            meter: &mut self.meter,
+            prelude: Prelude { metadata: &self.metadata, sequence_headers: &self.sequence_headers },
+        }
+    }
+
+    /// An FLV player subscribes: from now on frames get FLV tails, and the cached ones get
+    /// theirs now (once; later joiners find them made).
+    pub fn add_flv_subscriber(&mut self) {
+        self.flv.subscribers += 1;
+        let cached = self.metadata.iter_mut().chain(self.sequence_headers.iter_mut().map(|(_, frame)| frame));
+        for frame in cached.chain(self.gop.iter_mut()) {
+            if frame.flv_tail.is_none() {
+                frame.flv_tail = encode_tail(&frame.body);
+            }
+        }
+        self.gop_bytes = self.gop.iter().map(SharedFrame::held_bytes).sum();
+    }
+
+    /// The FLV header's flags: (audio, video), from what the current source has sent.
+    pub fn flv_flags(&self) -> (bool, bool) {
+        let media = &self.meter.media;
+        (media.audio.is_some(), self.has_video || media.video.is_some())
+    }
+
+    /// Removes the player entry of `conn` on `stream_id` (releasing its FLV timeline);
+    /// whether there was one.
+    pub fn remove_player(&mut self, conn: ConnId, stream_id: u32) -> Option<Player> {
+        let index = self.players.iter().position(|p| p.conn == conn && p.stream_id == stream_id)?;
+        let player = self.players.remove(index);
+        if let Some(flv) = &player.flv {
+            self.flv.subscribers = self.flv.subscribers.saturating_sub(1);
+            if let Some(slot) = flv.timeline {
+                self.flv.release(slot);
+            }
+        }
+        Some(player)
     }
 
     /// Whether the cached GOP starts at a keyframe a joiner can start from.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::close::CloseReason;
 use super::conn::Role;
+use super::http_play::StreamTimer;
 use super::{ConnId, RelayCore, SHUTDOWN_GRACE};
 
 /// How long a denied client's denial may sit unwritten before the connection just closes.
@@ -18,6 +19,7 @@ impl RelayCore {
         let idle_timeout = self.config.idle_timeout;
         let limits = self.queue_limits();
         let mut to_ping = Vec::new();
+        let mut websocket_pings = Vec::new();
         let mut to_close: Vec<(ConnId, CloseReason)> = Vec::new();
         for (id, conn) in self.conns.iter_mut() {
             if conn.closing.is_some() {
@@ -37,8 +39,21 @@ impl RelayCore {
             if conn.upstream.is_some() {
                 continue;
             }
+            // Before the HTTP timers, which start at the request's first byte: the header
+            // comes before any.
+            if conn.proxy == super::proxy_header::ProxyState::Awaiting {
+                if now.saturating_duration_since(conn.opened_at) > handshake_timeout {
+                    to_close.push((id, CloseReason::ProxyHeaderTimeout(handshake_timeout)));
+                }
+                continue;
+            }
             if matches!(conn.phase, super::conn::Phase::Http(_)) {
                 to_close.extend(Self::http_expired(conn, now, &self.config).map(|reason| (id, reason)));
+                match Self::stream_timer(conn, now, idle_timeout) {
+                    StreamTimer::Nothing => {}
+                    StreamTimer::Ping => websocket_pings.push(id),
+                    StreamTimer::Close(reason) => to_close.push((id, reason)),
+                }
                 continue;
             }
             if !conn.is_connected() && now.saturating_duration_since(conn.opened_at) > handshake_timeout {
@@ -56,6 +71,9 @@ impl RelayCore {
         }
         for (id, reason) in to_close {
             self.fail(id, reason);
+        }
+        for id in websocket_pings {
+            self.ping_websocket(id, now);
         }
         let timestamp = self.epoch_ms(now);
         for id in to_ping {
@@ -112,6 +130,7 @@ impl RelayCore {
                     self.end_play(id, &key, stream_id, now);
                 }
             }
+            self.close_websocket_for_shutdown(id, now);
             self.sync_output(id, now);
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.close_after_flush = Some(CloseReason::Shutdown);

@@ -73,7 +73,8 @@ impl RelayCore {
                 // Filtered before anything else: empty messages are no sign of a working
                 // upstream, and must not reset its backoff.
                 if super::frame::is_implausibly_small(kind, &data) {
-                    let source = format!("{purpose} from {}", upstream.target);
+                    // format_args: no allocation per message an origin can send at will.
+                    let source = format_args!("{purpose} from {}", upstream.target);
                     count_ignored_media(&self.stats, &mut link.ignored_media_logged, &source, key, kind, data.len());
                     return;
                 }

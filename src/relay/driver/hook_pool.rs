@@ -2,9 +2,11 @@
 //! asks for ([`Action::Hook`](crate::relay::Action::Hook)) and report back through the loop's
 //! `mio::Waker`, so a slow or hung hook server delays only the request it is about.
 //!
-//! Every call has one deadline for all of it (DNS, connect, send, answer); each socket wait
-//! is cut to what is left of it, so a server that accepts and never answers, or drips its
-//! answer a byte at a time, holds a worker for the hook timeout and no longer. The pool
+//! Every call has one deadline for connect, send and answer; each socket wait is cut to
+//! what is left of it, so a server that accepts and never answers, or drips its answer a
+//! byte at a time, holds a worker for the hook timeout and no longer. A host name's lookup
+//! (std's blocking resolver) cannot be cut short: a slow resolver holds the worker longer,
+//! though the core has decided at its own deadline meanwhile. An IP address needs none. The pool
 //! grows a thread when a call finds none idle, up to the bound the caller gives (the core
 //! bounds the calls in flight, so every call gets a thread at once and a hung call never
 //! makes another wait); idle threads leave after a few seconds. Decisions are taken before

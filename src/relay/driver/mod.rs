@@ -6,6 +6,7 @@
 mod hook_pool;
 pub mod listen;
 mod process_stats;
+mod proxy_header;
 mod resolver;
 mod tls;
 mod tls_io;
@@ -14,6 +15,7 @@ pub mod workers;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IoSlice, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -80,6 +82,10 @@ struct Socket {
     /// RTMPS: TLS between the socket and the core. `None` is plain TCP, whose writes go
     /// from the core's shared frames to the socket with no copy.
     tls: Option<Box<TlsStream>>,
+    /// A PROXY protocol header comes first and is not taken off yet (`proxy_header.rs`).
+    awaits_proxy_header: bool,
+    /// The peer as logs name it: the socket's, or the client's from a PROXY header.
+    peer: SocketAddr,
 }
 
 /// A socket the driver accepts on, and what it speaks.
@@ -303,7 +309,8 @@ impl Driver {
                     .ok()
                     .map(BufWriter::new)
             });
-            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls });
+            let awaits_proxy_header = self.core.awaits_proxy_header(id);
+            self.put_socket(Socket { id, stream, writable: false, connecting: false, dump, tls, awaits_proxy_header, peer });
         }
     }
 
@@ -374,7 +381,7 @@ impl Driver {
             }
             self.write_to(id);
         }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
+        if (event.is_readable() || event.is_read_closed() || event.is_error()) && self.take_proxy_header(id, event.is_read_closed()) {
             self.read_from(id);
         }
     }
@@ -512,16 +519,21 @@ impl Driver {
         let result = result
             .and_then(|config| config.validate().map(|()| config).map_err(|problems| problems.join("; ")))
             .and_then(|config| self.tls.reload(&config).map(|()| config));
-        // Every worker applies what this one read (the core keeps what needs a restart).
-        if let (Ok(config), Some(mailbox)) = (&result, &self.mailbox) {
-            for worker in mailbox.others() {
-                mailbox.send(worker, Mail::Reload(Box::new(config.clone()), Box::new(self.tls.clone())));
+        if let Ok(config) = &result {
+            if config.tls_insecure_upstream && !self.core.config().tls_insecure_upstream {
+                log::warn!("reload: --tls-insecure-upstream is now on: rtmps:// upstream certificates are not verified");
+            }
+            // Every worker applies what this one read (the core keeps what needs a restart).
+            if let Some(mailbox) = &self.mailbox {
+                for worker in mailbox.others() {
+                    mailbox.send(worker, Mail::Reload(Box::new(config.clone()), Box::new(self.tls.clone())));
+                }
             }
         }
         self.core.handle_reload(result, Instant::now());
     }
 
-    fn connect(&mut self, id: ConnId, addr: std::net::SocketAddr, server_name: Option<String>) {
+    fn connect(&mut self, id: ConnId, addr: SocketAddr, server_name: Option<String>) {
         let tls = match server_name {
             Some(name) => match self.tls.connect(&name, self.core.config()) {
                 Ok(client) => Some(Box::new(TlsStream::client(client))),
@@ -537,7 +549,11 @@ impl Driver {
             Ok(stream)
         });
         match result {
-            Ok(stream) => self.put_socket(Socket { id, stream, writable: false, connecting: true, dump: None, tls }),
+            Ok(stream) => {
+                let socket =
+                    Socket { id, stream, writable: false, connecting: true, dump: None, tls, awaits_proxy_header: false, peer: addr };
+                self.put_socket(socket)
+            }
             Err(error) => self.core.handle_closed(id, CloseReason::ConnectFailed(format!("{addr}: {error}")), Instant::now()),
         }
     }

@@ -17,6 +17,9 @@ use crate::relay::core::{CloseReason, ConnId};
 /// buffer is ours, so it is flushed before the socket goes.
 const DRAIN_TIME: Duration = Duration::from_secs(3);
 
+/// Most closed TLS connections flushing at once; past it the oldest is dropped.
+const MAX_DRAINING: usize = 1024;
+
 /// A closed TLS connection still flushing.
 pub struct Draining {
     socket: Socket,
@@ -49,9 +52,8 @@ impl Driver {
     /// messages, and plaintext that waited for the handshake to end).
     pub(super) fn after_tls_read(&mut self, id: ConnId) {
         if let Some(socket) = socket_in(&mut self.sockets, id) {
-            let peer = socket.stream.peer_addr().ok();
             if let Some(tls) = socket.tls.as_mut() {
-                tls.log_handshake_done(peer);
+                tls.log_handshake_done(socket.peer);
             }
         }
         self.write_tls_to(id);
@@ -103,17 +105,23 @@ impl Driver {
     pub(super) fn close_tls(&mut self, mut socket: Socket) {
         if let Some(tls) = socket.tls.as_mut() {
             if tls.is_handshaking() {
-                let peer = socket.stream.peer_addr().map_or_else(|_| "?".to_string(), |peer| peer.to_string());
-                log::info!("{peer}: connection {} closed before its TLS handshake was done", socket.id);
+                log::info!("{}: connection {} closed before its TLS handshake was done", socket.peer, socket.id);
             }
             tls.close_notify();
         }
         let mut draining = Draining { socket, deadline: Instant::now() + DRAIN_TIME };
         if draining.flush() {
             let _ = self.poll.registry().deregister(&mut draining.socket.stream);
-        } else {
-            self.draining.push(draining);
+            return;
         }
+        // The core no longer counts these against --max-connections: bound them here, so
+        // that clients which finish a handshake and stop reading cannot pile up descriptors.
+        if self.draining.len() >= MAX_DRAINING {
+            let mut oldest = self.draining.remove(0);
+            log::debug!("{}: dropped undrained to make room ({MAX_DRAINING} closed TLS connections draining)", oldest.socket.id);
+            let _ = self.poll.registry().deregister(&mut oldest.socket.stream);
+        }
+        self.draining.push(draining);
     }
 
     /// An event for a socket the core no longer has: a closed TLS connection draining.

@@ -129,12 +129,11 @@ impl TlsStream {
     }
 
     /// Logs the version and cipher suite once the handshake is done (once).
-    pub fn log_handshake_done(&mut self, peer: Option<SocketAddr>) {
+    pub fn log_handshake_done(&mut self, peer: SocketAddr) {
         if self.handshake_logged || self.conn.is_handshaking() {
             return;
         }
         self.handshake_logged = true;
-        let peer = peer.map_or_else(|| "?".to_string(), |peer| peer.to_string());
         let version = self.conn.protocol_version().map_or_else(|| "?".to_string(), |v| format!("{v:?}"));
         let suite = self.conn.negotiated_cipher_suite().map_or_else(|| "?".to_string(), |s| format!("{:?}", s.suite()));
         let server_name = match &self.conn {

@@ -117,6 +117,10 @@ pub struct ClientView {
     pub protocol: &'static str,
     /// The worker serving it (0 with one worker).
     pub worker: usize,
+    /// The balancer's address (`ADDR:PORT`) when `ip` and `port` came from a PROXY
+    /// protocol header; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxied_by: Option<String>,
 }
 
 /// `GET /api/v1/summary`: the relay as a whole.

@@ -1,8 +1,9 @@
 //! `GET /metrics`: the Prometheus text exposition format, version 0.0.4.
 //!
 //! The core fills a [`MetricsView`] from counters it keeps anyway; [`render`] writes it.
-//! Per-stream series exist only while their stream does, so label cardinality is bounded
-//! by the streams open now.
+//! Per-stream series exist only while their stream does, and only for streams that have
+//! or had a source (or a pull or push), so label cardinality is bounded by what publishers
+//! and origins provide, not by the names players ask for.
 
 use std::fmt::Write as _;
 
@@ -68,7 +69,9 @@ pub struct MetricsView {
     pub hook_pending: u64,
     /// Access denials by (action, reason).
     pub access_denials: Vec<((&'static str, &'static str), u64)>,
-    /// Streams open now.
+    /// Streams open now, including those only players wait for.
+    pub streams_open: u64,
+    /// The series of the streams that have or had a source, or a pull or push.
     pub streams: Vec<StreamMetrics>,
 }
 
@@ -165,7 +168,7 @@ pub fn render(view: &MetricsView) -> String {
     for ((action, reason), count) in &view.access_denials {
         out.sample("rtmp_edge_access_denials_total", &[("action", action), ("reason", reason)], *count);
     }
-    out.gauge("rtmp_edge_streams", "Streams open (live, pulled, or with players waiting).", view.streams.len() as u64);
+    out.gauge("rtmp_edge_streams", "Streams open (live, pulled, or with players waiting).", view.streams_open);
     out.gauge("rtmp_edge_publishers", "Streams with a local publisher.", stats.publishers);
     out.gauge("rtmp_edge_players", "Play subscriptions.", stats.players);
     out.gauge("rtmp_edge_pulls", "Upstream pulls open (connected or retrying).", stats.pulls);

@@ -13,6 +13,8 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `Content-Type` of the status page.
 pub const HTML: &str = "text/html; charset=utf-8";
+/// `Content-Type` of the player script.
+pub const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 /// A response: status, type, extra headers and body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub struct Response {
     pub content_type: &'static str,
     /// Headers beyond the ones every response gets.
     pub headers: Vec<(&'static str, String)>,
+    /// `Cache-Control` (`no-store` unless set: the API's answers change every second).
+    pub cache_control: &'static str,
     /// The body (not sent for HEAD).
     pub body: Bytes,
 }
@@ -30,7 +34,7 @@ pub struct Response {
 impl Response {
     /// A response with this body.
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response {
-        Response { status, content_type, headers: Vec::new(), body: body.into() }
+        Response { status, content_type, headers: Vec::new(), cache_control: "no-store", body: body.into() }
     }
 
     /// A JSON body.
@@ -50,6 +54,12 @@ impl Response {
         let mut bytes = body.to_string().into_bytes();
         bytes.push(b'\n');
         Response::new(status, JSON, bytes)
+    }
+
+    /// Sets `Cache-Control`.
+    pub fn with_cache_control(mut self, value: &'static str) -> Response {
+        self.cache_control = value;
+        self
     }
 
     /// Adds a header.
@@ -74,14 +84,12 @@ impl Response {
     /// ```
     pub fn encode(&self, keep_alive: bool, head_only: bool) -> (Bytes, Bytes) {
         let mut head = String::with_capacity(160);
-        let _ = write!(
-            head,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n",
-            self.status,
-            reason_phrase(self.status),
-            self.content_type,
-            self.body.len()
-        );
+        let _ = write!(head, "HTTP/1.1 {} {}\r\n", self.status, reason_phrase(self.status));
+        // A 204 has no body, and says nothing of one.
+        if self.status != 204 {
+            let _ = write!(head, "Content-Type: {}\r\nContent-Length: {}\r\n", self.content_type, self.body.len());
+        }
+        let _ = write!(head, "Cache-Control: {}\r\n", self.cache_control);
         for (name, value) in &self.headers {
             // Values come from the relay, not the client; a line break would still split the
             // header, so none is let through.
@@ -97,14 +105,18 @@ impl Response {
 /// The reason phrase of the statuses the relay sends.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
         413 => "Content Too Large",
         422 => "Unprocessable Content",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

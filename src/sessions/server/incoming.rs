@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{ServerSession, MAX_DEFERRED_MESSAGES};
+use super::{ServerSession, MAX_DEFERRED_BYTES, MAX_DEFERRED_MESSAGES};
 use crate::chunk_io::MessagePayload;
 use crate::messages::{split_aggregate, type_id, RtmpMessage};
 use crate::sessions::connection::ControlOutcome;
@@ -15,11 +15,7 @@ use crate::Amf0Value;
 impl ServerSession {
     pub(super) fn handle_payload(&mut self, payload: MessagePayload) -> Result<(), SessionError> {
         if self.connect_requested && self.app.is_none() && payload.type_id >= type_id::AUDIO {
-            if self.deferred.len() >= MAX_DEFERRED_MESSAGES {
-                return Err(SessionError::TooManyMessagesBeforeConnect { max: MAX_DEFERRED_MESSAGES });
-            }
-            self.deferred.push_back(payload);
-            return Ok(());
+            return self.defer_until_connected(payload);
         }
         match payload.type_id {
             // Media skips RtmpMessage entirely: it is the hot path and needs no parsing here.
@@ -52,6 +48,26 @@ impl ServerSession {
                 }
             },
         }
+    }
+
+    /// Holds a message that arrived while `connect` awaits the application's answer.
+    /// Only commands are held: media and data need a publishing stream, and no stream can
+    /// publish before the connect is accepted, so they would be ignored when replayed. A
+    /// peer that sends them anyway must not make the session hold megabytes for them.
+    fn defer_until_connected(&mut self, payload: MessagePayload) -> Result<(), SessionError> {
+        if !matches!(payload.type_id, type_id::AMF0_COMMAND | type_id::AMF3_COMMAND) {
+            self.ignore(payload.type_id, "sent before connect was answered".to_string());
+            return Ok(());
+        }
+        if self.deferred.len() >= MAX_DEFERRED_MESSAGES {
+            return Err(SessionError::TooManyMessagesBeforeConnect { max: MAX_DEFERRED_MESSAGES });
+        }
+        let held: usize = self.deferred.iter().map(|deferred| deferred.data.len()).sum();
+        if held.saturating_add(payload.data.len()) > MAX_DEFERRED_BYTES {
+            return Err(SessionError::TooManyBytesBeforeConnect { max: MAX_DEFERRED_BYTES });
+        }
+        self.deferred.push_back(payload);
+        Ok(())
     }
 
     fn handle_message(&mut self, payload: MessagePayload, message: RtmpMessage) -> Result<(), SessionError> {

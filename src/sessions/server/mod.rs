@@ -99,8 +99,11 @@ pub struct ServerSession {
     deferred: VecDeque<MessagePayload>,
 }
 
-/// Most messages held while a connect request is undecided.
+/// Most commands held while a connect request is undecided.
 const MAX_DEFERRED_MESSAGES: usize = 64;
+/// Most command bytes held while a connect request is undecided. Clients pipeline a few
+/// commands of well under a kilobyte each behind `connect` (createStream, publish or play).
+pub const MAX_DEFERRED_BYTES: usize = 256 * 1024;
 
 impl ServerSession {
     /// A session that has not yet seen `connect`.

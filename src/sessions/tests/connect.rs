@@ -94,6 +94,39 @@ fn commands_sent_before_the_connect_answer_run_after_it() {
     assert_eq!(results, vec![("_result".to_string(), 1.0), ("_result".to_string(), 2.0)]);
 }
 
+/// A connect awaiting its answer (an HTTP hook may take seconds) holds what the client
+/// pipelines behind it, bounded in bytes as well as in messages.
+#[test]
+fn what_waits_behind_an_undecided_connect_is_bounded_in_bytes() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut connect = HashMap::new();
+    connect.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+    let encode = |message: RtmpMessage, stream_id: u32| {
+        let payload = message.into_payload(RtmpTimestamp::ZERO, stream_id).unwrap();
+        let mut bytes = bytes::BytesMut::new();
+        crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut bytes).unwrap();
+        bytes
+    };
+    server.handle_input(&encode(RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![]), 0)).unwrap();
+    assert!(matches!(server.poll_event(), Some(ServerSessionEvent::ConnectionRequested { .. })));
+    // Media is dropped (no stream can publish yet), so it does not count...
+    let video = RtmpMessage::Video { data: Bytes::from(vec![0x17; 60 * 1024]) };
+    for _ in 0..8 {
+        server.handle_input(&encode(video.clone(), 1)).unwrap();
+    }
+    // ...but commands are held, up to MAX_DEFERRED_BYTES.
+    let command = |size: usize| RtmpMessage::command("FCPublish", 0.0, Amf0Value::Null, vec![Amf0Value::Utf8String("m".repeat(size))]);
+    let max = crate::sessions::MAX_DEFERRED_BYTES;
+    let mut result = Ok(());
+    for _ in 0..(max / 60_000 + 1) {
+        result = server.handle_input(&encode(command(60_000), 1));
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(SessionError::TooManyBytesBeforeConnect { max }));
+}
+
 #[test]
 fn calls_out_of_order_are_typed_errors() {
     let mut client = ClientSession::new(ClientSessionConfig::default());

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::harness::{avc_header, inter_frame, keyframe, test_config, Harness};
+use super::harness::{avc_header, inter_frame, keyframe, raw_commands, raw_video, test_config, Harness};
 use crate::relay::access::{signed_url, AccessConfig, HookFailPolicy, HookOutcome, IpRules, Secret};
 use crate::relay::core::{CloseReason, ConnId, HookId};
 use crate::relay::Config;
@@ -77,25 +77,6 @@ fn started(h: &mut Harness, id: ConnId) -> bool {
     h.peer(id).count_events(|e| matches!(e, ClientSessionEvent::PublishStarted { .. } | ClientSessionEvent::PlaybackStarted { .. })) > 0
 }
 
-/// Video messages on message stream 1 (where the publish waits), as raw chunks on a chunk
-/// stream of their own.
-fn raw_video(bodies: &[bytes::Bytes]) -> Vec<u8> {
-    let mut encoder = crate::chunk_io::ChunkEncoder::new();
-    // The chunk size our ClientSession announced.
-    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
-    let mut raw = bytes::BytesMut::new();
-    for body in bodies {
-        let payload = crate::chunk_io::MessagePayload {
-            timestamp: crate::time::RtmpTimestamp::ZERO,
-            type_id: 9,
-            message_stream_id: 1,
-            data: body.clone(),
-        };
-        encoder.encode(20, &payload, &mut raw).unwrap();
-    }
-    raw.to_vec()
-}
-
 fn count(pairs: &[((&str, &str), u64)], wanted: (&str, &str)) -> u64 {
     pairs.iter().find(|(pair, _)| *pair == wanted).map_or(0, |(_, count)| *count)
 }
@@ -113,7 +94,8 @@ fn a_publish_waits_for_the_hook_and_nothing_it_sends_before_the_allow_is_relayed
     assert_eq!(calls.len(), 1);
     let (publish_call, payload) = &calls[0];
     let fields: Vec<&str> = payload.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(fields, ["action", "app", "client_id", "ip", "param", "server_id", "stream", "tc_url"]);
+    assert_eq!(fields, ["action", "app", "client_id", "ip", "param", "protocol", "server_id", "stream", "tc_url"]);
+    assert_eq!(payload["protocol"], "rtmp");
     assert_eq!(payload["action"], "publish");
     assert_eq!((&payload["app"], &payload["stream"], &payload["param"]), (&"live".into(), &"s".into(), &"?k=v".into()));
     assert_eq!(payload["client_id"], publisher.to_u64());
@@ -219,6 +201,21 @@ fn a_hook_that_never_answers_is_settled_by_the_core_at_the_timeout() {
         assert_eq!(count(&metrics.hook_decisions, ("publish", "allow")), 0);
         assert_eq!(count(&metrics.access_denials, ("publish", "hook_timeout")), u64::from(!allowed));
     }
+}
+
+// Review finding: the grace for a denied client to read its denial ran from its last
+// traffic, which for a denial after a 3 s hook timeout was already past; when the timeout
+// and a tick fell in one call, the client was closed before the denial was written.
+#[test]
+fn a_denial_after_a_long_hook_wait_is_written_before_the_close() {
+    let config = hooked(AccessConfig::default());
+    let config = Config { access: AccessConfig { hook_timeout: Duration::from_secs(3), ..config.access }, ..config };
+    let mut h = Harness::new(config);
+    let publisher = client(&mut h, from(1, 5000), "s", true);
+    h.advance(Duration::from_secs(3));
+    let (_, code, _) = rejection(&mut h, publisher).expect("the denial reached the client");
+    assert_eq!(code, "NetStream.Publish.BadName");
+    assert!(matches!(h.close_reason(publisher), Some(CloseReason::AccessDenied(_))));
 }
 
 #[test]
@@ -405,6 +402,24 @@ fn ip_rules_decide_before_the_hook_and_match_mapped_addresses() {
     assert_eq!(count(&h.core.metrics_view().access_denials, ("publish", "ip_rule")), 3);
 }
 
+// Review finding: a taken name was refused before access control, so a client the rules
+// deny learned which streams were live ("already being published").
+#[test]
+fn a_denied_publisher_learns_nothing_of_which_streams_are_live() {
+    let rules = IpRules::parse(&[(true, "127.0.0.1")]).unwrap();
+    let mut h = Harness::new(Config { access: AccessConfig { publish_rules: rules, ..AccessConfig::default() }, ..test_config() });
+    let live = client(&mut h, from(1, 5000), "s", true);
+    assert!(started(&mut h, live));
+    for name in ["s", "t"] {
+        let outsider = client(&mut h, from(9, 6000), name, true);
+        let (_, code, description) = rejection(&mut h, outsider).unwrap();
+        assert_eq!((code.as_str(), description.as_str()), ("NetStream.Publish.BadName", "Access denied: not allowed from this address."), "{name}");
+    }
+    // An allowed client is told the name is taken.
+    let second = client(&mut h, from(1, 5001), "s", true);
+    assert_eq!(rejection(&mut h, second).map(|(_, _, why)| why).as_deref(), Some("Stream is already being published."));
+}
+
 #[test]
 fn signed_names_are_checked_against_the_wall_clock_the_driver_gives() {
     let secret = Secret::new("s3cret").unwrap();
@@ -455,23 +470,6 @@ fn a_reload_applies_new_rules_to_new_requests_only() {
 
 /// AMF0 commands as raw chunks on chunk stream 3, as a client that does not wait for
 /// answers sends them.
-fn raw_commands(commands: &[(&str, f64, u32, Vec<crate::Amf0Value>)]) -> Vec<u8> {
-    let mut encoder = crate::chunk_io::ChunkEncoder::new();
-    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
-    let mut raw = bytes::BytesMut::new();
-    for (name, transaction_id, stream_id, arguments) in commands {
-        let message = crate::messages::RtmpMessage::Amf0Command {
-            name: name.to_string(),
-            transaction_id: *transaction_id,
-            command_object: crate::Amf0Value::Null,
-            arguments: arguments.clone(),
-        };
-        let payload = message.into_payload(crate::time::RtmpTimestamp::ZERO, *stream_id).unwrap();
-        encoder.encode(3, &payload, &mut raw).unwrap();
-    }
-    raw.to_vec()
-}
-
 #[test]
 fn one_connection_cannot_hold_more_than_its_share_of_decisions() {
     let mut h = Harness::new(hooked(AccessConfig::default()));
@@ -496,7 +494,7 @@ fn one_connection_cannot_hold_more_than_its_share_of_decisions() {
 #[test]
 fn fields_too_long_for_a_hook_request_are_denied_without_a_call() {
     let mut h = Harness::new(hooked(AccessConfig::default()));
-    let long_name = "n".repeat(crate::relay::access::hook::MAX_FIELD_BYTES + 1);
+    let long_name = "n".repeat(crate::relay::access::MAX_FIELD_BYTES + 1);
     let player = client(&mut h, from(1, 5000), &long_name, false);
     let (_, _, description) = rejection(&mut h, player).unwrap();
     assert_eq!(description, "Access denied: the request is too long to authorize.");

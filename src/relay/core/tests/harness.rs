@@ -114,6 +114,44 @@ pub fn avc_header() -> Bytes {
     Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 0x01, 0x64, 0x00, 0x1F])
 }
 
+/// Video messages on message stream 1 (where the publish waits), as raw chunks on a chunk
+/// stream of their own.
+pub fn raw_video(bodies: &[bytes::Bytes]) -> Vec<u8> {
+    let mut encoder = crate::chunk_io::ChunkEncoder::new();
+    // The chunk size our ClientSession announced.
+    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
+    let mut raw = bytes::BytesMut::new();
+    for body in bodies {
+        let payload = crate::chunk_io::MessagePayload {
+            timestamp: crate::time::RtmpTimestamp::ZERO,
+            type_id: 9,
+            message_stream_id: 1,
+            data: body.clone(),
+        };
+        encoder.encode(20, &payload, &mut raw).unwrap();
+    }
+    raw.to_vec()
+}
+
+/// Commands as raw chunks on chunk stream 3: (name, transaction id, message stream id,
+/// arguments).
+pub fn raw_commands(commands: &[(&str, f64, u32, Vec<crate::Amf0Value>)]) -> Vec<u8> {
+    let mut encoder = crate::chunk_io::ChunkEncoder::new();
+    encoder.set_chunk_size(crate::sessions::ClientSessionConfig::default().chunk_size).unwrap();
+    let mut raw = bytes::BytesMut::new();
+    for (name, transaction_id, stream_id, arguments) in commands {
+        let message = crate::messages::RtmpMessage::Amf0Command {
+            name: name.to_string(),
+            transaction_id: *transaction_id,
+            command_object: crate::Amf0Value::Null,
+            arguments: arguments.clone(),
+        };
+        let payload = message.into_payload(crate::time::RtmpTimestamp::ZERO, *stream_id).unwrap();
+        encoder.encode(3, &payload, &mut raw).unwrap();
+    }
+    raw.to_vec()
+}
+
 impl Harness {
     pub fn new(config: Config) -> Harness {
         let now = Instant::now();
@@ -198,13 +236,41 @@ impl Harness {
 
     pub fn connect_client_from(&mut self, addr: SocketAddr) -> ConnId {
         let id = self.core.accept(addr, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
+        self.start_client(id);
+        id
+    }
+
+    /// A balancer at `balancer` connects to the RTMP listener and sends `header` (exact
+    /// bytes, read by the library's parser as the driver reads them); when the core keeps
+    /// the connection, the client behind it sends C0+C1.
+    pub fn connect_client_through(&mut self, balancer: SocketAddr, header: &[u8]) -> ConnId {
+        use crate::relay::proxy_protocol::{parse, Parsed};
+        let id = self.core.accept(balancer, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
+        assert!(self.core.awaits_proxy_header(id));
+        let parsed = match parse(header) {
+            Ok(Parsed::Done { header: parsed, consumed }) => {
+                assert_eq!(consumed, header.len(), "the bytes are exactly one header");
+                Ok(parsed)
+            }
+            Ok(Parsed::Incomplete) => panic!("an incomplete header"),
+            Err(error) => Err(error),
+        };
+        self.core.handle_proxy_header(id, parsed, self.now);
+        self.pump();
+        if self.core.is_open(id) {
+            self.start_client(id);
+        }
+        id
+    }
+
+    /// The client side of an accepted connection: its handshake starts (C0+C1 sent).
+    fn start_client(&mut self, id: ConnId) {
         let mut handshake = Handshake::new(HandshakeRole::Client, 0);
         let hello = handshake.start();
         let session = PeerSession::Client(Box::new(ClientSession::new(ClientSessionConfig::default())));
         self.new_peer(id, handshake, session);
         self.core.handle_input(id, &hello, self.now);
         self.pump();
-        id
     }
 
     /// A client that connects to `app` and publishes `name`; pumps until it is publishing.
