@@ -85,7 +85,10 @@ echo "== building (release, shipped profile)"
 cargo build --release --bins --quiet
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH=$TARGET/release/rtmp-bench
-EDGE=$TARGET/release/rtmp-edge
+# BENCH_EDGE=PATH: another build of rtmp-edge (an older commit's, say) under the same load
+# generator, for before/after figures: scripts/bench.sh passes it only options that
+# existed before the HTTP listener unless a comparison needs that listener.
+EDGE=${BENCH_EDGE:-$TARGET/release/rtmp-edge}
 
 MEDIA=$OUT/h264-aac-2500k.flv
 if [ ! -s "$MEDIA" ]; then
@@ -106,9 +109,9 @@ start_server() { # name
     case $1 in
     rtmp-edge)
         local http_args=()
-        { [ "$SCRAPE" = 1 ] || [ "$HTTP_FLV_COMPARE" = 1 ]; } && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT")
+        { [ "$SCRAPE" = 1 ] || [ "$HTTP_FLV_COMPARE" = 1 ]; } && http_args=(--http-listen "127.0.0.1:$EDGE_HTTP_PORT" --http-max-connections 30000)
         [ "$TLS_COMPARE" = 1 ] && http_args+=(--tls-listen "127.0.0.1:$EDGE_TLS_PORT" --tls-cert "$OUT/tls/relay.pem" --tls-key "$OUT/tls/relay.key")
-        "${SERVER_PIN[@]}" "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 --http-max-connections 30000 \
+        "${SERVER_PIN[@]}" "$EDGE" --listen 127.0.0.1:$EDGE_PORT --chunk-size 4096 --max-connections 30000 \
             --max-connections-per-ip 30000 --log-level warn "${http_args[@]}" "${EDGE_EXTRA[@]}" >"$OUT/rtmp-edge.log" 2>&1 &
         SERVER_PID=$!
         PORT=$EDGE_PORT
