@@ -103,3 +103,11 @@ non_exhaustive_enums! {
     }
     sessions::RejectedRequestKind { Connect, CreateStream, Play, Publish }
 }
+
+/// The blocking client's enums, with the feature that builds them.
+#[cfg(feature = "blocking")]
+mod blocking_client {
+    non_exhaustive_enums! {
+        blocking::Error { Io, Handshake, Session, Rejected, Closed, TimedOut, TlsNotSupported, NoAddress }
+    }
+}

@@ -39,7 +39,7 @@ fn ffmpeg_publishes_and_the_blocking_client_records() {
     let recorder = record_on_thread(player);
     let (mut publisher, publisher_log) = ffmpeg_publisher(&ffmpeg, FIXTURE, &source, &dir, "ffmpeg-publisher", &[]);
     expect_finished(&mut publisher, &publisher_log, Duration::from_secs(20));
-    // The relay sends StreamEOF when ffmpeg leaves, which ends the iterator.
+    // The relay sends StreamDry when ffmpeg leaves, which ends the iterator.
     let tags = recorder.join().unwrap();
     assert_eq!(tags.first().map(|t| t.tag_type), Some(FlvTagType::Script), "metadata comes first");
     assert!(tags[0].data.starts_with(b"\x02\x00\x0aonMetaData"), "the script tag is onMetaData");
@@ -270,4 +270,89 @@ fn a_play_before_any_publisher_waits_on_the_relay_until_one_starts() {
         ]
     );
     relay.shutdown().unwrap();
+}
+
+/// What a server saw of a blocking publisher's answers to its pings and window.
+#[derive(Debug, Default)]
+struct Answers {
+    bytes_out: usize,
+    acknowledged: Vec<u32>,
+    pongs: Vec<u32>,
+}
+
+/// Ping requests the server sends: with their chunk headers, more than its window.
+const PINGS: u32 = 300;
+
+/// A server made of the library's `ServerSession` with a 4 KiB acknowledgement window:
+/// it accepts the connect and publish, sends `PINGS` ping requests (about 6.6 KB), and
+/// reports what came back once every ping is answered.
+/// Small enough that the pings alone (about 2.8 KB) cross it twice.
+const WINDOW: u32 = 1024;
+
+fn pinging_server() -> (RtmpUrl, std::sync::mpsc::Receiver<Answers>) {
+    use rtmp_edge::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
+    use std::io::{Read, Write};
+    let (report, answers) = std::sync::mpsc::channel();
+    let url = handshake_then(move |mut socket| {
+        let config = ServerSessionConfig { window_ack_size: WINDOW, ..ServerSessionConfig::default() };
+        let mut session = ServerSession::new(config);
+        let mut seen = Answers::default();
+        let mut buffer = vec![0u8; 64 * 1024];
+        socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        while seen.pongs.len() < PINGS as usize {
+            let read = match socket.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            session.handle_input(&buffer[..read]).unwrap();
+            while let Some(event) = session.poll_event() {
+                match event {
+                    ServerSessionEvent::ConnectionRequested { request_id, .. } => session.accept_request(request_id).unwrap(),
+                    ServerSessionEvent::PublishRequested { request_id, .. } => {
+                        session.accept_request(request_id).unwrap();
+                        for timestamp in 0..PINGS {
+                            session.send_ping_request(timestamp).unwrap();
+                        }
+                    }
+                    ServerSessionEvent::AcknowledgementReceived { sequence_number } => seen.acknowledged.push(sequence_number),
+                    ServerSessionEvent::PingResponseReceived { timestamp } => seen.pongs.push(timestamp),
+                    _ => {}
+                }
+            }
+            if session.has_outbound() {
+                let bytes = session.take_outbound();
+                seen.bytes_out += bytes.len();
+                socket.write_all(&bytes).unwrap();
+            }
+        }
+        let _ = report.send(seen);
+        // Open until the client leaves: its sends after the report must not fail.
+        while socket.read(&mut buffer).is_ok_and(|read| read > 0) {}
+    });
+    (url, answers)
+}
+
+// The module's promise: a publisher that only sends still answers the server's ping
+// requests and acknowledges its window, because each send reads what is waiting.
+#[test]
+fn a_blocking_publisher_answers_pings_and_the_window_while_it_only_sends() {
+    let (url, answers) = pinging_server();
+    let mut publisher = blocking::connect(&url).unwrap().publish(PublishMode::Live).unwrap();
+    let tags = fixture_tags(FIXTURE);
+    // Sends until the server has every answer (the pings arrive while the sends go on).
+    let seen = tags
+        .iter()
+        .cycle()
+        .take(100 * tags.len())
+        .find_map(|tag| {
+            publisher.send_tag(tag).unwrap();
+            answers.try_recv().ok()
+        })
+        .expect("the server got every answer within 100 passes over the file");
+    assert_eq!(seen.pongs, (0..PINGS).collect::<Vec<_>>(), "every ping answered, in order");
+    // The server sent more than its window, so the client acknowledged; each figure is
+    // what the client had received, which the server had sent.
+    assert!(!seen.acknowledged.is_empty(), "{seen:?}");
+    assert!(seen.acknowledged.iter().all(|&total| total >= WINDOW && total as usize <= seen.bytes_out + 3073), "{seen:?}");
+    drop(publisher);
 }

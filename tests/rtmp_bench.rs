@@ -175,3 +175,34 @@ fn sequence_stamps_pass_the_relay_whole_and_a_publisher_restart_is_seen_once_per
     assert_eq!(number(&played, Some("sequence"), "new_publisher"), 3.0, "{played}");
     relay.shutdown().unwrap();
 }
+
+#[test]
+fn burst_brings_every_new_player_to_a_keyframe_once_and_times_its_handshake() {
+    let relay = spawn(Config { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() }).unwrap();
+    let url = format!("rtmp://{}/live/storm", relay.local_addr());
+    // The stream the storm joins: a publisher looping the fixture, as `bench.sh` runs one.
+    let mut publisher = Command::new(env!("CARGO_BIN_EXE_rtmp-bench"))
+        .args(["publish", &url, "--file", FIXTURE, "--duration", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rtmp-bench publish runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while relay.stats().publishers == 0 {
+        assert!(std::time::Instant::now() < deadline, "the publisher never went live");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, stdout, json) = bench(&["burst", &url, "-n", "40", "--rate", "400", "--timeout", "10"]);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert_eq!(code, 0, "{stdout}");
+    // Each of the 40 connected once, reached a keyframe once, and left: no more, no fewer.
+    assert_eq!(number(&json, None, "churn_cycles"), 40.0, "{json}");
+    assert_eq!(number(&json, None, "failed"), 0.0, "{json}");
+    assert_eq!(number(&json, Some("handshake"), "count"), 40.0, "{json}");
+    assert_eq!(number(&json, Some("first_keyframe"), "count"), 40.0, "{json}");
+    // Reported for `bench.sh` to compare; how many were slow is the machine's business,
+    // not a test's, so only its presence and range are checked.
+    assert!((0.0..=40.0).contains(&number(&json, None, "handshakes_over_1s")), "{json}");
+    relay.shutdown().unwrap();
+}

@@ -330,3 +330,16 @@ fn the_binary_runs_workers_caps_the_backlog_and_stops_them_all_on_sigterm() {
     assert_eq!(text().matches("shutdown complete").count(), 2, "both workers finished:\n{}", tail(&log));
     assert_items_equal(&published, &items_of(&player.join()), "player");
 }
+
+#[test]
+fn auto_starts_one_worker_per_core_and_the_count_is_bounded() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let relay = start_relay(Config { workers: Workers::Auto, listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() });
+    assert_eq!(relay.workers(), cores.min(rtmp_edge::relay::MAX_WORKERS));
+    relay.shutdown().unwrap();
+    assert_eq!("auto".parse::<Workers>(), Ok(Workers::Auto));
+    assert_eq!("3".parse::<Workers>(), Ok(Workers::Count(3)));
+    for refused in ["0", "65", "-1", "two", ""] {
+        assert!(refused.parse::<Workers>().is_err(), "{refused:?} is not a worker count");
+    }
+}

@@ -21,11 +21,15 @@ fn a_flood_of_empty_video_messages_is_not_relayed_or_cached() {
     for players_before_flood in &players {
         h.peer(*players_before_flood).reading = false;
     }
+    super::log_capture::start();
     for i in 0..20_000u32 {
         h.send_media(publisher, MediaKind::Video, i / 10, Bytes::new());
     }
     h.pump();
     assert_eq!(h.stats().media_ignored, 20_000);
+    let lines = super::log_capture::containing("not relayed (too small to be media)");
+    assert_eq!(lines.len(), 1, "one line per connection, naming the peer: {lines:?}");
+    assert!(lines[0].1.starts_with(&format!("{}: live/s: Video message of 0 bytes", h.core.peer_addr(publisher).unwrap())), "{lines:?}");
     assert_eq!(h.stats().slow_players_disconnected, 0);
     let key = crate::relay::StreamKey::new("live", "s");
     assert_eq!(h.core.streams[&key].gop_held().0, 1, "only the keyframe is cached");

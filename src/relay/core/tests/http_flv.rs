@@ -206,6 +206,30 @@ fn on_an_edge_an_flv_play_opens_the_pull_with_its_query() {
 }
 
 #[test]
+fn on_an_edge_rtmp_and_flv_players_of_a_stream_share_one_pull() {
+    let config = Config { origins: vec!["10.0.0.1:1935".into()], ..test_config() };
+    let mut h = Harness::new(config);
+    let rtmp_player = h.player("live", "s");
+    assert_eq!(h.connects.len(), 1, "the RTMP play opens the pull");
+    let flv_player = http_request(&mut h, 9001, "GET /live/s.flv HTTP/1.1\r\nHost: relay\r\n\r\n");
+    assert_eq!(h.connects.len(), 1, "the HTTP-FLV play of the same stream shares it");
+    let upstream = h.connects[0].0;
+    h.accept_upstream(upstream);
+    if let Some(super::harness::PeerSession::Origin(session)) = &mut h.peer(upstream).session {
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(5_000), avc_header()).unwrap();
+        session.send_media(1, MediaKind::Video, crate::time::RtmpTimestamp::new(5_000), keyframe(400)).unwrap();
+    }
+    h.send_outbound(upstream);
+    h.pump();
+    assert_eq!(h.stats().pulls, 1);
+    let rtmp_media: Vec<u32> = h.peer(rtmp_player).media().iter().map(|(_, timestamp, _)| *timestamp).collect();
+    assert_eq!(rtmp_media.len(), 2, "the RTMP player gets the header and the keyframe: {rtmp_media:?}");
+    let (_, body) = split_head(&read(&mut h, flv_player));
+    let (_, tags) = parse_flv(&body);
+    assert_eq!(stamps(&tags), vec![(VIDEO, 0), (VIDEO, 0)], "and so does the HTTP-FLV player");
+}
+
+#[test]
 fn flv_plays_are_decided_like_rtmp_plays_by_hook_ip_rules_and_signature() {
     let access = AccessConfig { hook_url: Some("http://127.0.0.1:9/hook".parse().unwrap()), ..AccessConfig::default() };
     let mut h = Harness::new(Config { access, ..test_config() });
