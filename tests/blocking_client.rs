@@ -356,3 +356,72 @@ fn a_blocking_publisher_answers_pings_and_the_window_while_it_only_sends() {
     assert!(seen.acknowledged.iter().all(|&total| total >= WINDOW && total as usize <= seen.bytes_out + 3073), "{seen:?}");
     drop(publisher);
 }
+
+/// Runs `work` on a thread and waits for it: a hang fails the test instead of holding it.
+/// Not a timing assertion: the limit is far above any timeout the client has.
+fn finishes<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    result.recv_timeout(Duration::from_secs(120)).expect("returned instead of hanging")
+}
+
+// A server that paces its handshake a byte at a time restarts a per-read timeout with each
+// byte; the client still gives up after one reply_timeout in all.
+#[test]
+fn a_handshake_trickled_a_byte_at_a_time_times_out() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = url(&format!("rtmp://{}/live/s", listener.local_addr().unwrap()));
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 1537];
+        socket.read_exact(&mut hello).unwrap();
+        // S0, then S1 at 5 bytes a second: 5 minutes for all of it.
+        let mut s0s1 = vec![3u8];
+        s0s1.extend([0u8; 1536]);
+        for byte in s0s1 {
+            if socket.write_all(&[byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let options = blocking::Options { reply_timeout: Some(Duration::from_secs(1)), ..blocking::Options::default() };
+    let result = finishes(move || blocking::connect_with(&target, options).map(|_| ()));
+    assert!(matches!(result, Err(Error::TimedOut)), "{result:?}");
+}
+
+// close() half-closes and waits for the server's end, but not for ever: a server that keeps
+// sending (a ping every half second here) cannot keep it.
+#[test]
+fn close_returns_while_the_server_keeps_sending() {
+    use rtmp_edge::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
+    use std::io::{Read, Write};
+    let target = handshake_then(|mut socket| {
+        let mut session = ServerSession::new(ServerSessionConfig::default());
+        let mut buffer = vec![0u8; 64 * 1024];
+        socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        for ping in 0..1000u32 {
+            match socket.read(&mut buffer) {
+                Ok(read) if read > 0 => session.handle_input(&buffer[..read]).unwrap(),
+                Ok(_) => {}
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+            while let Some(event) = session.poll_event() {
+                if let ServerSessionEvent::ConnectionRequested { request_id, .. } | ServerSessionEvent::PlayRequested { request_id, .. } = event {
+                    session.accept_request(request_id).unwrap();
+                }
+            }
+            session.send_ping_request(ping).unwrap();
+            if socket.write_all(&session.take_outbound()).is_err() {
+                return;
+            }
+        }
+    });
+    let player = blocking::connect(&target).unwrap().play().unwrap();
+    let result = finishes(move || player.close());
+    assert!(result.is_ok(), "{result:?}");
+}

@@ -114,9 +114,10 @@ impl Connection {
     pub fn close(mut self) -> Result<(), Error> {
         self.flush()?;
         self.stream.shutdown(Shutdown::Write)?;
-        self.stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
+        // CLOSE_TIMEOUT in all: a server that keeps sending (pings, media) must not keep us.
+        let mut stream = super::deadline::ReadsUntil::new(&mut self.stream, Some(CLOSE_TIMEOUT));
         loop {
-            match self.stream.read(&mut self.buffer) {
+            match stream.read(&mut self.buffer) {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -27,6 +27,7 @@
 //! No TLS: an `rtmps://` URL is refused with [`Error::TlsNotSupported`].
 
 mod connection;
+mod deadline;
 mod player;
 mod publisher;
 
@@ -54,7 +55,8 @@ pub struct Options {
     pub session: ClientSessionConfig,
     /// Longest wait for the TCP connection, per address the host resolves to.
     pub connect_timeout: Option<Duration>,
-    /// Longest wait for the server during the handshake, for each answer to connect,
+    /// Longest wait for the server to complete the handshake (in all, however it paces
+    /// its bytes), for each answer to connect,
     /// play and publish, and for any single write. `None` waits forever.
     pub reply_timeout: Option<Duration>,
     /// Longest a [`Player`] waits for the next message once playing; `None` (the
@@ -184,9 +186,10 @@ pub fn connect_with(url: &RtmpUrl, options: Options) -> Result<Client, Error> {
         (None, None) => return Err(Error::NoAddress(url.host().to_string())),
     };
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(options.reply_timeout)?;
     stream.set_write_timeout(options.reply_timeout)?;
-    let leftover = handshake(&mut stream, HandshakeRole::Client)?;
+    // The whole handshake within one reply_timeout, however the server paces its bytes.
+    let leftover = handshake(&mut deadline::ReadsUntil::new(&mut stream, options.reply_timeout), HandshakeRole::Client)?;
+    stream.set_read_timeout(options.reply_timeout)?;
     let session = ClientSession::new(options.session.clone());
     let connection = Connection::new(stream, session, leftover)?;
     Ok(Client { connection, url: url.clone(), options })
