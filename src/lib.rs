@@ -49,6 +49,7 @@
 //! | [`media`] | FLV audio/video tag headers, legacy and Enhanced RTMP |
 //! | [`flv`] | FLV file reading and writing |
 //! | [`sessions`] | server and client command flows as events and requests |
+//! | [`proxy_protocol`] | the PROXY protocol v1/v2 header L4 balancers put first |
 //! | `blocking` | a client over `std::net::TcpStream` (feature `blocking`) |
 //! | `relay` | the mio event loop behind the `rtmp-edge` binary (feature `relay`) |
 //!
@@ -74,6 +75,7 @@ pub mod flv;
 pub mod handshake;
 pub mod media;
 pub mod messages;
+pub mod proxy_protocol;
 #[cfg(feature = "relay")]
 pub mod relay;
 pub mod sessions;

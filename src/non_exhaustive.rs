@@ -45,6 +45,7 @@ non_exhaustive_enums! {
         MalformedControlMessage, InvalidChunkStreamId, PayloadTooLong
     }
     handshake::HandshakeError { UnsupportedVersion, NotStarted, AlreadyCompleted }
+    proxy_protocol::ProxyError { Missing, TooLong, BadV1, BadV2 }
     messages::MessageError {
         BodyTooShort, InvalidChunkSize, UserControlTooShort, Amf0, Amf0Encode,
         MissingCommandName, MissingTransactionId, UnexpectedAmf3Format, Aggregate

@@ -3,7 +3,7 @@
 //! balancer's. Sans-IO: bytes in, the addresses and the header's length out.
 //!
 //! ```
-//! use rtmp_edge::relay::proxy_protocol::{parse, ProxyHeader, Parsed};
+//! use rtmp_edge::proxy_protocol::{parse, ProxyHeader, Parsed};
 //!
 //! let bytes = b"PROXY TCP4 192.0.2.7 198.51.100.1 50000 1935\r\n\x03";
 //! let Ok(Parsed::Done { header, consumed }) = parse(bytes) else { panic!() };
@@ -56,6 +56,7 @@ pub enum Parsed {
 
 /// Why the bytes are not a PROXY header we accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProxyError {
     /// The bytes start with something else (no header was sent).
     Missing,

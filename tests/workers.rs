@@ -343,3 +343,42 @@ fn auto_starts_one_worker_per_core_and_the_count_is_bounded() {
         assert!(refused.parse::<Workers>().is_err(), "{refused:?} is not a worker count");
     }
 }
+
+// A backlog of many turns' worth of connections (the loop accepts 128 a turn from one
+// listener, so that players are fed in a storm) is taken up in full: the listener is
+// edge-triggered and sends no new event for what it already holds. The relay is stopped
+// while they connect, so all of them wait in the backlog at once.
+#[test]
+fn a_backlog_of_many_turns_is_accepted_in_full_and_every_handshake_answered() {
+    use std::io::{Read, Write};
+    let binary = env!("CARGO_BIN_EXE_rtmp-edge");
+    let dir = TempDir::new("backlog-turns");
+    let listen = own_loopback_addr();
+    let (stderr, log) = log_file(&dir, "rtmp-edge.log");
+    let mut command = Command::new(binary);
+    command.args(["--listen", &listen.to_string()]).stdout(Stdio::null()).stderr(stderr);
+    let relay = ChildGuard::spawn(command, "rtmp-edge");
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(eventually(Duration::from_secs(10), || text().contains("listening on")), "{}", tail(&log));
+    let pid = relay.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let mut hello = vec![3u8];
+    hello.extend([0u8; 1536]);
+    let clients: Vec<TcpStream> = (0..600)
+        .map(|_| {
+            let mut client = TcpStream::connect(listen).unwrap();
+            client.write_all(&hello).unwrap();
+            client
+        })
+        .collect();
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    for (index, mut client) in clients.into_iter().enumerate() {
+        // Not a timing assertion: a connection stranded in the backlog fails, not hangs.
+        client.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = [0u8; 3073];
+        let read = client.read_exact(&mut answer);
+        assert!(read.is_ok(), "connection {index}: {read:?}\n{}", tail(&log));
+        assert_eq!(answer[0], 3, "connection {index}: S0");
+    }
+    drop(relay);
+}

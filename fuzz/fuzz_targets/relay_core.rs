@@ -281,7 +281,8 @@ impl World {
     fn accept(&mut self, ip: u8, http: bool) {
         let address = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + ip % 3));
         self.next_port = self.next_port.wrapping_add(1);
-        let before_total = self.open.len();
+        // The relay's own connections (pulls) do not count against max_connections.
+        let before_total = self.open.values().filter(|opened| matches!(opened, Opened::Accepted(_))).count();
         let before_ip = self.open.values().filter(|opened| **opened == Opened::Accepted(address)).count();
         let kind = if http { ListenerKind::Http } else { ListenerKind::Rtmp };
         let shutting_down = self.core.is_shutting_down();
@@ -299,6 +300,7 @@ impl World {
             Err(Refusal::TooManyFromAddress { .. }) => assert!(before_ip >= MAX_CONNECTIONS_PER_IP, "refused with {before_ip} from {address}"),
             Err(Refusal::ShuttingDown) => assert!(shutting_down),
             Err(Refusal::TooManyHttpConnections { .. }) => assert!(http),
+            Err(refusal @ Refusal::TooManyUnprovenSiblings { .. }) => panic!("{refusal} with no private listener"),
         }
         self.settle();
     }

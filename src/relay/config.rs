@@ -78,9 +78,10 @@ pub struct Config {
     pub chunk_size: u32,
     /// Whether late joiners get the cached GOP (from the last keyframe) at once.
     pub gop_cache: bool,
-    /// Most connections open at once; more are refused at accept.
+    /// Most client connections open at once, on all the workers together; more are
+    /// refused at accept. The relay's own pulls and links between workers do not count.
     pub max_connections: usize,
-    /// Most connections open at once from one IP address.
+    /// Most connections open at once from one IP address, on each worker.
     pub max_connections_per_ip: usize,
     /// Longest RTMP message accepted from a peer, in bytes.
     pub max_message_size: u32,

@@ -22,7 +22,9 @@ pub mod http;
 pub mod core;
 mod driver;
 mod inspect;
-pub mod proxy_protocol;
+/// The PROXY protocol parser lives in the library (it is sans-IO); re-exported here,
+/// where it was first.
+pub use crate::proxy_protocol;
 mod stats;
 
 pub use self::core::{
@@ -82,7 +84,7 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
     let mut first = drivers.next().ok_or_else(|| io::Error::other("no workers"))?;
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     first.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-    let others = spawn_workers(drivers, 1)?;
+    let others = spawn_workers(drivers, 1, &started.control)?;
     let result = first.run(|| {
         let mut count = SignalCount::default();
         for signal in signals.pending() {
@@ -101,16 +103,58 @@ pub fn run_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Resu
     join_workers(others).and(result)
 }
 
-/// Runs each driver on a thread of its own, naming it by its worker index.
-fn spawn_workers(drivers: impl Iterator<Item = driver::Driver>, first_index: usize) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
-    drivers
-        .enumerate()
-        .map(|(offset, mut driver)| {
-            std::thread::Builder::new()
-                .name(format!("rtmp-edge-worker-{}", first_index + offset))
-                .spawn(move || driver.run(SignalCount::default))
-        })
-        .collect()
+/// Runs each driver on a thread of its own, naming it by its worker index. If a thread
+/// cannot be started, those that were are stopped and waited for: the caller gets an
+/// error and no handle to stop them with.
+fn spawn_workers(
+    drivers: impl Iterator<Item = driver::Driver>,
+    first_index: usize,
+    control: &Control,
+) -> io::Result<Vec<JoinHandle<io::Result<()>>>> {
+    let mut threads = Vec::new();
+    for (offset, mut driver) in drivers.enumerate() {
+        let worker = first_index + offset;
+        let watcher = control.clone();
+        let spawned = std::thread::Builder::new().name(format!("rtmp-edge-worker-{worker}")).spawn(move || {
+            let _on_panic = StopAllOnPanic { control: &watcher, worker };
+            let result = driver.run(SignalCount::default);
+            if let Err(error) = &result {
+                stop_all_after_failure(&watcher, worker, error);
+            }
+            result
+        });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(error) => {
+                control.exit_all();
+                let _ = join_workers(threads);
+                return Err(error);
+            }
+        }
+    }
+    Ok(threads)
+}
+
+/// A worker that fails takes the relay down with it, gracefully: its streams, directory
+/// claims and private listener are gone, so the others would refuse those streams and
+/// pull from a closed port until restarted. Better a clear exit that a supervisor sees.
+fn stop_all_after_failure(control: &Control, worker: usize, error: &dyn std::fmt::Display) {
+    log::error!("worker {worker} failed: {error}; stopping every worker");
+    control.stop_all();
+}
+
+/// Stops every worker if the worker thread holding it panics (when panics unwind).
+struct StopAllOnPanic<'a> {
+    control: &'a Control,
+    worker: usize,
+}
+
+impl Drop for StopAllOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            stop_all_after_failure(self.control, self.worker, &"panicked");
+        }
+    }
 }
 
 /// Waits for every worker thread; the first error (or panic) is the result.
@@ -146,7 +190,7 @@ pub fn spawn(config: Config) -> io::Result<RelayHandle> {
 /// [`spawn`], with `POST /api/v1/reload` re-reading the configuration through `reloader`.
 pub fn spawn_with_reloader(config: Config, reloader: Option<Reloader>) -> io::Result<RelayHandle> {
     let started = workers::start(config, reloader)?;
-    let threads = spawn_workers(started.drivers.into_iter(), 0)?;
+    let threads = spawn_workers(started.drivers.into_iter(), 0, &started.control)?;
     Ok(RelayHandle {
         local_addr: started.local_addr,
         tls_addr: started.tls_addr,
@@ -215,5 +259,36 @@ impl RelayHandle {
 impl Drop for RelayHandle {
     fn drop(&mut self) {
         let _ = self.stop_and_join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_worker_thread_that_panics_stops_every_worker() {
+        let control = Control::unwatched();
+        let watched = control.clone();
+        let thread = std::thread::spawn(move || {
+            let _on_panic = StopAllOnPanic { control: &control, worker: 3 };
+            panic!("a bug in worker 3");
+        });
+        assert!(thread.join().is_err());
+        assert!(watched.stop.load(Ordering::SeqCst), "the others begin a graceful shutdown");
+        assert!(!watched.exit_now.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_worker_thread_that_ends_normally_stops_nobody() {
+        let control = Control::unwatched();
+        let watched = control.clone();
+        std::thread::spawn(move || {
+            let _on_panic = StopAllOnPanic { control: &control, worker: 0 };
+        })
+        .join()
+        .unwrap();
+        assert!(!watched.stop.load(Ordering::SeqCst));
     }
 }

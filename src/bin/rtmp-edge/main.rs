@@ -29,11 +29,11 @@ fn options() -> Options {
     options.optflag("", "tls-insecure-upstream", "do not verify rtmps:// upstream certificates (tests and labs only)");
     options.optopt("", "chunk-size", &format!("outgoing chunk size (default {})", defaults.chunk_size), "BYTES");
     options.optopt("", "gop-cache", "send late joiners the GOP since the last keyframe (default on)", "on|off");
-    options.optopt("", "max-connections", &format!("most connections at once (default {})", defaults.max_connections), "N");
+    options.optopt("", "max-connections", &format!("most client connections at once, all workers (default {})", defaults.max_connections), "N");
     options.optopt(
         "",
         "max-connections-per-ip",
-        &format!("most connections from one IP (default {})", defaults.max_connections_per_ip),
+        &format!("most connections from one IP, per worker (default {})", defaults.max_connections_per_ip),
         "N",
     );
     options.optopt("", "max-message-size", &format!("largest RTMP message accepted (default {})", defaults.max_message_size), "BYTES");

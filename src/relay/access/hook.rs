@@ -237,7 +237,7 @@ impl HookOutcome {
     pub fn verdict(&self) -> HookVerdict {
         match self {
             HookOutcome::Answered { status, body } if (200..300).contains(status) => read_body(body),
-            HookOutcome::Answered { status: status @ (502 | 503 | 504), .. } => {
+            HookOutcome::Answered { status: status @ 502..=504, .. } => {
                 HookVerdict::Unavailable { timed_out: *status == 504, why: format!("hook unavailable: HTTP {status}") }
             }
             HookOutcome::Answered { status, .. } => HookVerdict::Deny(format!("hook answered HTTP {status}")),

@@ -276,6 +276,16 @@ impl RelayCore {
         // Not `upstream.is_none()`: a forward or pull whose link let go of it (the publisher
         // stopped, the pull was dropped) has no upstream any more, and its origin's address
         // may be a client's.
+        if conn.sibling_unproven {
+            self.unproven_siblings = self.unproven_siblings.saturating_sub(1);
+        }
+        if conn.counts_as_client {
+            self.clients_open = self.clients_open.saturating_sub(1);
+            if let Some(place) = &self.siblings {
+                // Never below 0: only this worker's own connections are taken off.
+                let _ = place.clients_open.fetch_update(Relaxed, Relaxed, |open| Some(open.saturating_sub(1)));
+            }
+        }
         if conn.accepted && conn.protocol != ListenerKind::Sibling {
             if let Some(count) = self.per_ip.get_mut(&conn.peer.ip()) {
                 *count = count.saturating_sub(1);

@@ -102,6 +102,11 @@ pub struct Conn {
     pub requested_names: Vec<(StreamKey, String)>,
     /// Whether this connection's ignored media has been logged already.
     pub ignored_media_logged: bool,
+    /// On the private listener, and not yet proven a sibling (see
+    /// [`RelayCore::MAX_UNPROVEN_SIBLINGS`](super::RelayCore::MAX_UNPROVEN_SIBLINGS)).
+    pub sibling_unproven: bool,
+    /// Accepted on a client listener, so counted against `max_connections` while open.
+    pub counts_as_client: bool,
     /// The listener (protocol) it came in on; upstream connections say what they speak.
     pub protocol: super::ListenerKind,
     /// Accepted from a listener, so counted against its address's limit; false for the
@@ -174,6 +179,8 @@ impl Conn {
             via: String::new(),
             requested_names: Vec::new(),
             ignored_media_logged: false,
+            sibling_unproven: false,
+            counts_as_client: false,
             protocol: super::ListenerKind::Rtmp,
             accepted: false,
             client: ClientInfo::default(),

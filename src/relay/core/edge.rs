@@ -195,7 +195,7 @@ impl RelayCore {
             stream_name: link.stream_name.clone(),
             via,
             sibling: link.sibling,
-            worker_secret: link.sibling.and_then(|_| self.siblings.as_ref()).map(|place| place.secret.clone()),
+            worker_secret: link.sibling.and(self.siblings.as_ref()).map(|place| place.secret.clone()),
             stage: UpstreamStage::Connecting,
             stage_deadline: now + self.config.upstream_connect_timeout,
         };

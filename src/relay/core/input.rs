@@ -243,6 +243,11 @@ impl RelayCore {
             _ => false,
         };
         if proven {
+            if let Some(conn) = self.conns.get_mut(id) {
+                if std::mem::take(&mut conn.sibling_unproven) {
+                    self.unproven_siblings = self.unproven_siblings.saturating_sub(1);
+                }
+            }
             return self.admit(id, gated, now);
         }
         log::warn!("{peer}: connect refused: the private worker listener takes sibling workers only");

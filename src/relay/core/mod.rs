@@ -67,7 +67,7 @@ pub use ids::ConnId;
 pub use links::LinkPurpose;
 pub use ops::ProcessStats;
 pub use out_queue::ENTRY_OVERHEAD;
-pub use refusal::Refusal;
+pub use refusal::{Refusal, RefusalLog};
 pub use siblings::{SiblingAnswer, SiblingMessage, SiblingRequest, StreamDirectory, WorkerPlace, WORKER_SECRET_PROPERTY};
 pub use stream::StreamKey;
 
@@ -205,6 +205,11 @@ pub struct RelayCore {
     conns: IdTable<Conn>,
     streams: HashMap<StreamKey, LiveStream>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Connections on the private listener that have not shown the workers' secret yet.
+    unproven_siblings: usize,
+    /// Client connections open on this worker (accepted, not on the private listener).
+    clients_open: usize,
+    refusal_log: refusal::RefusalLog,
     actions: VecDeque<Action>,
     /// Connections marked for closing during the current input, closed at its end.
     to_close: Vec<(ConnId, CloseReason)>,
@@ -259,6 +264,9 @@ impl RelayCore {
             conns: IdTable::default(),
             streams: HashMap::new(),
             per_ip: HashMap::new(),
+            unproven_siblings: 0,
+            clients_open: 0,
+            refusal_log: refusal::RefusalLog::default(),
             actions: VecDeque::new(),
             to_close: Vec::new(),
             batched: Vec::new(),
@@ -374,14 +382,16 @@ impl RelayCore {
         // The HTTP listener stays open in a shutdown, so health checks see the 503, until
         // the deadline closes everything.
         // A sibling's pulls are bounded by streams times workers, and must not be refused
-        // for what viewers hold.
+        // for what viewers hold; but any local program can reach the private listener, so
+        // until a connection proves it is a sibling it counts against a small limit of its
+        // own, or a local flood would hold descriptors the public listeners need.
         let sibling = kind == ListenerKind::Sibling;
-        let max_connections = self.max_connections_here();
+        let max_connections = self.config.max_connections;
         let refusal = if self.shutdown_deadline.is_some_and(|deadline| kind != ListenerKind::Http || now >= deadline) {
             Some(Refusal::ShuttingDown)
         } else if sibling {
-            None
-        } else if self.conns.len() >= max_connections {
+            (self.unproven_siblings >= Self::MAX_UNPROVEN_SIBLINGS).then_some(Refusal::TooManyUnprovenSiblings { max: Self::MAX_UNPROVEN_SIBLINGS })
+        } else if self.clients_open_everywhere() >= max_connections {
             Some(Refusal::TooManyConnections { max: max_connections })
         } else if !proxied && self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_connections_per_ip {
             Some(Refusal::TooManyFromAddress { ip: peer.ip(), max: self.config.max_connections_per_ip })
@@ -393,7 +403,7 @@ impl RelayCore {
         if let Some(refusal) = refusal {
             self.stats.connections_refused.fetch_add(1, Relaxed);
             self.ops.refusals.add(refusal.label());
-            log::warn!("{peer}: refused: {refusal}");
+            self.refusal_log.refused(peer, &refusal, now);
             return Err(refusal);
         }
         let mut conn = if kind == ListenerKind::Http {
@@ -409,8 +419,18 @@ impl RelayCore {
             conn.proxy = proxy_header::ProxyState::Awaiting;
         } else {
             conn.accepted = true;
-            if !sibling {
+            if sibling {
+                conn.sibling_unproven = true;
+                self.unproven_siblings += 1;
+            } else {
                 *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+            }
+        }
+        if !sibling {
+            conn.counts_as_client = true;
+            self.clients_open += 1;
+            if let Some(place) = &self.siblings {
+                place.clients_open.fetch_add(1, Relaxed);
             }
         }
         let id = self.conns.insert(conn);
@@ -428,11 +448,19 @@ impl RelayCore {
         Ok(id)
     }
 
-    /// This worker's share of `max_connections` (all of it with one worker): the kernel
-    /// spreads connections evenly over the workers' listeners.
-    fn max_connections_here(&self) -> usize {
-        let workers = self.siblings.as_ref().map_or(1, |place| place.count.max(1));
-        self.config.max_connections.div_ceil(workers)
+    /// The private listener's connections are counted against this until they show the
+    /// workers' secret. Sibling pulls prove themselves within a loopback round trip, so
+    /// only a burst of this many new pulls at once could meet it (and they retry).
+    pub const MAX_UNPROVEN_SIBLINGS: usize = 128;
+
+    /// Client connections open on every worker: what `max_connections` limits. Two workers
+    /// accepting at the same instant may each see one fewer than there will be, so the
+    /// limit can be passed by at most the number of workers less one.
+    fn clients_open_everywhere(&self) -> usize {
+        match &self.siblings {
+            Some(place) => place.clients_open.load(Relaxed),
+            None => self.clients_open,
+        }
     }
 
     /// Whether `id` came in on the private listener, from a sibling worker.

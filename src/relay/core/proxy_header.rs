@@ -2,7 +2,7 @@
 //! ([`Config::proxy_protocol`](crate::relay::Config::proxy_protocol)), a connection
 //! accepted from the balancer waits for its header before anything else: the driver takes
 //! the header off the socket, before TLS, with the library's parser
-//! ([`crate::relay::proxy_protocol`]), and hands the result to
+//! ([`crate::proxy_protocol`]), and hands the result to
 //! [`RelayCore::handle_proxy_header`]. The core decides what it means: the client's address
 //! replaces the balancer's for logs, the per-IP limit, IP rules, hooks and the API; a
 //! missing or broken header closes the connection; a LOCAL header (the balancer's own
@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::close::CloseReason;
 use super::{ConnId, ListenerKind, Refusal, RelayCore};
 use crate::relay::access::canonical;
-use crate::relay::proxy_protocol::{ProxyError, ProxyHeader};
+use crate::proxy_protocol::{ProxyError, ProxyHeader};
 
 /// Where a connection's address came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

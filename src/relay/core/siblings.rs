@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -81,6 +82,10 @@ pub struct WorkerPlace {
     /// What a sibling's connect must carry in [`WORKER_SECRET_PROPERTY`]: the private
     /// listeners are on loopback, where other local programs could connect too.
     pub secret: String,
+    /// Client connections open on all the workers together, held to `max_connections`:
+    /// the kernel spreads RTMP connections over the workers, but HTTP ones all land on
+    /// worker 0, so an even share per worker would cap HTTP-FLV players at a fraction.
+    pub clients_open: Arc<AtomicUsize>,
 }
 
 /// What one worker tells or asks another (through the driver, never on the media path).

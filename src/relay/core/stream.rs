@@ -54,7 +54,7 @@ impl StreamKey {
     }
 }
 
-/// `app/name`, for log lines: each part as [`PeerText`] shows it (cut short, control
+/// `app/name`, for log lines: each part as the log shows any peer text (cut short, control
 /// characters escaped), since both are the peer's to choose.
 impl fmt::Display for StreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -89,7 +89,7 @@ impl RelayCore {
     /// deadline that passed without effect would be named again at once, and the driver
     /// would spin until the next tick.
     pub(super) fn shutdown_deadline_passed(&mut self, now: Instant) {
-        if !self.shutdown_deadline.is_some_and(|deadline| now >= deadline) {
+        if self.shutdown_deadline.is_none_or(|deadline| now < deadline) {
             return;
         }
         let open = self.conns.len();

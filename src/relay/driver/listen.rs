@@ -48,6 +48,21 @@ pub fn bind(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpL
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// The first of a group of `SO_REUSEPORT` listeners (worker 0's): fails if anything
+/// listens on `addr` already. `SO_REUSEPORT` alone would let this relay join a group some
+/// other process of the same user holds (a stale relay, a second unit), and the kernel
+/// would then split clients between the two, publishers on one and players on the other,
+/// with no error anywhere. A probe bound without it fails on a taken address, as a single
+/// worker's listener does.
+pub fn bind_first_of_group(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    if addr.port() != 0 {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
+    bind(addr, backlog, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +88,22 @@ mod tests {
         let alone = bind("127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
         let taken = bind(alone.local_addr().unwrap(), 16, false).unwrap_err();
         assert_eq!(taken.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn the_first_of_a_group_does_not_join_a_group_another_process_holds() {
+        // Another program's SO_REUSEPORT listener, as a stale relay's would be.
+        let stranger = bind("127.0.0.1:0".parse().unwrap(), 16, true).unwrap();
+        let taken = bind_first_of_group(stranger.local_addr().unwrap(), 16).unwrap_err();
+        assert_eq!(taken.kind(), io::ErrorKind::AddrInUse);
+        drop(stranger);
+        let first = bind_first_of_group("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = first.local_addr().unwrap();
+        bind(addr, 16, true).expect("the other workers join the group");
+        // A free port that was named (not 0) is bound too, after the probe lets go of it.
+        let named = bind("127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+        let free = named.local_addr().unwrap();
+        drop(named);
+        assert_eq!(bind_first_of_group(free, 16).unwrap().local_addr().unwrap(), free);
     }
 }

@@ -14,7 +14,7 @@ use mio::net::TcpStream;
 
 use super::{socket_in, Driver};
 use crate::relay::core::{CloseReason, ConnId};
-use crate::relay::proxy_protocol::{parse, Parsed, ProxyError, ProxyHeader, V2_MAX_LENGTH};
+use crate::proxy_protocol::{parse, Parsed, ProxyError, ProxyHeader, V2_MAX_LENGTH};
 
 /// What one look at the socket found.
 #[derive(Debug, PartialEq, Eq)]
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn a_header_longer_than_the_bound_is_refused_from_what_the_window_holds() {
         // A v2 header announcing 600 bytes of TLVs: refused from its 16 fixed bytes.
-        let mut bytes = crate::relay::proxy_protocol::V2_SIGNATURE.to_vec();
+        let mut bytes = crate::proxy_protocol::V2_SIGNATURE.to_vec();
         bytes.extend_from_slice(&[0x21, 0x11, 0x02, 0x58]);
         bytes.resize(16 + 600, 0);
         let arrived = bytes.len();

@@ -84,6 +84,12 @@ pub struct Control {
 }
 
 impl Control {
+    /// Flags for workers with no wakers (tests of what sets them).
+    #[cfg(test)]
+    pub fn unwatched() -> Control {
+        Control { stop: Arc::default(), exit_now: Arc::default(), wakers: Arc::default() }
+    }
+
     /// Begins a graceful shutdown of every worker.
     pub fn stop_all(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -166,6 +172,7 @@ pub fn start(config: Config, reloader: Option<Reloader>) -> io::Result<Workers> 
     let channels: Vec<(Sender<Mail>, Receiver<Mail>)> = (0..count).map(|_| channel()).collect();
     let senders: Vec<Sender<Mail>> = channels.iter().map(|(sender, _)| sender.clone()).collect();
     let directory = Arc::new(StreamDirectory::default());
+    let clients_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let secret = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
     let mut reloader = reloader;
     let mut drivers = Vec::with_capacity(count);
@@ -182,6 +189,7 @@ pub fn start(config: Config, reloader: Option<Reloader>) -> io::Result<Workers> 
                     directory: Arc::clone(&directory),
                     sibling_addrs: sibling_addrs.clone(),
                     secret: secret.clone(),
+                    clients_open: Arc::clone(&clients_open),
                 };
                 RelayCore::for_worker(config.clone(), rand::random(), now, Arc::clone(&worker_stats), place)
             }
@@ -224,14 +232,19 @@ fn bind(
     let shared = count > 1;
     let mut listeners = Vec::new();
     let mut rtmp_addr = None;
+    // Worker 0 founds each shared group; the others join the address it got.
+    let bind_shared = |address, backlog| match (shared, index) {
+        (true, 0) => listen::bind_first_of_group(address, backlog),
+        _ => listen::bind(address, backlog, shared),
+    };
     if config.rtmp_listener {
-        let listener = listen::bind(rtmp_at, backlog, shared)?;
+        let listener = bind_shared(rtmp_at, backlog)?;
         rtmp_addr = Some(listener.local_addr()?);
         listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmp });
     }
     let mut tls_addr = None;
     if let Some(address) = tls_at {
-        let listener = listen::bind(address, backlog, shared)
+        let listener = bind_shared(address, backlog)
             .map_err(|error| io::Error::new(error.kind(), format!("TLS listener {address}: {error}")))?;
         tls_addr = Some(listener.local_addr()?);
         listeners.push(Listener { socket: listener, kind: ListenerKind::Rtmps });

@@ -18,8 +18,8 @@ pub struct StreamView {
     pub publisher: Option<PublisherView>,
     /// Play subscriptions (viewers; a sibling worker's pull is not one).
     pub players: usize,
-    /// Sibling workers pulling the stream from this one (0 with one worker; always 0 in the
-    /// API's answers, which add up every worker's players instead).
+    /// Sibling workers pulling the stream from this one (0 with one worker). In the API's
+    /// answers, the sum over the workers; `players` counts viewers on every worker.
     pub sibling_pulls: usize,
     /// Media bytes received for the stream (from its publishers or pulls).
     pub bytes_in: u64,

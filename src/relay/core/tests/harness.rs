@@ -244,7 +244,7 @@ impl Harness {
     /// bytes, read by the library's parser as the driver reads them); when the core keeps
     /// the connection, the client behind it sends C0+C1.
     pub fn connect_client_through(&mut self, balancer: SocketAddr, header: &[u8]) -> ConnId {
-        use crate::relay::proxy_protocol::{parse, Parsed};
+        use crate::proxy_protocol::{parse, Parsed};
         let id = self.core.accept(balancer, crate::relay::ListenerKind::Rtmp, self.now).expect("accepted");
         assert!(self.core.awaits_proxy_header(id));
         let parsed = match parse(header) {

@@ -157,3 +157,27 @@ fn a_peer_chunk_size_below_128_closes_that_connection_only() {
     assert_eq!(h.peer(player).media().len(), 1);
     assert!(h.peer(player).closed.is_none() && h.peer(publisher).closed.is_none());
 }
+
+// A connection flood past the limits is refused connection by connection, but logged at
+// most 20 lines a second; the rest are summed up in one line, and counted in full.
+#[test]
+fn refusals_in_a_flood_are_logged_a_few_a_second_and_counted_in_full() {
+    use crate::relay::core::{Refusal, RefusalLog};
+    use crate::relay::ListenerKind;
+    let mut h = Harness::new(Config { max_connections_per_ip: 1, ..test_config() });
+    let from = |port: u16| std::net::SocketAddr::from(([192, 0, 2, 9], port));
+    assert!(h.core.accept(from(1), ListenerKind::Rtmp, h.now).is_ok());
+    super::log_capture::start();
+    for port in 2..102 {
+        assert!(matches!(h.core.accept(from(port), ListenerKind::Rtmp, h.now), Err(Refusal::TooManyFromAddress { .. })));
+    }
+    let lines = super::log_capture::take();
+    assert_eq!(lines.len(), RefusalLog::LINES_PER_SECOND, "{lines:?}");
+    assert!(lines.iter().all(|(_, line)| line.starts_with("192.0.2.9:") && line.contains("refused: 1 connections open from 192.0.2.9")), "{lines:?}");
+    h.advance(Duration::from_secs(1));
+    let _ = h.core.accept(from(200), ListenerKind::Rtmp, h.now);
+    let lines: Vec<_> = super::log_capture::take().into_iter().map(|(_, line)| line).collect();
+    assert_eq!(lines.first().map(String::as_str), Some("80 more connections refused in the last second, not logged one by one"), "{lines:?}");
+    assert!(lines.get(1).is_some_and(|line| line.starts_with("192.0.2.9:200: refused")), "{lines:?}");
+    assert_eq!(h.stats().connections_refused, 101);
+}

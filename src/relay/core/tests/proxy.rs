@@ -11,7 +11,7 @@ use super::harness::{test_config, Harness};
 use super::log_capture;
 use crate::relay::access::{AccessConfig, IpRules};
 use crate::relay::core::{CloseReason, ConnId, Refusal};
-use crate::relay::proxy_protocol::{ProxyError, ProxyHeader, V2_SIGNATURE};
+use crate::proxy_protocol::{ProxyError, ProxyHeader, V2_SIGNATURE};
 use crate::relay::{Config, ListenerKind, ProxyProtocolListeners};
 use crate::sessions::{ClientSessionEvent, RejectedRequestKind};
 

@@ -24,12 +24,14 @@ fn sibling_addr(worker: usize) -> SocketAddr {
 /// Two workers of one relay, sharing a directory.
 fn pair(config: Config) -> (Harness, Harness) {
     let directory = Arc::new(StreamDirectory::default());
+    let clients_open = Arc::default();
     let place = |index| WorkerPlace {
         index,
         count: 2,
         directory: Arc::clone(&directory),
         sibling_addrs: vec![sibling_addr(0), sibling_addr(1)],
         secret: SECRET.to_string(),
+        clients_open: Arc::clone(&clients_open),
     };
     (Harness::for_worker(config.clone(), place(0)), Harness::for_worker(config, place(1)))
 }
@@ -134,12 +136,14 @@ fn players_of_a_stream_published_on_a_sibling_pull_it_from_there_once() {
 #[test]
 fn a_pull_follows_the_publisher_to_another_worker() {
     let directory = Arc::new(StreamDirectory::default());
+    let clients_open = Arc::default();
     let place = |index| WorkerPlace {
         index,
         count: 3,
         directory: Arc::clone(&directory),
         sibling_addrs: (0..3).map(sibling_addr).collect(),
         secret: SECRET.to_string(),
+        clients_open: Arc::clone(&clients_open),
     };
     let mut a = Harness::for_worker(test_config(), place(0));
     let mut b = Harness::for_worker(test_config(), place(1));
@@ -201,6 +205,58 @@ fn the_private_listener_takes_only_siblings_which_skip_access_control_and_player
     assert_eq!((view.players, view.sibling_pulls), (0, 1));
     let role = a.core.client_views(a.now).into_iter().find(|c| c.client_id == sibling.to_u64()).map(|c| c.role);
     assert_eq!(role, Some("sibling"));
+}
+
+// Any local program can reach the private listener: until a connection shows the secret
+// it is held to a limit of its own, and a flood of them cannot take the descriptors the
+// public listeners need. Proven siblings do not count.
+#[test]
+fn connections_on_the_private_listener_are_limited_until_they_prove_they_are_siblings() {
+    use crate::relay::core::{Refusal, RelayCore};
+    use crate::relay::ListenerKind;
+    let mut config = test_config();
+    config.max_connections = 4;
+    config.max_connections_per_ip = 1;
+    let (mut a, _b) = pair(config);
+    let max = RelayCore::MAX_UNPROVEN_SIBLINGS;
+    let stranger = |port: u16| SocketAddr::from(([127, 0, 0, 1], 20_000 + port));
+    let unproven: Vec<_> = (0..max as u16).map(|port| a.core.accept(stranger(port), ListenerKind::Sibling, a.now)).collect();
+    assert!(unproven.iter().all(Result::is_ok), "more than --max-connections may wait to prove themselves");
+    assert_eq!(a.core.accept(stranger(999), ListenerKind::Sibling, a.now), Err(Refusal::TooManyUnprovenSiblings { max }));
+    // Two leave: one slot is taken and given back by a sibling proving itself, the other
+    // is free again after that.
+    for id in unproven.iter().take(2).flatten() {
+        a.core.handle_closed(*id, CloseReason::PeerClosed, a.now);
+    }
+    a.publisher("live", "s");
+    let sibling = a.sibling_player(Some(SECRET), "live", "s");
+    assert!(a.peer(sibling).closed.is_none());
+    assert!(a.core.accept(stranger(1000), ListenerKind::Sibling, a.now).is_ok());
+    assert!(a.core.accept(stranger(1001), ListenerKind::Sibling, a.now).is_ok());
+    assert!(a.core.accept(stranger(1002), ListenerKind::Sibling, a.now).is_err());
+}
+
+// HTTP connections all land on worker 0, RTMP ones anywhere: max_connections is one total
+// for every worker, not an even share each, and the relay's own links do not count.
+#[test]
+fn max_connections_is_one_total_over_the_workers() {
+    use crate::relay::core::Refusal;
+    use crate::relay::ListenerKind;
+    let mut config = test_config();
+    config.max_connections = 4;
+    let (mut a, mut b) = pair(config);
+    let client = |n: u8| SocketAddr::from(([127, 0, 0, n], 5000));
+    let http: Vec<_> = (1..=3).map(|n| a.core.accept(client(n), ListenerKind::Http, a.now)).collect();
+    assert!(http.iter().all(Result::is_ok), "{http:?}");
+    let sibling = a.sibling_player(Some(SECRET), "live", "s");
+    assert!(a.peer(sibling).closed.is_none(), "a sibling link is not a client");
+    assert!(b.core.accept(client(4), ListenerKind::Rtmp, b.now).is_ok(), "the fourth, on the other worker");
+    assert_eq!(b.core.accept(client(5), ListenerKind::Rtmp, b.now), Err(Refusal::TooManyConnections { max: 4 }));
+    assert_eq!(a.core.accept(client(6), ListenerKind::Http, a.now), Err(Refusal::TooManyConnections { max: 4 }));
+    if let Some(Ok(id)) = http.first() {
+        a.core.handle_closed(*id, CloseReason::PeerClosed, a.now);
+    }
+    assert!(b.core.accept(client(7), ListenerKind::Rtmp, b.now).is_ok(), "a close on one worker frees a place on the other");
 }
 
 #[test]
