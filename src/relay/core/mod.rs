@@ -423,6 +423,7 @@ impl RelayCore {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
+            self.refusal_log.flush(now);
             self.tick(now);
         }
         self.shutdown_deadline_passed(now);

@@ -84,9 +84,7 @@ impl RefusalLog {
     /// Logs this refusal, or counts it if this second's lines are spent.
     pub fn refused(&mut self, peer: SocketAddr, refusal: &Refusal, now: Instant) {
         if self.second_began.is_none_or(|began| now.saturating_duration_since(began) >= Duration::from_secs(1)) {
-            if self.unlogged > 0 {
-                log::warn!("{} more connections refused in the last second, not logged one by one", self.unlogged);
-            }
+            self.sum_up();
             *self = RefusalLog { second_began: Some(now), logged: 0, unlogged: 0 };
         }
         if self.logged < Self::LINES_PER_SECOND {
@@ -94,6 +92,21 @@ impl RefusalLog {
             log::warn!("{peer}: refused: {refusal}");
         } else {
             self.unlogged += 1;
+        }
+    }
+
+    /// Sums up the refusals not logged, once their second is over (called on the core's
+    /// tick, so the line comes even when the flood has stopped).
+    pub fn flush(&mut self, now: Instant) {
+        if self.second_began.is_some_and(|began| now.saturating_duration_since(began) >= Duration::from_secs(1)) {
+            self.sum_up();
+            *self = RefusalLog::default();
+        }
+    }
+
+    fn sum_up(&self) {
+        if self.unlogged > 0 {
+            log::warn!("{} more connections refused in the last second, not logged one by one", self.unlogged);
         }
     }
 }
