@@ -295,7 +295,11 @@ impl ClientSession {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ClientSessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            super::events::release_spare_room(&mut self.events);
+        }
+        event
     }
 
     /// Bytes to send to the server (empty when there are none).

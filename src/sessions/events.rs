@@ -434,3 +434,16 @@ impl ClientSessionEvent {
         }
     }
 }
+
+/// Events a session keeps room for once drained. One read of 64 KiB can carry 65,536
+/// empty messages (a type-3 chunk header each), so an event queue can grow to megabytes
+/// for a moment; kept at that size, a few such reads per idle connection would hold
+/// gigabytes. Past this capacity, an emptied queue gives its memory back.
+pub(crate) const EVENTS_KEPT: usize = 256;
+
+/// Gives back an emptied event queue's spare room (see [`EVENTS_KEPT`]).
+pub(crate) fn release_spare_room<T>(events: &mut std::collections::VecDeque<T>) {
+    if events.is_empty() && events.capacity() > EVENTS_KEPT {
+        events.shrink_to(EVENTS_KEPT);
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::super::stats::Stats;
-use super::conn::{Phase, Role};
+use super::conn::{Conn, Phase, Role};
 use super::{Action, ConnId, ListenerKind, RelayCore};
 
 /// Why the relay closed a connection, or why it went away.
@@ -142,7 +142,8 @@ impl CloseReason {
         }
     }
 
-    /// Whether the peer is to blame: worth a warning rather than an info line.
+    /// Whether the peer is to blame: worth a warning rather than an info line (and see
+    /// `RelayCore::is_slow_head`).
     pub fn is_peer_fault(&self) -> bool {
         matches!(
             self,
@@ -247,6 +248,13 @@ impl fmt::Display for CloseReason {
 }
 
 impl RelayCore {
+    /// An HTTP connection that began a request head and did not finish it in time: a
+    /// slow-loris client, worth a warning. One that sent nothing (a browser's preconnect)
+    /// is not.
+    fn is_slow_head(conn: &Conn, reason: &CloseReason) -> bool {
+        matches!(reason, CloseReason::HttpHeaderTimeout(_)) && conn.bytes_in > 0
+    }
+
     /// The one close path: leave streams, fail links, forget the connection, log.
     pub(super) fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
         let Some(conn) = self.conns.get(id) else { return };
@@ -308,7 +316,7 @@ impl RelayCore {
             // A balancer's health check connects (with a LOCAL header, or none) and
             // closes: every few seconds, for every backend. Not worth more than debug.
             log::debug!("{line}");
-        } else if reason.is_peer_fault() {
+        } else if reason.is_peer_fault() || Self::is_slow_head(&conn, &reason) {
             log::warn!("{line}");
         } else if http_client {
             log::debug!("{line}");

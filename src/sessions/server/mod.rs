@@ -138,7 +138,17 @@ impl ServerSession {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ServerSessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            super::events::release_spare_room(&mut self.events);
+        }
+        event
+    }
+
+    /// Room the event queue holds now (tests of [`super::events::EVENTS_KEPT`]).
+    #[cfg(test)]
+    pub(crate) fn event_capacity(&self) -> usize {
+        self.events.capacity()
     }
 
     /// Bytes to send to the client (empty when there are none).

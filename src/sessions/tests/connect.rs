@@ -140,3 +140,28 @@ fn calls_out_of_order_are_typed_errors() {
     pair.run();
     assert_eq!(pair.client.request_playback("s"), Err(SessionError::ConnectRejected));
 }
+
+// One 64 KiB read of bare type-3 chunk headers is 65,536 empty messages, each an event:
+// the queue grows for a moment, and gives the room back once drained, or each idle
+// connection that did this would keep megabytes.
+#[test]
+fn a_drained_event_queue_gives_back_the_room_a_burst_of_empty_messages_took() {
+    let mut server = ServerSession::new(ServerSessionConfig::default());
+    let mut connect = HashMap::new();
+    connect.insert("app".to_string(), Amf0Value::Utf8String("live".into()));
+    let payload = RtmpMessage::command("connect", 1.0, Amf0Value::Object(connect), vec![]).into_payload(RtmpTimestamp::ZERO, 0).unwrap();
+    let mut bytes = bytes::BytesMut::new();
+    crate::chunk_io::ChunkEncoder::encode_standalone(3, &payload, 128, &mut bytes).unwrap();
+    server.handle_input(&bytes).unwrap();
+    let Some(ServerSessionEvent::ConnectionRequested { request_id, .. }) = server.poll_event() else { panic!("no connect") };
+    server.accept_request(request_id).unwrap();
+    while server.poll_event().is_some() {}
+    // A zero-length video message on chunk stream 5, then type-3 headers repeating it.
+    let mut burst = vec![0x05, 0, 0, 0, 0, 0, 0, 9, 1, 0, 0, 0];
+    burst.extend(std::iter::repeat_n(0xC5, 64 * 1024));
+    server.handle_input(&burst).unwrap();
+    let grown = server.event_capacity();
+    assert!(grown > 64 * 1024, "each empty message is an event: {grown}");
+    while server.poll_event().is_some() {}
+    assert!(server.event_capacity() <= crate::sessions::events::EVENTS_KEPT, "{} kept", server.event_capacity());
+}

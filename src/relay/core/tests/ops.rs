@@ -240,6 +240,7 @@ fn slow_heads_time_out_idle_keep_alives_close_and_rtmp_players_go_on() {
     let slowloris = http_client(&mut h, 9001);
     let keep_alive = http_client(&mut h, 9002);
     assert_eq!(get(&mut h, keep_alive, "/healthz").status, 200);
+    super::log_capture::start();
     // One byte every 500 ms: each keeps the connection busy, none finishes the head.
     for (step, byte) in b"GET /metrics HTTP/1.1\r\nX: y".iter().enumerate().take(6) {
         h.core.handle_input(slowloris, &[*byte], h.now);
@@ -248,6 +249,12 @@ fn slow_heads_time_out_idle_keep_alives_close_and_rtmp_players_go_on() {
     }
     assert!(matches!(h.close_reason(silent), Some(CloseReason::HttpHeaderTimeout(_))));
     assert!(matches!(h.close_reason(slowloris), Some(CloseReason::HttpHeaderTimeout(_))));
+    // The slow-loris client is named in a warning; the silent one (a browser's
+    // preconnect, maybe) only at debug.
+    let closes = super::log_capture::containing("request head not received");
+    let level_of = |port: u16| closes.iter().find(|(_, line)| line.contains(&format!(":{port}: "))).map(|(level, _)| *level);
+    assert_eq!(level_of(9001), Some(log::Level::Warn), "{closes:?}");
+    assert_eq!(level_of(9000), Some(log::Level::Debug), "{closes:?}");
     assert!(h.close_reason(keep_alive).is_none(), "answered and idle: its own timer");
     h.advance(Duration::from_secs(3));
     assert!(matches!(h.close_reason(keep_alive), Some(CloseReason::Idle(_))));
