@@ -118,6 +118,13 @@ impl ChunkDecoder {
         &self.limits
     }
 
+    /// Changes the limits, for messages that start from now on: a server may keep them
+    /// small until a peer has a reason to send large messages (it publishes). Messages
+    /// already partly received keep the length they were admitted with.
+    pub fn set_limits(&mut self, limits: ChunkDecoderLimits) {
+        self.limits = limits;
+    }
+
     /// The chunk size the peer is currently sending with.
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size

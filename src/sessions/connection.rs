@@ -53,6 +53,10 @@ impl ChunkConnection {
         }
     }
 
+    pub fn set_decoder_limits(&mut self, limits: ChunkDecoderLimits) {
+        self.decoder.set_limits(limits);
+    }
+
     pub fn push_input(&mut self, bytes: &[u8]) {
         self.bytes_received = self.bytes_received.wrapping_add(bytes.len() as u64);
         self.decoder.push(bytes);

@@ -102,6 +102,8 @@ pub struct Conn {
     pub requested_names: Vec<(StreamKey, String)>,
     /// Whether this connection's ignored media has been logged already.
     pub ignored_media_logged: bool,
+    /// Whether media dropped for arriving before the connect was answered has been logged.
+    pub early_media_logged: bool,
     /// On the private listener, and not yet proven a sibling (see
     /// [`RelayCore::MAX_UNPROVEN_SIBLINGS`](super::RelayCore::MAX_UNPROVEN_SIBLINGS)).
     pub sibling_unproven: bool,
@@ -179,6 +181,7 @@ impl Conn {
             via: String::new(),
             requested_names: Vec::new(),
             ignored_media_logged: false,
+            early_media_logged: false,
             sibling_unproven: false,
             counts_as_client: false,
             protocol: super::ListenerKind::Rtmp,

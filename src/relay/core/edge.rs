@@ -164,7 +164,11 @@ impl RelayCore {
 
     fn link_target(&self, key: &StreamKey, link: &UpstreamLink, now: Instant) -> Option<LinkTarget> {
         let stream = self.streams.get(key)?;
-        let mut via = stream.via.clone();
+        // A pull from a sibling goes to the worker that holds the publisher, which never
+        // pulls further, so the chain cannot loop there; and the players' chain is theirs to
+        // claim: a player naming the sibling's node id would make it refuse the pull as a
+        // loop, and starve every player of the stream on this worker.
+        let mut via = if link.sibling.is_some() { String::new() } else { stream.via.clone() };
         if !via.is_empty() {
             via.push(',');
         }

@@ -15,6 +15,10 @@ use crate::relay::access::MAX_FIELD_BYTES;
 use crate::handshake::HandshakeProgress;
 use crate::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent};
 
+/// Longest message a connection may send before it asks to publish: commands (a connect
+/// with every Enhanced RTMP capability is a few KB) and nothing that needs more.
+pub const MAX_MESSAGE_BEFORE_PUBLISH: u32 = 64 * 1024;
+
 /// Connect property carrying the ids of the relays a request passed through.
 pub const VIA_PROPERTY: &str = "rtmpEdgeVia";
 
@@ -92,16 +96,30 @@ impl RelayCore {
         }
     }
 
+    /// A new connection's session: until it asks to publish, it may send commands only,
+    /// so its messages are held to [`MAX_MESSAGE_BEFORE_PUBLISH`]; otherwise anyone could
+    /// make the relay hold most of `max_message_size` per connection, for as long as it
+    /// trickled the rest of an unfinished message.
     fn session_config(&self) -> ServerSessionConfig {
+        let max = self.config.max_message_size.min(MAX_MESSAGE_BEFORE_PUBLISH);
         ServerSessionConfig {
             chunk_size: self.config.chunk_size,
             limits: ChunkDecoderLimits {
-                max_message_length: self.config.max_message_size,
-                // One message at the size limit plus room for audio interleaved with it.
-                max_partial_bytes: (self.config.max_message_size as usize).saturating_add(1024 * 1024),
+                max_message_length: max,
+                max_partial_bytes: max as usize * 4,
                 ..ChunkDecoderLimits::default()
             },
             ..ServerSessionConfig::default()
+        }
+    }
+
+    /// A publisher's limits: keyframes up to `max_message_size`.
+    fn publisher_limits(&self) -> ChunkDecoderLimits {
+        ChunkDecoderLimits {
+            max_message_length: self.config.max_message_size,
+            // One message at the size limit plus room for audio interleaved with it.
+            max_partial_bytes: (self.config.max_message_size as usize).saturating_add(1024 * 1024),
+            ..ChunkDecoderLimits::default()
         }
     }
 
@@ -166,6 +184,10 @@ impl RelayCore {
                 self.on_connect_requested(id, request_id, &request, now)
             }
             ServerSessionEvent::PublishRequested { request_id, app, stream_name, stream_id, .. } => {
+                let limits = self.publisher_limits();
+                if let Some(session) = self.conns.get_mut(id).and_then(|conn| conn.session()) {
+                    session.set_decoder_limits(limits);
+                }
                 self.on_publish_requested(id, StreamRequest { request_id, app, stream_name, stream_id }, now)
             }
             ServerSessionEvent::PlayRequested { request_id, app, stream_name, stream_id, .. } => {
@@ -180,8 +202,16 @@ impl RelayCore {
                 self.on_receive_changed(id, stream_id, kind, enabled)
             }
             ServerSessionEvent::InvalidMessageIgnored { type_id, reason } => {
-                if let Some(conn) = self.conns.get(id) {
-                    log::debug!("{}: ignored message type {type_id}: {reason}", conn.peer);
+                if let Some(conn) = self.conns.get_mut(id) {
+                    // Media sent before the connect is answered is lost: a client that does
+                    // not wait for replies loses its sequence headers and gets a stream no
+                    // player can decode, so it is worth a warning (once per connection).
+                    let media = matches!(type_id, 8 | 9 | 18);
+                    if media && !std::mem::replace(&mut conn.early_media_logged, true) {
+                        log::warn!("{}: ignored message type {type_id}: {reason} (further ones are not logged)", conn.peer);
+                    } else {
+                        log::debug!("{}: ignored message type {type_id}: {reason}", conn.peer);
+                    }
                 }
             }
             ServerSessionEvent::UnhandledCommand { name, .. } => {

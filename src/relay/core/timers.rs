@@ -8,6 +8,9 @@ use super::conn::Role;
 use super::http_play::StreamTimer;
 use super::{ConnId, RelayCore, SHUTDOWN_GRACE};
 
+/// How long a connection on the private worker listener has to show the workers' secret.
+pub const SIBLING_PROOF_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long a denied client's denial may sit unwritten before the connection just closes.
 pub const DENIAL_FLUSH_GRACE: Duration = Duration::from_secs(2);
 
@@ -58,6 +61,13 @@ impl RelayCore {
             }
             if !conn.is_connected() && now.saturating_duration_since(conn.opened_at) > handshake_timeout {
                 to_close.push((id, CloseReason::HandshakeTimeout(handshake_timeout)));
+                continue;
+            }
+            // A sibling proves itself within a loopback round trip; a local program that
+            // only holds the private listener's few unproven places must not keep the real
+            // siblings out for a whole handshake timeout.
+            if conn.sibling_unproven && now.saturating_duration_since(conn.opened_at) > SIBLING_PROOF_TIMEOUT {
+                to_close.push((id, CloseReason::HandshakeTimeout(SIBLING_PROOF_TIMEOUT)));
                 continue;
             }
             let idle = now.saturating_duration_since(conn.last_activity);

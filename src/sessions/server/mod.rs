@@ -136,6 +136,13 @@ impl ServerSession {
         self.connection.acknowledge_if_due()
     }
 
+    /// Changes the chunk decoder's limits for messages that start from now on (see
+    /// [`ChunkDecoder::set_limits`](crate::chunk_io::ChunkDecoder::set_limits)): for
+    /// example small until the client asks to publish, then large enough for keyframes.
+    pub fn set_decoder_limits(&mut self, limits: ChunkDecoderLimits) {
+        self.connection.set_decoder_limits(limits);
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ServerSessionEvent> {
         let event = self.events.pop_front();

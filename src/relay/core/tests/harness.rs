@@ -174,7 +174,7 @@ impl Harness {
     /// A core that is worker `place.index` of `place.count`.
     pub fn for_worker(config: Config, place: WorkerPlace) -> Harness {
         let mut harness = Harness::new(config.clone());
-        harness.core = RelayCore::for_worker(config, 42 + place.index as u64, harness.now, Default::default(), place);
+        harness.core = RelayCore::for_worker(config, 0x9E37_79B9_7F4A_7C15 ^ (place.index as u64 + 1) << 20, harness.now, Default::default(), place);
         harness
     }
 

@@ -11,7 +11,7 @@ use crate::relay::core::input::VIA_PROPERTY;
 use crate::relay::core::fanout::MAX_UNREAD_REPLY_BYTES;
 use crate::relay::core::{CloseReason, ConnId};
 use crate::relay::Config;
-use crate::sessions::{ClientSession, ClientSessionConfig, PublishMode, RejectedRequestKind};
+use crate::sessions::{ClientSession, ClientSessionConfig, MediaKind, PublishMode, RejectedRequestKind};
 use crate::Amf0Value;
 
 /// A relay whose hook is asked about every connect (and never answers by itself).
@@ -40,13 +40,17 @@ fn connect_waiting(h: &mut Harness) -> ConnId {
 fn media_behind_an_undecided_connect_is_not_held() {
     let mut h = Harness::new(hooked());
     let id = connect_waiting(&mut h);
-    h.send_raw(id, &raw_video(&vec![Bytes::from(vec![0x17; 100 * 1024]); 100]));
+    super::log_capture::start();
+    h.send_raw(id, &raw_video(&vec![Bytes::from(vec![0x17; 60 * 1024]); 100]));
     h.pump();
+    let warned: Vec<_> = super::log_capture::take().into_iter().filter(|(level, _)| *level == log::Level::Warn).collect();
+    assert_eq!(warned.len(), 1, "dropped media is worth one warning per connection: {warned:?}");
+    assert!(warned[0].1.contains("ignored message type 9: sent before connect was answered"), "{warned:?}");
     assert_eq!(h.peer(id).closed, None, "media before the connect is answered is dropped, not counted against it");
     // Commands are held, in order, up to a bound in bytes.
-    // About 120 KB each (an AMF0 string holds at most 64 KiB).
-    let big = ("FCPublish", 0.0, 0, vec![Amf0Value::Utf8String("n".repeat(60_000)); 2]);
-    h.send_raw(id, &raw_commands(&[big.clone(), big.clone()]));
+    // About 60 KB each: under the 64 KiB a connection may send before it publishes.
+    let big = ("FCPublish", 0.0, 0, vec![Amf0Value::Utf8String("n".repeat(60_000))]);
+    h.send_raw(id, &raw_commands(&[big.clone(), big.clone(), big.clone(), big.clone()]));
     h.pump();
     assert_eq!(h.peer(id).closed, None);
     h.send_raw(id, &raw_commands(&[big]));
@@ -166,4 +170,29 @@ fn streams_only_players_asked_for_are_counted_but_not_listed() {
     h.pump();
     assert!(names(&h).is_empty());
     assert_eq!(h.core.metrics_view().streams_open, 2);
+}
+
+// A connection that has not asked to publish sends commands only: a message past 64 KiB
+// closes it. Before, any client could connect and hold most of an 8 MiB message per
+// connection, trickling the rest to stay open (100 connections: 850 MB). Asking to
+// publish raises the limit to max_message_size, for keyframes.
+#[test]
+fn large_messages_are_refused_until_a_connection_asks_to_publish() {
+    use crate::relay::core::input::MAX_MESSAGE_BEFORE_PUBLISH;
+    let mut h = Harness::new(test_config());
+    let player = h.player("live", "s");
+    h.send_raw(player, &raw_video(&[Bytes::from(vec![0x17; MAX_MESSAGE_BEFORE_PUBLISH as usize + 1])]));
+    h.pump();
+    assert_eq!(
+        h.close_reason(player),
+        Some(&CloseReason::ProtocolError(format!(
+            "chunk stream error: message of {} bytes on chunk stream 20 exceeds the limit of {MAX_MESSAGE_BEFORE_PUBLISH}",
+            MAX_MESSAGE_BEFORE_PUBLISH + 1
+        )))
+    );
+    let publisher = h.publisher("live", "p");
+    let keyframe = Bytes::from(vec![0x17; 1024 * 1024]);
+    h.send_media(publisher, MediaKind::Video, 0, keyframe);
+    h.pump();
+    assert_eq!(h.peer(publisher).closed, None, "a publisher's 1 MiB keyframe is taken");
 }

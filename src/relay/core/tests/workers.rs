@@ -234,6 +234,12 @@ fn connections_on_the_private_listener_are_limited_until_they_prove_they_are_sib
     assert!(a.core.accept(stranger(1000), ListenerKind::Sibling, a.now).is_ok());
     assert!(a.core.accept(stranger(1001), ListenerKind::Sibling, a.now).is_ok());
     assert!(a.core.accept(stranger(1002), ListenerKind::Sibling, a.now).is_err());
+    // Holding the places is not enough: whoever has not proven itself within a second
+    // is closed, and the places are free again.
+    a.advance(Duration::from_millis(1500));
+    assert!(matches!(unproven.last().and_then(|id| id.as_ref().ok()).and_then(|id| a.close_reason(*id)), Some(CloseReason::HandshakeTimeout(_))));
+    assert!(a.peer(sibling).closed.is_none(), "a proven sibling stays");
+    assert!(a.core.accept(stranger(1003), ListenerKind::Sibling, a.now).is_ok());
 }
 
 // HTTP connections all land on worker 0, RTMP ones anywhere: max_connections is one total
@@ -345,4 +351,33 @@ fn a_worker_that_does_not_answer_makes_the_api_answer_503_and_one_that_stopped_c
     let clients: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(clients.as_array().map(Vec::len), Some(1), "worker 0's HTTP client alone");
     assert!(!a.core.poll_action().is_some_and(|action| matches!(action, Action::TellSiblings { .. })));
+}
+
+// A player may claim any relay chain in its connect (rtmpEdgeVia). Passed on to a sibling
+// pull, a chain naming the publisher's worker made that worker refuse the pull as a loop,
+// and every player of the stream on this worker got nothing. A sibling pull carries this
+// worker's id alone.
+#[test]
+fn a_players_claimed_relay_chain_does_not_reach_a_sibling_pull() {
+    use crate::relay::core::input::VIA_PROPERTY;
+    use crate::sessions::{ClientSession, ClientSessionConfig};
+    use super::harness::PeerSession;
+    let (mut a, mut b) = pair(test_config());
+    assert_ne!(a.core.node_id(), b.core.node_id());
+    let poison = ClientSessionConfig {
+        extra_connect_properties: vec![(VIA_PROPERTY.to_string(), crate::Amf0Value::Utf8String(a.core.node_id().to_string()))],
+        ..ClientSessionConfig::default()
+    };
+    let claimant = b.connect_client();
+    b.peer(claimant).session = Some(PeerSession::Client(Box::new(ClientSession::new(poison))));
+    b.peer(claimant).client().connect("live", "rtmp://127.0.0.1/live").unwrap();
+    b.peer(claimant).client().request_playback("s").unwrap();
+    b.send_outbound(claimant);
+    b.pump();
+    a.publisher("live", "s");
+    deliver(&mut a, 0, &mut b, 1);
+    assert!(b.peer(claimant).closed.is_none() && !b.connects.is_empty(), "{:?} {:?} {:?}", b.close_reason(claimant), b.peers[&claimant].client_events, b.core.stream_views());
+    let pull = b.connects.first().map(|(id, _, _)| *id).expect("a sibling pull");
+    let via = b.core.conns.get(pull).and_then(|conn| conn.upstream.as_ref()).map(|upstream| upstream.via.clone());
+    assert_eq!(via.as_deref(), Some(b.core.node_id()));
 }
