@@ -295,11 +295,7 @@ impl ClientSession {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ClientSessionEvent> {
-        let event = self.events.pop_front();
-        if event.is_none() {
-            super::events::release_spare_room(&mut self.events);
-        }
-        event
+        super::events::next_event(&mut self.events)
     }
 
     /// Bytes to send to the server (empty when there are none).

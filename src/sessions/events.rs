@@ -441,9 +441,12 @@ impl ClientSessionEvent {
 /// gigabytes. Past this capacity, an emptied queue gives its memory back.
 pub(crate) const EVENTS_KEPT: usize = 256;
 
-/// Gives back an emptied event queue's spare room (see [`EVENTS_KEPT`]).
-pub(crate) fn release_spare_room<T>(events: &mut std::collections::VecDeque<T>) {
-    if events.is_empty() && events.capacity() > EVENTS_KEPT {
+/// The next event of a session's queue; an emptied queue gives back its spare room (see
+/// [`EVENTS_KEPT`]).
+pub(crate) fn next_event<T>(events: &mut std::collections::VecDeque<T>) -> Option<T> {
+    let event = events.pop_front();
+    if event.is_none() && events.capacity() > EVENTS_KEPT {
         events.shrink_to(EVENTS_KEPT);
     }
+    event
 }

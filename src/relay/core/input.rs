@@ -106,7 +106,7 @@ impl RelayCore {
             chunk_size: self.config.chunk_size,
             limits: ChunkDecoderLimits {
                 max_message_length: max,
-                max_partial_bytes: max as usize * 4,
+                max_partial_bytes: (max as usize).saturating_mul(4),
                 ..ChunkDecoderLimits::default()
             },
             ..ServerSessionConfig::default()

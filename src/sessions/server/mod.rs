@@ -145,11 +145,7 @@ impl ServerSession {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ServerSessionEvent> {
-        let event = self.events.pop_front();
-        if event.is_none() {
-            super::events::release_spare_room(&mut self.events);
-        }
-        event
+        super::events::next_event(&mut self.events)
     }
 
     /// Room the event queue holds now (tests of [`super::events::EVENTS_KEPT`]).
